@@ -1,0 +1,1 @@
+"""The ``evstore`` command line: parse, call the library, print."""

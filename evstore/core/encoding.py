@@ -1,0 +1,128 @@
+"""Canonical encoding of values: the exact bytes that are hashed and signed.
+
+A value is JSON without floats: ``None``, ``bool``, ``int`` (64-bit signed), ``str``, ``list``
+and ``dict`` with ``str`` keys. The encoding is JSON text with no insignificant whitespace,
+object keys sorted by their UTF-8 bytes and unique, strings as raw UTF-8 with only ``"``,
+``\\`` and the control characters U+0000..U+001F escaped (as ``\\u00xx``, lower-case hex),
+integers in shortest decimal form. Floats are refused: they do not round-trip exactly
+everywhere. ``decode`` accepts only bytes that ``encode`` would produce (it re-encodes and
+compares), so one value has exactly one encoding. docs/format.md is the byte-level spec.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from evstore.core.errors import EncodingError
+
+INT_MIN = -(2**63)
+INT_MAX = 2**63 - 1
+MAX_DEPTH = 64
+
+Value = Any  # None | bool | int | str | list[Value] | dict[str, Value]
+
+
+def _escape(s: str) -> str:
+    out = []
+    for ch in s:
+        o = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif o < 0x20:
+            out.append(f"\\u{o:04x}")
+        elif 0xD800 <= o <= 0xDFFF:
+            raise EncodingError("string holds a lone surrogate; use valid Unicode text")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _enc(v: Value, parts: list[str], depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise EncodingError(f"value nested deeper than {MAX_DEPTH} levels")
+    if v is None:
+        parts.append("null")
+    elif v is True:
+        parts.append("true")
+    elif v is False:
+        parts.append("false")
+    elif isinstance(v, int):
+        if not INT_MIN <= v <= INT_MAX:
+            raise EncodingError(f"integer {v} is outside the signed 64-bit range")
+        parts.append(str(int(v)))
+    elif isinstance(v, str):
+        parts.append(_escape(v))
+    elif isinstance(v, (list, tuple)):
+        parts.append("[")
+        for i, item in enumerate(v):
+            if i:
+                parts.append(",")
+            _enc(item, parts, depth + 1)
+        parts.append("]")
+    elif isinstance(v, dict):
+        keys = list(v.keys())
+        for k in keys:
+            if not isinstance(k, str):
+                raise EncodingError(f"object key {k!r} is not a string")
+        parts.append("{")
+        for i, k in enumerate(sorted(keys, key=lambda s: s.encode("utf-8", "surrogatepass"))):
+            if i:
+                parts.append(",")
+            parts.append(_escape(k))
+            parts.append(":")
+            _enc(v[k], parts, depth + 1)
+        parts.append("}")
+    elif isinstance(v, float):
+        raise EncodingError("floating-point numbers are not allowed; use an integer or a string")
+    else:
+        raise EncodingError(f"cannot encode a value of type {type(v).__name__}")
+
+
+def encode(v: Value) -> bytes:
+    """The canonical bytes of ``v``."""
+    parts: list[str] = []
+    _enc(v, parts, 0)
+    return "".join(parts).encode("utf-8")
+
+
+def _no_float(s: str) -> Any:
+    raise EncodingError("floating-point numbers are not allowed; use an integer or a string")
+
+
+def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise EncodingError(f"object key {k!r} appears twice")
+        out[k] = v
+    return out
+
+
+def _bad_constant(s: str) -> Any:
+    raise EncodingError(f"{s} is not allowed")
+
+
+def loads_json(text: str | bytes) -> Value:
+    """Parse JSON text into a value, refusing floats, NaN and duplicate keys."""
+    try:
+        return json.loads(
+            text,
+            parse_float=_no_float,
+            parse_constant=_bad_constant,
+            object_pairs_hook=_no_dupes,
+        )
+    except EncodingError:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise EncodingError(f"not valid JSON: {e}") from None
+
+
+def decode(data: bytes) -> Value:
+    """Parse canonical bytes; anything ``encode`` would not produce exactly is refused."""
+    value = loads_json(data)
+    if encode(value) != data:
+        raise EncodingError("bytes are valid JSON but not in canonical form")
+    return value

@@ -1,0 +1,182 @@
+"""The event envelope, its canonical bytes, signing and verification.
+
+An event is immutable. Its canonical bytes are the canonical encoding (core/encoding.py) of
+the envelope object::
+
+    {"v": 1, "origin": hex32, "seq": n, "prev": hex32|null, "clock": int, "wall": ms,
+     "user": str, "kind": str, "payload": {...}}
+
+``origin`` is the author's Ed25519 public key, ``seq`` counts that author's events 1, 2, 3…
+without gaps, ``prev`` is the id of the author's event ``seq - 1`` (null for seq 1), ``clock``
+is the hybrid logical clock (core/clock.py) and ``wall`` the author's wall time in ms, for
+display only. The event id is SHA-256 of the canonical bytes; the signature is Ed25519 over
+``SIGNING_CONTEXT + bytes``. Stored and sent: the bytes verbatim and the signature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import nacl.exceptions
+import nacl.signing
+
+from evstore.core import encoding
+from evstore.core.errors import EncodingError, VerificationError
+
+FORMAT_VERSION = 1
+SIGNING_CONTEXT = b"evstore/event/v1\x00"
+ENVELOPE_KEYS = frozenset(
+    {"v", "origin", "seq", "prev", "clock", "wall", "user", "kind", "payload"}
+)
+MAX_EVENT_BYTES = 60 * 1024
+
+
+def _is_hex32(s: object) -> bool:
+    if not isinstance(s, str) or len(s) != 64:
+        return False
+    try:
+        return bytes.fromhex(s).hex() == s
+    except ValueError:
+        return False
+
+
+def fingerprint(origin_hex: str) -> str:
+    """The short, human-comparable fingerprint of a public key (SHA-256, colon-separated)."""
+    digest = hashlib.sha256(bytes.fromhex(origin_hex)).hexdigest()[:32]
+    return ":".join(digest[i : i + 2] for i in range(0, 32, 2))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One signed event: its verbatim bytes and signature, and the fields parsed from them."""
+
+    raw: bytes
+    sig: bytes
+    id: str
+    origin: str
+    seq: int
+    prev: str | None
+    clock: int
+    wall: int
+    user: str
+    kind: str
+    payload: dict[str, Any] = field(hash=False, compare=False)
+
+    @property
+    def order_key(self) -> tuple[int, str, str]:
+        """The one total order of events used everywhere: clock, then origin, then id."""
+        return (self.clock, self.origin, self.id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "origin": self.origin,
+            "seq": self.seq,
+            "prev": self.prev,
+            "clock": self.clock,
+            "wall": self.wall,
+            "user": self.user,
+            "kind": self.kind,
+            "payload": self.payload,
+        }
+
+
+def event_id(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _check_envelope(env: Any) -> None:
+    if not isinstance(env, dict) or set(env) != ENVELOPE_KEYS:
+        raise EncodingError("event envelope must have exactly the keys " + ", ".join(sorted(ENVELOPE_KEYS)))
+    if env["v"] != FORMAT_VERSION:
+        raise EncodingError(f"event format version {env['v']!r} is not supported (this software reads {FORMAT_VERSION})")
+    if not _is_hex32(env["origin"]):
+        raise EncodingError("event origin must be 64 lower-case hex digits")
+    seq = env["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise EncodingError("event seq must be an integer >= 1")
+    prev = env["prev"]
+    if seq == 1 and prev is not None:
+        raise EncodingError("the first event of an origin has no prev")
+    if prev is not None and not _is_hex32(prev):
+        raise EncodingError("event prev must be 64 lower-case hex digits or null")
+    for k in ("clock", "wall"):
+        if not isinstance(env[k], int) or isinstance(env[k], bool) or env[k] < 0:
+            raise EncodingError(f"event {k} must be a non-negative integer")
+    for k in ("user", "kind"):
+        if not isinstance(env[k], str) or not env[k]:
+            raise EncodingError(f"event {k} must be a non-empty string")
+    if not isinstance(env["payload"], dict):
+        raise EncodingError("event payload must be an object")
+
+
+def _from_parts(raw: bytes, sig: bytes, env: dict[str, Any]) -> Event:
+    return Event(
+        raw=raw,
+        sig=sig,
+        id=event_id(raw),
+        origin=env["origin"],
+        seq=env["seq"],
+        prev=env["prev"],
+        clock=env["clock"],
+        wall=env["wall"],
+        user=env["user"],
+        kind=env["kind"],
+        payload=env["payload"],
+    )
+
+
+def create(
+    signing_key: nacl.signing.SigningKey,
+    *,
+    seq: int,
+    prev: str | None,
+    clock: int,
+    wall: int,
+    user: str,
+    kind: str,
+    payload: dict[str, Any],
+) -> Event:
+    """Build, encode and sign a new event."""
+    env = {
+        "v": FORMAT_VERSION,
+        "origin": signing_key.verify_key.encode().hex(),
+        "seq": seq,
+        "prev": prev,
+        "clock": clock,
+        "wall": wall,
+        "user": user,
+        "kind": kind,
+        "payload": payload,
+    }
+    _check_envelope(env)
+    raw = encoding.encode(env)
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EncodingError(
+            f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit; split the change"
+        )
+    sig = signing_key.sign(SIGNING_CONTEXT + raw).signature
+    return _from_parts(raw, sig, env)
+
+
+def parse(raw: bytes, sig: bytes) -> Event:
+    """Parse and fully verify an event from its bytes and signature.
+
+    Raises ``EncodingError`` for bytes that are not a canonical envelope and
+    ``VerificationError`` for a signature that does not match.
+    """
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EncodingError(f"event of {len(raw)} bytes is over the {MAX_EVENT_BYTES}-byte limit")
+    env = encoding.decode(raw)
+    _check_envelope(env)
+    if len(sig) != 64:
+        raise VerificationError("event signature must be 64 bytes")
+    try:
+        nacl.signing.VerifyKey(bytes.fromhex(env["origin"])).verify(SIGNING_CONTEXT + raw, sig)
+    except nacl.exceptions.BadSignatureError:
+        raise VerificationError(
+            f"forged or altered event: signature does not match origin {env['origin'][:16]}… seq {env['seq']}"
+        ) from None
+    return _from_parts(raw, sig, env)

@@ -1,0 +1,1 @@
+"""Numbered schema migrations of evstore's SQLite database, shipped inside the wheel."""
