@@ -90,7 +90,7 @@ def event_id(raw: bytes) -> str:
 def _check_envelope(env: Any) -> None:
     if not isinstance(env, dict) or set(env) != ENVELOPE_KEYS:
         raise EncodingError("event envelope must have exactly the keys " + ", ".join(sorted(ENVELOPE_KEYS)))
-    if env["v"] != FORMAT_VERSION:
+    if type(env["v"]) is not int or env["v"] != FORMAT_VERSION:  # true == 1 in Python
         raise EncodingError(f"event format version {env['v']!r} is not supported (this software reads {FORMAT_VERSION})")
     if not _is_hex32(env["origin"]):
         raise EncodingError("event origin must be 64 lower-case hex digits")
@@ -100,8 +100,8 @@ def _check_envelope(env: Any) -> None:
     prev = env["prev"]
     if seq == 1 and prev is not None:
         raise EncodingError("the first event of an origin has no prev")
-    if prev is not None and not _is_hex32(prev):
-        raise EncodingError("event prev must be 64 lower-case hex digits or null")
+    if seq > 1 and not _is_hex32(prev):
+        raise EncodingError("event prev must be 64 lower-case hex digits (null only at seq 1)")
     for k in ("clock", "wall"):
         if not isinstance(env[k], int) or isinstance(env[k], bool) or env[k] < 0:
             raise EncodingError(f"event {k} must be a non-negative integer")

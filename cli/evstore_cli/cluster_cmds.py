@@ -1,0 +1,301 @@
+"""``evstore clusterconfig …``, ``userconfig`` and ``passwd``: cluster-mode commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evstore.core.errors import InvalidInput
+from evstore.ops import cluster as ops
+from evstore.ops import users as user_ops
+from evstore_cli import output
+from evstore_cli.common import (
+    HomeOpt,
+    JsonOpt,
+    PassOpt,
+    UserOpt,
+    YesOpt,
+    authenticated,
+    node_for,
+    user_of,
+)
+from evstore_cli.output import handled
+
+clusterconfig = typer.Typer(help="Create and administer the cluster (takes effect at once).",
+                            no_args_is_help=True)
+userconfig = typer.Typer(help="The cluster's one user database (cluster level).",
+                         no_args_is_help=True)
+prepjoin = typer.Typer(help="Pre-shared key joining (the seed's PREPJOIN).", no_args_is_help=True)
+clusterconfig.add_typer(prepjoin, name="prepjoin")
+
+NewPassOpt = Annotated[Path | None, typer.Option("--new-passphrase-file",
+                                                 help="File whose first line is the new passphrase.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(userconfig, name="userconfig")
+    app.command(name="passwd")(passwd)
+
+
+def _done(data: dict[str, Any], json_out: bool, text: str) -> None:
+    output.emit(data, json_out, lambda d: output.say(text))
+
+
+@clusterconfig.command()
+@handled
+def create(name: str, home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+           yes: YesOpt = False, json_out: JsonOpt = False) -> None:
+    """Turn this standalone machine into a new cluster (group Main_Group is created)."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "cluster")
+        data = ops.create(node, who, name)
+    _done(data, json_out, f"new cluster {name} created; this machine is in Main_Group. "
+                          "Creating a cluster takes effect at once: there is nothing to commit.")
+
+
+@clusterconfig.command()
+@handled
+def fingerprint(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """This node's host-key fingerprint, to verify on the joining side."""
+    with node_for(home) as node:
+        data = {"fingerprint": node.fingerprint(), "hostname": node.identity().hostname}
+    output.emit(data, json_out, lambda d: output.say(d["fingerprint"]))
+
+
+@clusterconfig.command()
+@handled
+def addgroup(group: str, home: HomeOpt = None, user: UserOpt = None,
+             passphrase_file: PassOpt = None, yes: YesOpt = False, json_out: JsonOpt = False) -> None:
+    """Add a group."""
+    with node_for(home) as node:
+        data = ops.addgroup(node, authenticated(node, user, passphrase_file, "cluster"), group)
+    _done(data, json_out, f"group {group} added")
+
+
+@clusterconfig.command()
+@handled
+def renamegroup(old: str, new: str, home: HomeOpt = None, user: UserOpt = None,
+                passphrase_file: PassOpt = None, yes: YesOpt = False,
+                json_out: JsonOpt = False) -> None:
+    """Rename a group (its identity, settings and machines stay)."""
+    with node_for(home) as node:
+        data = ops.renamegroup(node, authenticated(node, user, passphrase_file, "cluster"), old, new)
+    _done(data, json_out, f"group {old} renamed to {new}")
+
+
+@clusterconfig.command()
+@handled
+def deletegroup(
+    group: str,
+    move_to: Annotated[str | None, typer.Option("--move-to", help="Group its machines move to (default Main_Group).")] = None,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    yes: YesOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """Delete a group: its machines move, keeping the group's settings as their own."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "cluster")
+        data = ops.deletegroup(node, who, group, move_to)
+    if data["dropped_sections"]:
+        output.warn(f"group {group} had no machines; its settings of "
+                    f"{', '.join(data['dropped_sections'])} are kept only in the log (audit)")
+    _done(data, json_out, f"group {group} deleted; machines moved to {data['moved_to']}: "
+                          f"{', '.join(data['machines']) or 'none'}")
+
+
+@clusterconfig.command()
+@handled
+def setgroup(machine: str, group: str, home: HomeOpt = None, user: UserOpt = None,
+             passphrase_file: PassOpt = None, yes: YesOpt = False,
+             json_out: JsonOpt = False) -> None:
+    """Put a machine in a group."""
+    with node_for(home) as node:
+        data = ops.setgroup(node, authenticated(node, user, passphrase_file, "cluster"), machine, group)
+    _done(data, json_out, f"{data['machine']} is now in group {group}")
+
+
+@clusterconfig.command()
+@handled
+def setname(name: str, home: HomeOpt = None, user: UserOpt = None,
+            passphrase_file: PassOpt = None, yes: YesOpt = False, json_out: JsonOpt = False) -> None:
+    """Set the cluster name."""
+    with node_for(home) as node:
+        data = ops.setname(node, authenticated(node, user, passphrase_file, "cluster"), name)
+    _done(data, json_out, f"cluster renamed to {name}")
+
+
+@clusterconfig.command()
+@handled
+def removemachine(machine: str, home: HomeOpt = None, user: UserOpt = None,
+                  passphrase_file: PassOpt = None, yes: YesOpt = False,
+                  json_out: JsonOpt = False) -> None:
+    """Remove a machine permanently; it keeps its settings, flattened, as a standalone."""
+    with node_for(home) as node:
+        data = ops.removemachine(node, authenticated(node, user, passphrase_file, "cluster"), machine)
+    _done(data, json_out, f"{data['machine']} removed from the cluster")
+
+
+def _render_list(d: dict[str, Any]) -> None:
+    if d["cluster"] is None:
+        output.say("this machine is standalone")
+        return
+    output.say(f"cluster = {d['cluster']}")
+    for g in d["groups"]:
+        output.say(f"Group {g['name']}:")
+        for m in g["machines"]:
+            extra = ""
+            if "listen" in m:
+                extra = (f" listen {m['listen']} ccs {m['ccs'] or '-'} version {m['version']}"
+                         f" joined {m['joined']}" + (" DETACHED" if m["detached"] else ""))
+            output.say(f"    Machine {m['hostname']} (Serial #: {m['serial']}){extra}")
+
+
+@clusterconfig.command(name="list")
+@handled
+def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Members by group."""
+    with node_for(home) as node:
+        data = ops.list_cluster(node)
+    output.emit(data, json_out, _render_list)
+
+
+@clusterconfig.command()
+@handled
+def listdetail(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Members by group, with addresses, ports, version, joined and fingerprints."""
+    with node_for(home) as node:
+        data = ops.list_cluster(node, detail=True)
+        peers = {p["hostname"]: p for p in node.peers()}
+    for g in data["groups"]:
+        for m in g["machines"]:
+            m["last_seen"] = peers.get(m["hostname"], {}).get("last_seen")
+    output.emit(data, json_out, _render_list)
+
+
+@clusterconfig.command()
+@handled
+def connstatus(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """Links to the other members as seen from this machine."""
+    with node_for(home) as node:
+        data = {"links": node.peers()}
+    output.emit(data, json_out, lambda d: output.table(
+        "links", ["hostname", "address", "state", "last seen"],
+        [[p["hostname"], p["address"], p["state"], p["last_seen"]] for p in d["links"]]))
+
+
+# ---------------------------------------------------------------------- prepjoin
+
+
+@prepjoin.command(name="print")
+@handled
+def prepjoin_print(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """On the joining machine: its host, serial and key, to enter on a member."""
+    with node_for(home) as node:
+        ident = node.identity()
+        data = {"host": ident.hostname, "serial": ident.serial, "key": node.origin}
+    output.emit(data, json_out, lambda d: output.say(
+        f"Host: {d['host']}\nSerial Number: {d['serial']}\nKey: {d['key']}"))
+
+
+@prepjoin.command(name="new")
+@handled
+def prepjoin_new(host: str, serial: str, key: str, home: HomeOpt = None, user: UserOpt = None,
+                 passphrase_file: PassOpt = None, yes: YesOpt = False,
+                 json_out: JsonOpt = False) -> None:
+    """On a member: stage an entry for a machine that will join with a pre-shared key."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "cluster")
+        data = user_ops.prepjoin_new(node, who, host, serial, key)
+    _done(data, json_out, f"host {host} staged for joining; commit to make it known to every member")
+
+
+@prepjoin.command(name="delete")
+@handled
+def prepjoin_delete(host: str, home: HomeOpt = None, user: UserOpt = None,
+                    passphrase_file: PassOpt = None, yes: YesOpt = False,
+                    json_out: JsonOpt = False) -> None:
+    """Remove a host from the pending join list (staged)."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "cluster")
+        data = user_ops.prepjoin_delete(node, who, host)
+    _done(data, json_out, f"host {host} removed from the join list (staged)")
+
+
+@prepjoin.command(name="list")
+@handled
+def prepjoin_list(home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False) -> None:
+    """Hosts waiting to be added to the cluster."""
+    with node_for(home) as node:
+        data = {"hosts": user_ops.prepjoin_list(node, user_of(user))}
+    output.emit(data, json_out, lambda d: output.say(
+        "\n".join(f"{h['name']} ({h['serial']})" for h in d["hosts"]) or
+        "no host entries waiting to be added to the cluster"))
+
+
+# ---------------------------------------------------------------------- users
+
+
+@userconfig.command(name="new")
+@handled
+def user_new(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help="admin, operator, readonly or guest.")],
+    new_passphrase_file: NewPassOpt = None,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    yes: YesOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """Add a user (staged until commit)."""
+    secret = output.passphrase(new_passphrase_file, env="EVSTORE_NEW_PASSPHRASE",
+                               prompt=f"New passphrase for {name}", twice=True)
+    if secret is None:
+        raise InvalidInput("no new passphrase: pass --new-passphrase-file F or set "
+                           "EVSTORE_NEW_PASSPHRASE")
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "")
+        data = user_ops.new_user(node, who, name, role, secret)
+    _done(data, json_out, f"user {name} ({role}) staged; commit to apply")
+
+
+@userconfig.command(name="delete")
+@handled
+def user_delete(name: str, home: HomeOpt = None, user: UserOpt = None,
+                passphrase_file: PassOpt = None, yes: YesOpt = False,
+                json_out: JsonOpt = False) -> None:
+    """Delete a user (staged until commit)."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "")
+        data = user_ops.delete_user(node, who, name)
+    _done(data, json_out, f"user {name} deleted (staged); commit to apply")
+
+
+@userconfig.command(name="list")
+@handled
+def user_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """The cluster's users and roles."""
+    with node_for(home) as node:
+        data = {"users": [{"name": u["name"], "role": u["role"]} for u in node.users()]}
+    output.emit(data, json_out, lambda d: output.table(
+        "users", ["name", "role"], [[u["name"], u["role"]] for u in d["users"]]))
+
+
+@handled
+def passwd(
+    name: Annotated[str | None, typer.Argument(help="User (default: the acting user).")] = None,
+    new_passphrase_file: NewPassOpt = None,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    yes: YesOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """Change a passphrase (staged until commit)."""
+    secret = output.passphrase(new_passphrase_file, env="EVSTORE_NEW_PASSPHRASE",
+                               prompt="New passphrase", twice=True)
+    if secret is None:
+        raise InvalidInput("no new passphrase: pass --new-passphrase-file F or set "
+                           "EVSTORE_NEW_PASSPHRASE")
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "")
+        data = user_ops.passwd(node, who, name or who, secret)
+    _done(data, json_out, f"passphrase of {data['user']} changed (staged); commit to apply")
+
+
+__all__ = ["clusterconfig", "register", "user_of"]

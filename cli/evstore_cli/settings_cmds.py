@@ -1,0 +1,336 @@
+"""Settings commands: clustermode, show, set, edit, override, delete, clustershow, clusterset,
+changes, commit, clearchanges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from evstore.core import catalog, encoding
+from evstore.core.errors import InvalidInput
+from evstore.core.modes import split
+from evstore.ops import cluster as cluster_ops
+from evstore.ops import settings as ops
+from evstore_cli import output
+from evstore_cli.common import (
+    GLOBAL,
+    HomeOpt,
+    JsonOpt,
+    ModeOpt,
+    PassOpt,
+    SwitchOpt,
+    UserOpt,
+    YesOpt,
+    authenticated,
+    node_for,
+    settings_mode,
+    user_of,
+)
+from evstore_cli.output import handled
+
+SectionArg = Annotated[str, typer.Argument(help="A section of the catalog (see `evstore sections`).")]
+
+
+def _pretty(v: Any) -> str:
+    return json.dumps(v, indent=2, ensure_ascii=False)
+
+
+def register(app: typer.Typer) -> None:
+    for fn in (clustermode, show, set_, edit, override, delete, clustershow, clusterset,
+               changes, commit, clearchanges):
+        name = fn.__name__.rstrip("_")
+        app.command(name=name)(fn)
+    app.command(name="clear", help="Alias of clearchanges.")(clearchanges)
+
+
+@handled
+def clustermode(
+    mode: Annotated[str | None, typer.Argument(help="cluster, group:NAME, machine:HOST, or `group NAME`.")] = None,
+    name: Annotated[str | None, typer.Argument(help="Group or machine name (seed spelling).")] = None,
+    home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Show or set this user's current mode on this home."""
+    who = user_of(user)
+    with node_for(home) as node:
+        if mode is not None:
+            text = f"{mode}:{name}" if name and mode in ("group", "machine") else mode
+            split(text)
+            node.set_mode(who, text)
+        data = {"mode": node.to_display(node.mode_of(who))}
+    output.emit(data, json_out, lambda d: output.say(f"mode: {d['mode']}"))
+
+
+@handled
+def show(
+    section: SectionArg,
+    mode: ModeOpt = None,
+    effective: Annotated[bool, typer.Option("--effective", help="Effective settings of a machine.")] = False,
+    machine: Annotated[str | None, typer.Option("--machine", help="Machine for --effective.")] = None,
+    home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Settings of SECTION at a mode, or a machine's effective settings and their source."""
+    catalog.get(section)
+    who = user_of(user)
+    with node_for(home) as node:
+        if effective or machine:
+            data = _effective(node, section, machine)
+        else:
+            internal = node.to_internal(mode) if mode else node.mode_of(who)
+            value, defined = ops.view(node, who, internal, section)
+            data = {"section": section, "mode": node.to_display(internal), "defined": defined,
+                    "settings": value}
+            if not defined:
+                inh, src = ops.inherited(node, internal, section)
+                data["inherits_from"] = node.to_display(src)
+                data["inherited"] = inh
+                data["settings"] = None
+            data["also_defined_at"] = [node.to_display(m) for m in ops.defined_at(node, section)
+                                       if m != internal]
+    output.emit(data, json_out, _render_show)
+
+
+def _effective(node: Any, section: str, machine: str | None) -> dict[str, Any]:
+    st = node.structure()
+    mid = node.mid if machine is None else st.find_machine(machine)
+    if mid is None:
+        raise InvalidInput(f"no machine named {machine!r} (see `evstore clusterconfig list`)")
+    eff = node.store.effective_of(mid)
+    value, source, event = eff.get(section, (None, "default", None))
+    everything = {s: v[0] for s, v in eff.items()}
+    disabled = [d for d in catalog.check_references(everything) if d.section == section]
+    return {
+        "section": section, "machine": st.machines[mid].hostname,
+        "source": node.to_display(source), "event": event, "settings": value,
+        "disabled": [{"item": d.item, "reason": d.reason} for d in disabled],
+    }
+
+
+def _render_show(d: dict[str, Any]) -> None:
+    if "machine" in d:
+        output.say(f"{d['section']} on {d['machine']} (from {d['source']})")
+        output.say(_pretty(d["settings"]))
+        for x in d["disabled"]:
+            output.say(f"disabled: {x['item']}: {x['reason']}")
+        return
+    if d["defined"]:
+        output.say(f"{d['section']} defined at {d['mode']}:")
+        output.say(_pretty(d["settings"]))
+    else:
+        output.say(f"{d['section']} is not defined at {d['mode']}; inheriting from "
+                   f"{d['inherits_from']}:")
+        output.say(_pretty(d["inherited"]))
+    if d["also_defined_at"]:
+        output.say("also defined at: " + ", ".join(d["also_defined_at"]))
+
+
+def _stage_intro(node: Any, mode: str, section: str) -> None:
+    skipped = ops.not_affected(node, mode, section)
+    if skipped:
+        output.warn("changes to these settings will not affect the following groups and "
+                    "machines, because they override them: " + ", ".join(skipped))
+
+
+@handled
+def set_(
+    section: SectionArg,
+    assignments: Annotated[list[str], typer.Argument(help="KEY=VALUE (VALUE is JSON if it parses); "
+                                                     "LIST.ITEM.FIELD=VALUE for a named entry.")],
+    mode: ModeOpt = None, switch: SwitchOpt = False, yes: YesOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stage a change at the current mode (defines SECTION there first if needed)."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file)
+        internal = settings_mode(node, who, mode, section, switch)
+        value = ops.stage_set(node, who, internal, section, assignments)
+        _stage_intro(node, internal, section)
+        data = {"section": section, "mode": node.to_display(internal), "staged": value}
+    output.emit(data, json_out, lambda d: output.say(
+        f"staged {section} at {d['mode']}; review with `evstore changes`, then `evstore commit`"))
+
+
+@handled
+def edit(
+    section: SectionArg,
+    file: Annotated[Path, typer.Option("--file", help="JSON file with the whole new value.")],
+    mode: ModeOpt = None, switch: SwitchOpt = False, yes: YesOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stage a whole replacement of SECTION from a JSON file."""
+    try:
+        value = encoding.loads_json(file.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise InvalidInput(f"cannot read {file}: {e.strerror}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{file} must hold a JSON object with the section's keys")
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file)
+        internal = settings_mode(node, who, mode, section, switch)
+        staged = ops.stage(node, who, internal, section, value)
+        _stage_intro(node, internal, section)
+        data = {"section": section, "mode": node.to_display(internal), "staged": staged}
+    output.emit(data, json_out, lambda d: output.say(f"staged {section} at {d['mode']}"))
+
+
+@handled
+def override(
+    section: SectionArg,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Start from factory defaults.")] = False,
+    copy_from: Annotated[str | None, typer.Option("--copy-from", help="Start from a copy of MODE's settings.")] = None,
+    mode: ModeOpt = None, switch: SwitchOpt = False, yes: YesOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Define settings at this mode, from defaults (the default) or as a copy of another mode."""
+    if defaults and copy_from:
+        raise InvalidInput("give --defaults or --copy-from, not both")
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file)
+        internal = settings_mode(node, who, mode, section, switch)
+        src = node.to_internal(copy_from) if copy_from else None
+        value = ops.stage_override(node, who, internal, section, src)
+        _stage_intro(node, internal, section)
+        data = {"section": section, "mode": node.to_display(internal), "staged": value}
+    output.emit(data, json_out, lambda d: output.say(f"staged override of {section} at {d['mode']}"))
+
+
+@handled
+def delete(
+    section: SectionArg,
+    mode: ModeOpt = None, switch: SwitchOpt = False, yes: YesOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Stage the removal of this mode's settings (it inherits again)."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file)
+        internal = settings_mode(node, who, mode, section, switch)
+        ops.stage_delete(node, who, internal, section)
+        inh, src = ops.inherited(node, internal, section)
+        data = {"section": section, "mode": node.to_display(internal),
+                "will_inherit_from": node.to_display(src)}
+    output.emit(data, json_out, lambda d: output.say(
+        f"staged delete of {section} at {d['mode']}; it will inherit from {d['will_inherit_from']}"))
+
+
+@handled
+def clustershow(section: SectionArg, home: HomeOpt = None, json_out: JsonOpt = False) -> None:
+    """The modes at which SECTION is defined."""
+    with node_for(home) as node:
+        data = cluster_ops.clustershow(node, section)
+    output.emit(data, json_out, lambda d: output.say(
+        f"{section} is defined at: " + (", ".join(d["defined_at"]) or "(nowhere: factory default)")))
+
+
+@handled
+def clusterset(
+    section: SectionArg,
+    to: Annotated[str, typer.Option("--to", help="Target MODE, or all-groups.")],
+    copy: Annotated[bool, typer.Option("--copy", help="Copy (this mode keeps its settings).")] = False,
+    move: Annotated[bool, typer.Option("--move", help="Move (this mode inherits afterwards).")] = False,
+    mode: ModeOpt = None, switch: SwitchOpt = False, yes: YesOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Copy or move this mode's settings of SECTION to another mode or to all groups."""
+    if copy == move:
+        raise InvalidInput("give exactly one of --copy or --move")
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file)
+        internal = settings_mode(node, who, mode, section, switch)
+        targets = ops.clusterset(node, who, internal, section, move=move, to=to)
+        data = {"section": section, "from": node.to_display(internal), "to": targets,
+                "op": "move" if move else "copy"}
+    output.emit(data, json_out, lambda d: output.say(
+        f"staged {d['op']} of {section} from {d['from']} to {', '.join(d['to'])}"))
+
+
+@handled
+def changes(
+    diff: Annotated[bool, typer.Option("--diff", help="Show each change against what is committed.")] = False,
+    home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Staged, uncommitted changes of this user."""
+    with node_for(home) as node:
+        data = ops.changes_list(node, user_of(user), diff=diff)
+    output.emit(data, json_out, _render_changes)
+
+
+def _render_changes(d: dict[str, Any]) -> None:
+    if not d["changes"]:
+        output.say("no staged changes")
+        return
+    for c in d["changes"]:
+        flag = " (CONFLICT: changed by someone else since staged)" if c.get("conflict") else ""
+        output.say(f"{c['op']:7} {c['section']} at {c['mode']}{flag}")
+        if "staged" in c:
+            output.say(f"  committed: {json.dumps(c['committed'], ensure_ascii=False)}")
+            output.say(f"  staged:    {json.dumps(c['staged'], ensure_ascii=False)}")
+
+
+@handled
+def commit(
+    message: Annotated[str, typer.Option("-m", "--comment", help="Commit comment.")] = "",
+    discard: Annotated[bool, typer.Option("--discard", help="Drop conflicting changes, commit the rest.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Commit over conflicting changes.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Preview per machine; commit nothing.")] = False,
+    yes: YesOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Commit all staged changes, all levels, as one signed atomic commit."""
+    with node_for(home) as node:
+        if dry_run:
+            data = ops.dry_run(node, user_of(user))
+            output.emit(data, json_out, _render_dry_run)
+            return
+        who = authenticated(node, user, passphrase_file)
+        try:
+            data = ops.commit(node, who, message, discard=discard, force=force)
+        except ops.Conflict as c:
+            if json_out:
+                output.emit({"committed": False, "conflicts": c.conflicts}, True)
+            raise
+        detached = [p["hostname"] for p in node.peers() if p["state"] == "disconnected"]
+    if detached and data["committed"]:
+        output.warn("these machines are disconnected and get this commit only on reconnect: "
+                    + ", ".join(detached))
+    output.emit(data, json_out, lambda d: output.say(
+        f"committed {d['commit']}" if d["committed"] else "nothing to commit"))
+
+
+def _render_dry_run(d: dict[str, Any]) -> None:
+    if not d["changes"]:
+        output.say("nothing staged: a commit would change nothing")
+        return
+    for c in d["changes"]:
+        output.say(f"{c['op']:7} {c['section']} at {c['mode']}")
+    if not d["machines"]:
+        output.say("no machine's effective settings would change")
+    for m in d["machines"]:
+        output.say(f"{m['hostname']}:")
+        for section, ch in m["sections"].items():
+            output.say(f"  {section}: {ch['source_before']} -> {ch['source_after']}")
+            output.say(f"    before: {json.dumps(ch['before'], ensure_ascii=False)}")
+            output.say(f"    after:  {json.dumps(ch['after'], ensure_ascii=False)}")
+    for b in d["broken_references"]:
+        output.say(f"BROKEN on {b['hostname']}: {b.get('section')} {b.get('item')}: {b.get('reason')}")
+    for c in d["conflicts"]:
+        output.say(f"conflict: {c['section']} at {c['mode']} changed since you staged it")
+
+
+@handled
+def clearchanges(home: HomeOpt = None, user: UserOpt = None, yes: YesOpt = False,
+                 json_out: JsonOpt = False) -> None:
+    """Discard all staged changes of this user."""
+    with node_for(home) as node:
+        n = ops.clear(node, user_of(user))
+    output.emit({"cleared": n}, json_out, lambda d: output.say(f"discarded {d['cleared']} staged change(s)"))
+
+
+__all__ = ["register", "GLOBAL"]

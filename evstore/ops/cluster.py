@@ -1,0 +1,293 @@
+"""Cluster administration: create, groups, names, removal, listing.
+
+These take effect at once, as signed events, with no commit (as in the seed). Each carries the
+``base`` it saw (the order of the register it changes) so that a concurrent change to the same
+register shows up in clustercheck as superseded instead of vanishing.
+
+Scope: a node's views hold the state of the configuration it belongs to now. A standalone node
+holds its own events from its latest anchor; a cluster member holds the events of every member
+origin from that origin's anchor in the cluster (its create, join or rekey event). When a node
+creates or joins a cluster, or is removed from one, its views are rebuilt for the new scope,
+in the same transaction as the event that changes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evstore.core import catalog, state
+from evstore.core.errors import InvalidInput, OperationalError
+from evstore.core.modes import CLUSTER, group_id_of, machine_mode
+from evstore.ops.node import Node, iso, now_ms
+from evstore.ops.settings import current, inherited
+from evstore.storage.views import SqliteStore
+
+ANCHORS = ("node.init", "node.standalone", "cluster.create", "cluster.join", "node.rekey")
+
+
+def _base_of(node: Node, scope: str, fld: str) -> list[Any] | None:
+    w = node.store.winners_of(scope, state.STRUCT).get(fld)
+    return list(w.order) if w else None
+
+
+def in_scope_events(node: Node) -> list[Any]:
+    """The events that make up this node's configuration now (see the module docstring)."""
+    row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
+    if row is None:
+        anchor = node.log.latest_anchor(node.origin) or 1
+        return [e for e in node.log.read_range(node.origin, anchor, 1 << 62)]
+    create = node.log.get(row[0])
+    if create is None:
+        return []
+    out = [create]
+    anchors = {create.origin: create.seq}
+    for ev in node.log.iter_all():
+        if ev.kind in ("cluster.join", "node.rekey") and ev.payload.get("cluster") == create.id:
+            anchors.setdefault(ev.origin, ev.seq)
+    for origin, first in sorted(anchors.items()):
+        for ev in node.log.read_range(origin, first, 1 << 62):
+            if ev.id != create.id:
+                out.append(ev)
+    return out
+
+
+def rebuild_views(node: Node) -> None:
+    """Drop and recompute every view from the in-scope events (inside the caller's transaction)."""
+    store = SqliteStore(node.conn)
+    store.reset()
+    state.apply(store, in_scope_events(node))
+
+
+# ---------------------------------------------------------------------- create
+
+
+def create(node: Node, user: str, name: str) -> dict[str, Any]:
+    """Turn this standalone machine into a new cluster with group ``Main_Group``."""
+    _check_name(name, "cluster")
+    if node.in_cluster():
+        raise InvalidInput(f"this machine is already in cluster {node.structure().name!r}")
+    mid = node.mid
+    cluster_settings: dict[str, Any] = {}
+    machine_settings: dict[str, Any] = {}
+    for section_name, sec in sorted(catalog.SECTIONS.items()):
+        value, source, _ = state.resolve(node.store, node.structure(), mid, section_name)
+        if sec.clusterable:
+            cluster_settings[section_name] = value
+        elif source != "default":
+            machine_settings[section_name] = value
+    ev = _append_create(node, user, name, cluster_settings, machine_settings)
+    return {"cluster": name, "event": ev.id, "group": "Main_Group"}
+
+
+def _append_create(node: Node, user: str, name: str, cs: dict[str, Any],
+                   ms: dict[str, Any]) -> Any:
+    """Append the create event and switch the views to the new scope, in one transaction."""
+
+    def switch_scope() -> None:
+        ev_id = node.conn.execute(
+            "SELECT id FROM events WHERE origin=? ORDER BY seq DESC LIMIT 1", (node.origin,)
+        ).fetchone()[0]
+        node.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES ('cluster_create', ?)",
+                          (ev_id,))
+        rebuild_views(node)
+
+    return node.log.append(
+        node.signing_key, user=user, kind="cluster.create",
+        payload={"name": name, "group_name": "Main_Group",
+                 "machine": node.identity().announce(node.transport_pub),
+                 "cluster_settings": cs, "machine_settings": ms},
+        now_ms=_now(), also=switch_scope,
+    )
+
+
+def _now() -> int:
+    return now_ms()
+
+
+def _check_name(name: str, what: str) -> None:
+    if not name or any(c.isspace() for c in name) or len(name) > 64:
+        raise InvalidInput(f"{name!r} is not a usable {what} name: use 1-64 characters, no spaces")
+
+
+def _need_cluster(node: Node) -> state.Structure:
+    st = node.structure()
+    if st.name is None:
+        raise InvalidInput("this machine is standalone: create or join a cluster first "
+                           "(`evstore clusterconfig create NAME`)")
+    return st
+
+
+# ---------------------------------------------------------------------- groups and names
+
+
+def addgroup(node: Node, user: str, name: str) -> dict[str, Any]:
+    st = _need_cluster(node)
+    _check_name(name, "group")
+    if st.find_group(name):
+        raise InvalidInput(f"group {name!r} already exists")
+    ev = node.append(user, "group.add", {"name": name})
+    return {"group": name, "id": group_id_of(ev.id), "event": ev.id}
+
+
+def renamegroup(node: Node, user: str, old: str, new: str) -> dict[str, Any]:
+    st = _need_cluster(node)
+    _check_name(new, "group")
+    gid = _group(st, old)
+    if st.find_group(new):
+        raise InvalidInput(f"group {new!r} already exists")
+    ev = node.append(user, "group.rename",
+                     {"group": gid, "name": new, "base": _base_of(node, f"group:{gid}", "name")})
+    return {"group": new, "was": old, "event": ev.id}
+
+
+def _group(st: state.Structure, name: str) -> str:
+    gid = st.find_group(name)
+    if gid is None:
+        known = ", ".join(sorted(n for g, n in st.groups.items() if g not in st.deleted))
+        raise InvalidInput(f"no group named {name!r} (groups: {known})")
+    return gid
+
+
+def deletegroup(node: Node, user: str, name: str, move_to: str | None = None) -> dict[str, Any]:
+    """Delete a group; its machines move to ``move_to`` (default Main_Group).
+
+    Nothing is lost silently: for each machine that leaves, every section the group defined
+    and the machine did not is copied to the machine's own level, so its effective settings do
+    not change. Settings of a group with no machines stay in the log (audit, replay).
+    """
+    st = _need_cluster(node)
+    gid = _group(st, name)
+    target = _group(st, move_to) if move_to else st.main_group
+    if target is None or target == gid:
+        raise InvalidInput("cannot delete the group its machines would move to; "
+                           "pass --move-to another group")
+    copies = []
+    moved = [m for m in st.members() if st.group_of(m.mid) == gid]
+    group_sections = [s for md, s in node.store.defined_sections() if md == f"group:{gid}"]
+    for m in moved:
+        for section in group_sections:
+            if node.store.section_value(machine_mode(m.mid), section) is None:
+                value = node.store.section_value(f"group:{gid}", section)
+                copies.append({"machine": m.mid, "section": section, "value": value})
+    ev = node.append(user, "group.delete", {"group": gid, "move_to": target, "copies": copies})
+    return {
+        "group": name, "event": ev.id, "moved_to": st.groups.get(target),
+        "machines": [m.hostname for m in moved],
+        "copied": [{"machine": st.machines[c["machine"]].hostname, "section": c["section"]}
+                   for c in copies],
+        "dropped_sections": group_sections if not moved else [],
+    }
+
+
+def setgroup(node: Node, user: str, machine: str, group: str) -> dict[str, Any]:
+    st = _need_cluster(node)
+    mid = _machine(node, st, machine)
+    gid = _group(st, group)
+    ev = node.append(user, "machine.setgroup", {
+        "machine": mid, "group": gid, "base": _base_of(node, machine_mode(mid), "group"),
+    })
+    return {"machine": st.machines[mid].hostname, "group": group, "event": ev.id}
+
+
+def _machine(node: Node, st: state.Structure, name: str) -> str:
+    mid = st.find_machine(name)
+    if mid is None or mid not in {m.mid for m in st.members()}:
+        raise InvalidInput(f"no machine named {name!r} in this cluster "
+                           "(see `evstore clusterconfig list`)")
+    return mid
+
+
+def setname(node: Node, user: str, name: str) -> dict[str, Any]:
+    _need_cluster(node)
+    _check_name(name, "cluster")
+    ev = node.append(user, "cluster.setname", {"name": name, "base": _base_of(node, CLUSTER, "name")})
+    return {"cluster": name, "event": ev.id}
+
+
+def removemachine(node: Node, user: str, machine: str) -> dict[str, Any]:
+    """Remove a machine for good; its events past its current seq no longer count anywhere."""
+    st = _need_cluster(node)
+    mid = _machine(node, st, machine)
+    m = st.machines[mid]
+    vv = node.log.version_vector()
+    keys = {mid, m.key} - {""}
+    cutoffs = {k: vv.get(k, 0) for k in sorted(keys)}
+    ev = node.append(user, "machine.remove", {"machine": mid, "cutoffs": cutoffs})
+    if mid == node.mid:
+        become_standalone(node, user)
+    return {"machine": m.hostname, "event": ev.id, "cutoffs": cutoffs}
+
+
+def become_standalone(node: Node, user: str) -> None:
+    """After removal: keep what this machine inherited, flattened, as its own settings."""
+    st = node.structure()
+    settings = {}
+    for name in sorted(catalog.SECTIONS):
+        value, _, _ = state.resolve(node.store, st, node.mid, name)
+        settings[name] = value
+    me = st.machines.get(node.mid)
+    announce = node.identity().announce(node.transport_pub)
+
+    def switch_scope() -> None:
+        node.conn.execute("DELETE FROM node WHERE key='cluster_create'")
+        rebuild_views(node)
+
+    node.log.append(
+        node.signing_key, user=user, kind="node.standalone",
+        payload={"machine_id": node.mid, "machine": announce, "settings": settings,
+                 "was": me.hostname if me else ""},
+        now_ms=_now(), also=switch_scope,
+    )
+
+
+# ---------------------------------------------------------------------- listing
+
+
+def list_cluster(node: Node, detail: bool = False) -> dict[str, Any]:
+    st = node.structure()
+    groups = []
+    for gid, gname in sorted(st.groups.items(), key=lambda kv: kv[1]):
+        if gid in st.deleted:
+            continue
+        machines = []
+        for m in st.members():
+            if st.group_of(m.mid) != gid:
+                continue
+            entry: dict[str, Any] = {"hostname": m.hostname, "serial": m.serial}
+            if detail:
+                entry.update({
+                    "listen": m.listen, "ccs": m.ccs, "version": m.version,
+                    "fingerprint": _fp(m.key or m.mid), "detached": m.detached,
+                    "joined": _joined(node, m.mid),
+                })
+            machines.append(entry)
+        groups.append({"name": gname, "machines": machines})
+    return {"cluster": st.name, "groups": groups}
+
+
+def _fp(key: str) -> str:
+    from evstore.core.events import fingerprint
+
+    try:
+        return fingerprint(key)
+    except ValueError:
+        return ""
+
+
+def _joined(node: Node, mid: str) -> str | None:
+    w = node.store.winners_of(machine_mode(mid), state.STRUCT).get("member")
+    return iso(w.wall) if w else None
+
+
+def clustershow(node: Node, section: str) -> dict[str, Any]:
+    catalog.get(section)
+    from evstore.ops.settings import defined_at
+
+    modes = [node.to_display(m) for m in defined_at(node, section)]
+    return {"section": section, "defined_at": modes}
+
+
+__all__ = [
+    "addgroup", "clustershow", "create", "current", "deletegroup", "inherited", "list_cluster",
+    "removemachine", "renamegroup", "setgroup", "setname", "OperationalError",
+]

@@ -1,0 +1,381 @@
+"""A node's home folder: its identity, database and event log, opened for one command.
+
+A home holds ``evstore.db`` (SQLite: the event log and the materialized views), ``host.key``
+(Ed25519 signing key, 0600) with ``host.pub``, and ``transport.key`` (X25519 key for peer
+links, 0600) with ``transport.pub``. The node's own settings (hostname, serial, addresses)
+live in the ``node`` table of the database, and in the signed events that announce them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets as pyrandom
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+
+from evstore import __version__
+from evstore.core import catalog, encoding, state
+from evstore.core.errors import InvalidInput
+from evstore.core.events import Event, fingerprint
+from evstore.core.modes import CLUSTER, machine_mode, split
+from evstore.ops import secrets
+from evstore.storage.connect import open_db, transaction
+from evstore.storage.log import EventLog
+from evstore.storage.views import SqliteStore, on_apply
+
+DB_NAME = "evstore.db"
+DEFAULT_LISTEN = "127.0.0.1:2200"
+DEFAULT_CCS_PORT = 2222
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_hostport(text: str, default_port: int | None = None) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``[v6]:PORT``); refuses anything else with a usable message."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(default_port) if default_port else ""
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidInput(f"{text!r} is not HOST:PORT (for example 127.0.0.1:2200)")
+    return host, int(port)
+
+
+@dataclass
+class Identity:
+    hostname: str
+    serial: str
+    listen: str
+    ccs: str | None
+    version: str
+
+    def announce(self, transport_key: str) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "hostname": self.hostname, "serial": self.serial, "listen": self.listen,
+            "version": self.version, "transport_key": transport_key,
+        }
+        if self.ccs:
+            out["ccs"] = self.ccs
+        return out
+
+
+class Node:
+    """One open home: the database connection, log, keys and identity."""
+
+    def __init__(self, home: Path, conn: sqlite3.Connection) -> None:
+        self.home = home
+        self.conn = conn
+        self.log = EventLog(conn, on_apply=on_apply)
+        self.store = SqliteStore(conn)
+        self._key: nacl.signing.SigningKey | None = None
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def signing_key(self) -> nacl.signing.SigningKey:
+        if self._key is None:
+            self._key = secrets.load_signing_key(self.home)
+        return self._key
+
+    @property
+    def origin(self) -> str:
+        return (self.home / "host.pub").read_text().strip()
+
+    @property
+    def transport_pub(self) -> str:
+        return (self.home / "transport.pub").read_text().strip()
+
+    def identity(self) -> Identity:
+        rows = dict(self.conn.execute("SELECT key, value FROM node").fetchall())
+        return Identity(
+            hostname=rows["hostname"], serial=rows["serial"], listen=rows["listen"],
+            ccs=rows.get("ccs") or None, version=__version__,
+        )
+
+    def set_node_value(self, key: str, value: str | None) -> None:
+        with transaction(self.conn):
+            if value is None:
+                self.conn.execute("DELETE FROM node WHERE key=?", (key,))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES (?,?)", (key, value))
+
+    @property
+    def mid(self) -> str:
+        """This machine's id: the key it was first admitted with (survives a rekey)."""
+        row = self.conn.execute("SELECT value FROM node WHERE key='machine_id'").fetchone()
+        return row[0] if row else self.origin
+
+    def fingerprint(self) -> str:
+        return fingerprint(self.origin)
+
+    # ------------------------------------------------------------------ events
+
+    def append(self, user: str, kind: str, payload: dict[str, Any]) -> Event:
+        """Sign and store one event; returns after its transaction has committed."""
+        return self.log.append(self.signing_key, user=user, kind=kind, payload=payload, now_ms=now_ms())
+
+    # ------------------------------------------------------------------ structure and modes
+
+    def structure(self) -> state.Structure:
+        return state.structure_from(self.store.structure_winners())
+
+    def in_cluster(self) -> bool:
+        return self.structure().name is not None
+
+    def to_internal(self, mode: str) -> str:
+        """A mode as people write it (names) to the internal one (ids)."""
+        level, name = split(mode)
+        st = self.structure()
+        if level == CLUSTER:
+            if st.name is None:
+                raise InvalidInput("this machine is standalone: there is no cluster mode; "
+                                   "use machine mode, or create or join a cluster first")
+            return CLUSTER
+        if level == "group":
+            gid = st.find_group(name)
+            if gid is None:
+                known = ", ".join(sorted(st.groups[g] for g in st.groups if g not in st.deleted))
+                raise InvalidInput(f"no group named {name!r} (groups: {known or 'none'})")
+            return f"group:{gid}"
+        mid = st.find_machine(name)
+        if mid is None or (st.name is not None and mid not in {m.mid for m in st.members()}):
+            raise InvalidInput(f"no machine named {name!r} in this cluster "
+                               "(see `evstore clusterconfig list`)")
+        return machine_mode(mid)
+
+    def to_display(self, mode: str) -> str:
+        return self.structure().display_mode(mode)
+
+    def mode_of(self, user: str) -> str:
+        row = self.conn.execute("SELECT mode FROM user_modes WHERE user=?", (user,)).fetchone()
+        default = machine_mode(self.mid)
+        if row is None:
+            return default
+        try:
+            self.to_internal(self.to_display(row[0]))
+        except InvalidInput:
+            return default
+        return str(row[0])
+
+    def set_mode(self, user: str, mode: str) -> str:
+        internal = self.to_internal(mode)
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT OR REPLACE INTO user_modes (user, mode) VALUES (?,?)", (user, internal)
+            )
+        return internal
+
+    # ------------------------------------------------------------------ users
+
+    def users(self) -> list[dict[str, Any]]:
+        st = self.structure()
+        mode = CLUSTER if st.name is not None else machine_mode(self.mid)
+        value = self.store.section_value(mode, "users") or {"users": []}
+        return list(value.get("users", []))
+
+    def authenticate(self, user: str, passphrase: str | None) -> dict[str, Any]:
+        """Check a user's passphrase against its argon2id hash; returns the user entry."""
+        for u in self.users():
+            if u.get("name") == user:
+                if passphrase is None:
+                    raise InvalidInput(f"user {user!r} needs a passphrase: pass --passphrase-file"
+                                       " FILE or set EVSTORE_PASSPHRASE")
+                if secrets.check_passphrase(u.get("passphrase_hash", ""), passphrase):
+                    return u
+                break
+        self._record_failure(user)
+        raise InvalidInput(f"wrong user or passphrase for {user!r}: check the passphrase and retry")
+
+    def _record_failure(self, user: str) -> None:
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO alerts (at, kind, detail) VALUES (?,?,?)",
+                (now_ms(), "login_failed", f"wrong passphrase for user {user!r}"),
+            )
+
+    # ------------------------------------------------------------------ status
+
+    def state_digest(self) -> str:
+        return digest_of(self.store, self.structure())
+
+    def status(self, user: str = "admin") -> dict[str, Any]:
+        ident = self.identity()
+        st = self.structure()
+        me = st.machines.get(self.mid)
+        vv = self.log.version_vector()
+        origins = {fingerprint(o): self._host_of_origin(st, o) for o in vv}
+        alerts = [
+            {"at": iso(at), "kind": kind, "detail": detail}
+            for at, kind, detail in self.conn.execute(
+                "SELECT at, kind, detail FROM alerts ORDER BY at DESC LIMIT 20"
+            )
+        ]
+        gid = st.group_of(self.mid) if (me and st.name is not None) else None
+        return {
+            "hostname": ident.hostname,
+            "serial": ident.serial,
+            "version": ident.version,
+            "cluster": st.name,
+            "group": st.groups.get(gid) if gid else None,
+            "mode": self.to_display(self.mode_of(user)),
+            "events": self.log.count(),
+            "version_vector": {fingerprint(o): s for o, s in sorted(vv.items())},
+            "origins": origins,
+            "state_digest": self.state_digest(),
+            "fingerprint": self.fingerprint(),
+            "listen": ident.listen,
+            "ccs": ident.ccs,
+            "pending": self.log.pending_count(),
+            "held": len(self.log.held()),
+            "forks": len(self.log.forks()),
+            "peers": self.peers(st),
+            "alerts": alerts,
+        }
+
+    def _host_of_origin(self, st: state.Structure, origin: str) -> str:
+        for m in st.machines.values():
+            if origin in (m.key, m.mid):
+                return m.hostname
+        return self.identity().hostname if origin == self.origin else origin[:16]
+
+    def peers(self, st: state.Structure | None = None) -> list[dict[str, Any]]:
+        st = st or self.structure()
+        links = {
+            r[0]: r for r in self.conn.execute(
+                "SELECT machine, state, last_seen, clock_offset_ms, address FROM links"
+            )
+        }
+        out = []
+        for m in st.members():
+            if m.mid == self.mid:
+                continue
+            link = links.get(m.mid)
+            link_state = "disconnected" if m.detached else (link[1] if link else "down")
+            out.append({
+                "hostname": m.hostname,
+                "address": link[4] if link and link[4] else m.listen,
+                "state": link_state,
+                "last_seen": iso(link[2]) if link and link[2] else None,
+                "clock_offset_ms": link[3] if link else None,
+            })
+        return out
+
+
+def iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    t = time.gmtime(ms / 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{ms % 1000:03d}Z"
+
+
+def digest_of(store: SqliteStore | state.MemoryStore, st: state.Structure) -> str:
+    """``state_digest``: cluster name, groups and members, every defined section and value."""
+    groups = []
+    members = st.members()
+    if st.name is not None:
+        for gid, name in sorted(st.groups.items(), key=lambda kv: kv[1]):
+            if gid in st.deleted:
+                continue
+            hosts = sorted(m.hostname for m in members if st.group_of(m.mid) == gid)
+            groups.append({"name": name, "machines": hosts})
+    settings: dict[str, dict[str, Any]] = {}
+    for mode, section in store.defined_sections():
+        level = mode.partition(":")[0]
+        if level == "machine" and st.name is not None and mode.partition(":")[2] not in {
+            m.mid for m in members
+        }:
+            continue
+        if level == "group" and mode.partition(":")[2] in st.deleted:
+            continue
+        settings.setdefault(st.display_mode(mode), {})[section] = store.section_value(mode, section)
+    doc = {"cluster": st.name, "groups": groups, "settings": settings}
+    return hashlib.sha256(encoding.encode(doc)).hexdigest()
+
+
+# ---------------------------------------------------------------------- init and open
+
+
+def resolve_home(home: str | os.PathLike[str] | None) -> Path:
+    raw = home if home is not None else os.environ.get("EVSTORE_HOME")
+    if not raw:
+        raise InvalidInput("no home folder: pass --home DIR or set EVSTORE_HOME")
+    return Path(raw)
+
+
+@contextmanager
+def open_node(home: Path) -> Iterator[Node]:
+    """Open an existing home for one command."""
+    db = home / DB_NAME
+    if not db.exists():
+        raise InvalidInput(f"{home} is not an evstore home (no {DB_NAME}): run `evstore init` first")
+    conn = open_db(db)
+    try:
+        node = Node(home, conn)
+        node.log.release_held(now_ms())
+        yield node
+    finally:
+        conn.close()
+
+
+def init_home(
+    home: Path,
+    *,
+    hostname: str,
+    passphrase: str,
+    serial: str | None = None,
+    listen: str | None = None,
+    ccs: str | None = None,
+) -> dict[str, Any]:
+    """Make a standalone machine: keys, database, identity and its first, anchoring event."""
+    if (home / DB_NAME).exists() or (home / "host.key").exists():
+        raise InvalidInput(f"{home} already holds an evstore home: refusing to overwrite it")
+    if not hostname or any(c.isspace() for c in hostname):
+        raise InvalidInput("--hostname must be a non-empty name without spaces")
+    listen = listen or DEFAULT_LISTEN
+    parse_hostport(listen)
+    if ccs:
+        parse_hostport(ccs, DEFAULT_CCS_PORT)
+        if ":" not in ccs:
+            ccs = f"{ccs}:{DEFAULT_CCS_PORT}"
+    phash = secrets.hash_passphrase(passphrase)
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    key = secrets.new_signing_key(home)
+    secrets.new_transport_key(home)
+    serial = serial or pyrandom.token_hex(8).upper()
+    with open_node(_create_db(home)) as node:
+        values = {"hostname": hostname, "serial": serial, "listen": listen, "ccs": ccs or ""}
+        with transaction(node.conn):
+            node.conn.executemany("INSERT INTO node (key, value) VALUES (?,?)", values.items())
+        node._key = key
+        ident = node.identity()
+        settings = {
+            "users": {"users": [{"name": "admin", "role": "admin", "passphrase_hash": phash}]},
+            "hostname": {"hostname": hostname},
+        }
+        for name, value in settings.items():
+            catalog.validate(name, value)
+        node.append("admin", "node.init", {
+            "machine": ident.announce(node.transport_pub), "settings": settings,
+        })
+        return node.status()
+
+
+def _create_db(home: Path) -> Path:
+    open_db(home / DB_NAME).close()
+    return home
+
+
+def default_hostname() -> str:
+    return socket.gethostname()

@@ -1,0 +1,412 @@
+"""Reading, staging and committing settings, as the seed's CLI does it.
+
+Staging is per user and invisible to others until ``commit``. Each staged row keeps the
+section as it was when first staged (``orig``) and the newest event that had shaped it then
+(``base``), so that commit can tell what this user changed from what others committed since:
+only the fields this user changed are written (as a ``patch``), concurrent changes to other
+fields survive, and a change to the same field by someone else is a conflict that stops the
+commit until the user discards or forces.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from evstore.core import catalog, encoding, events, state
+from evstore.core.errors import InvalidInput, OperationalError
+from evstore.core.modes import CLUSTER, level_of
+from evstore.ops.node import Node, now_ms
+from evstore.storage.connect import transaction
+
+Value = dict[str, Any]
+
+
+class Conflict(OperationalError):
+    """Staged changes that collide with changes committed by someone else since."""
+
+    def __init__(self, conflicts: list[dict[str, Any]]) -> None:
+        names = ", ".join(f"{c['section']}@{c['mode']}" for c in conflicts)
+        super().__init__(
+            f"nothing committed: {names} changed since you staged it; review with "
+            "`evstore changes --diff`, then `commit --discard` to drop yours or `--force`"
+        )
+        self.conflicts = conflicts
+
+
+@dataclass
+class Staged:
+    mode: str
+    section: str
+    value: Value | None
+    orig: Value | None
+    base: state.Order | None
+
+
+def _dump(v: Any) -> str | None:
+    return None if v is None else encoding.encode(v).decode()
+
+
+def _load(s: str | None) -> Any:
+    return None if s is None else encoding.loads_json(s)
+
+
+# ---------------------------------------------------------------------- reads
+
+
+def check_allowed(node: Node, section: str, mode: str) -> None:
+    """Refuse a section at a mode its catalog entry does not allow (standalone: anything)."""
+    sec = catalog.get(section)
+    if not node.in_cluster():
+        return
+    if level_of(mode) not in sec.levels:
+        catalog.check_mode_allowed(section, node.to_display(mode))
+
+
+def current(node: Node, mode: str, section: str) -> tuple[Value | None, state.Order | None]:
+    """The committed value of a section at a mode and the order of the event that shaped it."""
+    wins = node.store.winners_of(mode, section)
+    value = state.materialize(section, wins)
+    ev = state.last_event(wins)
+    order = next((w.order for w in wins.values() if w.event == ev), None)
+    return value, order
+
+
+def inherited(node: Node, mode: str, section: str) -> tuple[Value, str]:
+    """What ``mode`` inherits for ``section`` from the levels above it: (value, source mode)."""
+    st = node.structure()
+    level, _, ident = mode.partition(":")
+    if level == "machine" and ident in st.machines:
+        chain = st.chain(ident)[1:]
+    elif level == "group":
+        chain = [CLUSTER]
+    else:
+        chain = []
+    levels = catalog.get(section).levels
+    for m in chain:
+        if level_of(m) in levels:
+            v = node.store.section_value(m, section)
+            if v is not None:
+                return v, m
+    return state.default_of(section), "default"
+
+
+def staged_rows(node: Node, user: str) -> list[Staged]:
+    cur = node.conn.execute(
+        "SELECT mode, section, value, orig, base FROM staged WHERE user=? ORDER BY mode, section",
+        (user,),
+    )
+    out = []
+    for mode, section, value, orig, base in cur.fetchall():
+        b = _load(base)
+        out.append(Staged(mode, section, _load(value), _load(orig),
+                          (b[0], b[1], b[2]) if b else None))
+    return out
+
+
+def _staged(node: Node, user: str, mode: str, section: str) -> Staged | None:
+    for row in staged_rows(node, user):
+        if (row.mode, row.section) == (mode, section):
+            return row
+    return None
+
+
+def view(node: Node, user: str, mode: str, section: str) -> tuple[Value | None, bool]:
+    """The section at a mode as this user sees it (staged changes included): (value, defined)."""
+    row = _staged(node, user, mode, section)
+    if row is not None:
+        return row.value, row.value is not None
+    value, _ = current(node, mode, section)
+    return value, value is not None
+
+
+def defined_at(node: Node, section: str) -> list[str]:
+    """The modes (internal) that define a section now."""
+    return [m for m, s in node.store.defined_sections() if s == section]
+
+
+def not_affected(node: Node, mode: str, section: str) -> list[str]:
+    """Lower modes that override ``section`` and so will not see a change made at ``mode``."""
+    st = node.structure()
+    level = level_of(mode)
+    out = []
+    for m in defined_at(node, section):
+        lv = level_of(m)
+        if m == mode or lv == "cluster":
+            continue
+        if level == "cluster" or (level == "group" and lv == "machine" and
+                                  st.group_of(m.partition(":")[2]) == mode.partition(":")[2]):
+            out.append(st.display_mode(m))
+    return out
+
+
+# ---------------------------------------------------------------------- staging
+
+
+def stage(node: Node, user: str, mode: str, section: str, value: Value | None) -> Value | None:
+    """Stage the whole new value of a section at a mode (None: delete, inherit again)."""
+    check_allowed(node, section, mode)
+    if value is not None:
+        value = catalog.validate(section, value)
+    row = _staged(node, user, mode, section)
+    if row is not None:
+        orig, base = row.orig, row.base
+    else:
+        orig, base = current(node, mode, section)
+    with transaction(node.conn):
+        node.conn.execute(
+            "INSERT OR REPLACE INTO staged (user, mode, section, value, orig, base, staged_at)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (user, mode, section, _dump(value), _dump(orig),
+             _dump(list(base)) if base else None, now_ms()),
+        )
+    return value
+
+
+def stage_set(node: Node, user: str, mode: str, section: str, assignments: list[str]) -> Value:
+    """``set SECTION KEY=VALUE…``: at a mode that does not define it yet, start from a copy."""
+    check_allowed(node, section, mode)
+    value, defined = view(node, user, mode, section)
+    start = copy.deepcopy(value) if defined and value is not None else inherited(node, mode, section)[0]
+    for a in assignments:
+        key, sep, raw = a.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{a!r} is not KEY=VALUE")
+        start = catalog.set_path(start, key, raw, section)
+    out = stage(node, user, mode, section, start)
+    assert out is not None
+    return out
+
+
+def stage_override(node: Node, user: str, mode: str, section: str,
+                   copy_from: str | None = None) -> Value:
+    """Define settings at this mode: factory defaults, or a copy of another mode's."""
+    if copy_from is None:
+        value = state.default_of(section)
+    else:
+        src, defined = view(node, user, copy_from, section)
+        if not defined or src is None:
+            raise InvalidInput(f"{section} is not defined at {node.to_display(copy_from)}: "
+                               "nothing to copy (see `evstore clustershow " + section + "`)")
+        value = src
+    out = stage(node, user, mode, section, value)
+    assert out is not None
+    return out
+
+
+def stage_delete(node: Node, user: str, mode: str, section: str) -> None:
+    _, defined = view(node, user, mode, section)
+    if not defined:
+        raise InvalidInput(f"{section} is not defined at {node.to_display(mode)}: nothing to delete")
+    stage(node, user, mode, section, None)
+
+
+def clusterset(node: Node, user: str, mode: str, section: str, *, move: bool,
+               to: str) -> list[str]:
+    """Copy or move this mode's settings to another mode or to all groups."""
+    value, defined = view(node, user, mode, section)
+    if not defined or value is None:
+        raise InvalidInput(f"{section} is not defined at {node.to_display(mode)}: nothing to "
+                           f"{'move' if move else 'copy'}")
+    st = node.structure()
+    if to == "all-groups":
+        targets = [f"group:{g}" for g in sorted(st.groups) if g not in st.deleted]
+    else:
+        targets = [node.to_internal(to)]
+    targets = [t for t in targets if t != mode]
+    if not targets:
+        raise InvalidInput("the target is the mode the settings are already at")
+    for t in targets:
+        check_allowed(node, section, t)
+    for t in targets:
+        stage(node, user, t, section, value)
+    if move:
+        stage(node, user, mode, section, None)
+    return [node.to_display(t) for t in targets]
+
+
+def clear(node: Node, user: str) -> int:
+    with transaction(node.conn):
+        cur = node.conn.execute("DELETE FROM staged WHERE user=?", (user,))
+    return cur.rowcount
+
+
+# ---------------------------------------------------------------------- commit
+
+
+def _changed_fields(section: str, a: Value | None, b: Value | None) -> set[str]:
+    fa = state.fields_of(section, a or {})
+    fb = state.fields_of(section, b or {})
+    return {k for k in fa.keys() | fb.keys() if fa.get(k, _MISSING) != fb.get(k, _MISSING)}
+
+
+_MISSING = object()
+
+
+def _change_of(row: Staged, cur: Value | None, base: state.Order | None) -> dict[str, Any] | None:
+    ch: dict[str, Any] = {"mode": row.mode, "section": row.section,
+                          "base": list(base) if base else None}
+    if row.value is None:
+        if cur is None:
+            return None
+        return {**ch, "op": "delete"}
+    if row.orig is None or cur is None:
+        return {**ch, "op": "define", "value": row.value}
+    mine = _changed_fields(row.section, row.orig, row.value)
+    if not mine:
+        return None
+    new = state.fields_of(row.section, row.value)
+    sets = {k: new[k] for k in sorted(mine) if k in new}
+    unsets = sorted(k for k in mine if k not in new)
+    return {**ch, "op": "patch", "set": sets, "unset": unsets}
+
+
+def _conflict(node: Node, row: Staged) -> dict[str, Any] | None:
+    cur, base = current(node, row.mode, row.section)
+    if base == row.base:
+        return None
+    mine = _changed_fields(row.section, row.orig, row.value)
+    theirs = _changed_fields(row.section, row.orig, cur)
+    both_defined = row.orig is None and cur is not None and row.value is not None
+    overlap = sorted(mine & theirs)
+    if not overlap and not both_defined and not (row.value is None and theirs):
+        return None
+    return {
+        "section": row.section, "mode": node.to_display(row.mode), "fields": overlap,
+        "yours": row.value, "theirs": cur,
+    }
+
+
+def plan_commit(node: Node, user: str, *, discard: bool = False,
+                force: bool = False) -> tuple[list[dict[str, Any]], list[Staged], list[dict[str, Any]]]:
+    """The changes a commit would make, the rows it uses and the conflicts found."""
+    rows = staged_rows(node, user)
+    conflicts: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    used: list[Staged] = []
+    for row in rows:
+        c = _conflict(node, row)
+        cur, cur_base = current(node, row.mode, row.section)
+        if c is not None:
+            conflicts.append(c)
+            if discard:
+                used.append(row)
+                continue
+            if not force:
+                continue
+        base = cur_base if (c is not None and force) else row.base
+        ch = _change_of(row, cur, base)
+        used.append(row)
+        if ch is not None:
+            changes.append(ch)
+    return changes, used, conflicts
+
+
+def describe_changes(node: Node, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for ch in changes:
+        d = {"section": ch["section"], "mode": node.to_display(ch["mode"]), "op": ch["op"]}
+        if ch["op"] == "patch":
+            d["set"] = sorted(ch["set"])
+            d["unset"] = ch["unset"]
+        out.append(d)
+    return out
+
+
+def commit(node: Node, user: str, comment: str = "", *, discard: bool = False,
+           force: bool = False) -> dict[str, Any]:
+    """Turn the user's staged changes into one signed, atomic commit event."""
+    changes, used, conflicts = plan_commit(node, user, discard=discard, force=force)
+    if conflicts and not (discard or force):
+        raise Conflict(conflicts)
+    if not changes:
+        clear(node, user)
+        return {"committed": False, "commit": None, "changes": [], "discarded": conflicts}
+    keys = [(r.mode, r.section) for r in used]
+
+    def drop_staged() -> None:
+        node.conn.executemany(
+            "DELETE FROM staged WHERE user=? AND mode=? AND section=?",
+            [(user, m, s) for m, s in keys],
+        )
+
+    ev = node.log.append(
+        node.signing_key, user=user, kind="config.commit",
+        payload={"comment": comment, "changes": changes}, now_ms=now_ms(),
+        also=drop_staged,
+    )
+    return {"committed": True, "commit": ev.id, "changes": describe_changes(node, changes),
+            "discarded": conflicts if discard else [], "forced": conflicts if force else []}
+
+
+def dry_run(node: Node, user: str) -> dict[str, Any]:
+    """Preview a commit: per machine, how its effective settings change, and broken references.
+
+    The would-be event is projected into the real views inside a transaction that is then
+    rolled back: the preview runs exactly the code a commit runs, and changes nothing.
+    """
+    changes, _, conflicts = plan_commit(node, user, force=True)
+    st = node.structure()
+    members = st.members() if st.name is not None else [st.machines[node.mid]]
+    before = {m.mid: node.store.effective_of(m.mid) for m in members}
+    machines: list[dict[str, Any]] = []
+    broken: list[dict[str, Any]] = []
+    node.conn.execute("BEGIN IMMEDIATE")
+    try:
+        if changes:
+            ev = events.create(
+                node.signing_key, seq=1, prev=None, clock=node.log.hlc_hwm() + 1, wall=now_ms(),
+                user=user, kind="config.commit", payload={"comment": "", "changes": changes},
+            )
+            state.apply(node.store, [ev])
+        for m in members:
+            after = node.store.effective_of(m.mid)
+            diffs = _effective_diff(before[m.mid], after)
+            if diffs:
+                machines.append({"hostname": m.hostname, "sections": diffs})
+            b = {s: v[0] for s, v in before[m.mid].items()}
+            a = {s: v[0] for s, v in after.items()}
+            for d in catalog.broken_references(b, a):
+                broken.append({"hostname": m.hostname, **_as_dict(d)})
+    finally:
+        node.conn.execute("ROLLBACK")
+    return {
+        "changes": describe_changes(node, changes),
+        "machines": machines,
+        "broken_references": broken,
+        "conflicts": conflicts,
+    }
+
+
+def _as_dict(d: Any) -> dict[str, Any]:
+    if isinstance(d, dict):
+        return d
+    return {k: getattr(d, k) for k in ("section", "item", "reason") if hasattr(d, k)}
+
+
+def _effective_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for section in sorted(set(before) | set(after)):
+        b = before.get(section, (None, "default", None))
+        a = after.get(section, (None, "default", None))
+        if b[0] != a[0] or b[1] != a[1]:
+            out[section] = {"before": b[0], "after": a[0], "source_before": b[1],
+                            "source_after": a[1]}
+    return out
+
+
+def changes_list(node: Node, user: str, *, diff: bool = False) -> dict[str, Any]:
+    """``evstore changes``: staged rows and what a commit would do with them."""
+    out = []
+    for row in staged_rows(node, user):
+        cur, _ = current(node, row.mode, row.section)
+        op = "delete" if row.value is None else ("define" if row.orig is None or cur is None else "patch")
+        item: dict[str, Any] = {"section": row.section, "mode": node.to_display(row.mode), "op": op}
+        if diff:
+            item["committed"] = cur
+            item["staged"] = row.value
+            c = _conflict(node, row)
+            item["conflict"] = c is not None
+        out.append(item)
+    return {"changes": out}

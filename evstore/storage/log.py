@@ -1,0 +1,642 @@
+"""The signed event log over one SQLite connection: local appends and remote ingest.
+
+Theory of operation
+-------------------
+Every event is stored as its signed bytes verbatim (``raw``) beside its signature; the other
+columns are derived from those bytes for queries. Where an event sits says what this node
+knows about it (tables are created by migrations m0001/m0002):
+
+``events``   applied: part of this node's history, fed to the views. UNIQUE(origin, seq).
+``pending``  verified, waiting for its predecessor or for its author's admission.
+``held``     verified, stamped more than ``max_offset_ms`` ahead of local time; applied once
+             local time catches up (refusing it would make replicas with different clocks
+             diverge; docs/PITFALLS #2).
+``forks``    a second, different event at an (origin, seq) already applied: evidence of
+             equivocation, never applied; the applied one is flagged ``status='forked'``.
+``rejected`` validly signed events whose author ``admit`` refused.
+``anchors``  per origin, the chain held here: ``first_seq`` (its anchor) .. ``last_seq``.
+``meta``     ``hlc_hwm``: the highest clock stamped or applied, so the clock never goes back.
+
+Chains and anchors. An origin's chain in a cluster starts at an *anchor* (seq 1 or a kind in
+``ANCHOR_KINDS``): its predecessor stays in that machine's own log, so the anchor is accepted
+without it. Every other event is applied only on top of its applied predecessor with the id it
+names in ``prev``; a different applied predecessor is a broken chain, refused. Hence the
+applied events above an origin's anchor are contiguous, and the version vector is simply each
+origin's head.
+
+Transactions. ``append``, ``ingest`` and ``release_held`` each run in one ``BEGIN IMMEDIATE``
+transaction that also calls ``on_apply`` (the materialized views) and persists the clock, so
+a crash leaves log, views and clock together at a commit boundary; callers acknowledge only
+after the method returns, i.e. after COMMIT.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import nacl.signing
+
+from evstore.core import clock, encoding, events
+from evstore.core.errors import InvalidInput, OperationalError, VerificationError
+from evstore.core.events import Event
+from evstore.storage.connect import transaction
+
+ANCHOR_KINDS = frozenset(
+    {"node.init", "cluster.create", "cluster.join", "node.rekey", "node.standalone"}
+)
+
+Admit = Callable[[sqlite3.Connection, Event], bool | None]
+OnApply = Callable[[sqlite3.Connection, list[Event]], None]
+
+_EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
+
+# Where an event comes from when it is placed; also the table it leaves when it moves on.
+_NEW, _PENDING, _HELD = "new", "pending", "held"
+
+
+def is_anchor(event: Event) -> bool:
+    """May ``event`` start its origin's chain here, without its predecessor?"""
+    return event.seq == 1 or event.kind in ANCHOR_KINDS
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event refused by ``ingest``; nothing of it was applied."""
+
+    id: str
+    reason: str
+    origin: str | None = None
+    seq: int | None = None
+
+
+@dataclass
+class IngestResult:
+    """What one ``ingest`` (or ``release_held``) call did with each event it saw."""
+
+    applied: list[Event] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)
+    forks: list[str] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "applied": len(self.applied),
+            "duplicates": len(self.duplicates),
+            "pending": len(self.pending),
+            "held": len(self.held),
+            "forks": len(self.forks),
+            "rejected": len(self.rejected),
+        }
+
+
+@dataclass(frozen=True)
+class HeldEvent:
+    """An event waiting for local time to reach its clock."""
+
+    event: Event
+    received_at: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForkEvidence:
+    """Two different signed events by one origin at one seq: the applied one and the other."""
+
+    origin: str
+    seq: int
+    applied: Event
+    forked: Event
+    detected_at: int
+
+
+@dataclass
+class _Tx:
+    """The state of one write transaction."""
+
+    now_ms: int
+    hwm: int
+    result: IngestResult = field(default_factory=IngestResult)
+    unflushed: list[Event] = field(default_factory=list)
+
+
+def _trusted(event_id: str, raw: bytes, sig: bytes) -> Event:
+    """Rebuild an event that was verified before it was stored (no signature check)."""
+    env = encoding.decode(raw)
+    return Event(
+        raw=raw,
+        sig=sig,
+        id=event_id,
+        origin=env["origin"],
+        seq=env["seq"],
+        prev=env["prev"],
+        clock=env["clock"],
+        wall=env["wall"],
+        user=env["user"],
+        kind=env["kind"],
+        payload=env["payload"],
+    )
+
+
+def _verified(row: tuple[Any, ...]) -> Event:
+    """Re-verify a stored event: signature, id and every column derived from its bytes."""
+    event_id, origin, seq, prev, clk, wall, user, kind, raw, sig = row
+    event = events.parse(raw, sig)
+    stored = (event_id, origin, seq, prev, clk, wall, user, kind)
+    derived = (event.id, event.origin, event.seq, event.prev, event.clock, event.wall,
+               event.user, event.kind)
+    if stored != derived:
+        raise VerificationError(
+            f"altered event {event_id[:16]}…: its stored columns do not match its signed bytes"
+        )
+    return event
+
+
+def _from_row(row: tuple[Any, ...], verify: bool) -> Event:
+    return _verified(row) if verify else _trusted(row[0], row[8], row[9])
+
+
+class EventLog:
+    """The event log of one database connection; see the module docstring.
+
+    ``admit(conn, event)`` is the membership seam, asked before any event is applied: True
+    applies it, None keeps it pending (the event that admits its author has not arrived),
+    False refuses it (kept in ``rejected`` as evidence). It must depend only on the event and
+    what is already applied, never on local time, or replicas diverge. ``on_apply(conn,
+    events)`` feeds the materialized views inside the log's transaction; both hooks see every
+    event applied earlier in the same transaction.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        max_offset_ms: int = clock.DEFAULT_MAX_OFFSET_MS,
+        admit: Admit | None = None,
+        on_apply: OnApply | None = None,
+    ) -> None:
+        self.conn = conn
+        self.max_offset_ms = max_offset_ms
+        self._admit = admit
+        self._on_apply = on_apply
+
+    # ------------------------------------------------------------------ writes
+
+    def append(
+        self,
+        signing_key: nacl.signing.SigningKey,
+        *,
+        user: str,
+        kind: str,
+        payload: dict[str, Any],
+        now_ms: int,
+        also: Callable[[], None] | None = None,
+    ) -> Event:
+        """Create, sign and apply a local event; it is durable when this returns.
+
+        ``also`` runs in the same transaction once the event is applied and the views are
+        updated, for local bookkeeping that must commit with the event or not at all (e.g.
+        dropping the staged changes a commit event carries).
+
+        Raises ``OperationalError`` when the clock high-water mark is more than
+        ``max_offset_ms`` ahead of ``now_ms`` or ``admit`` does not admit the event, and
+        ``InvalidInput`` for a payload that cannot be encoded; nothing is stored then.
+        """
+        with transaction(self.conn):
+            tx = self._begin(now_ms)
+            self._release(tx)
+            event = self._new_local_event(tx, signing_key, user, kind, payload)
+            self._admit_local(tx, event)
+            self._apply(tx, event, now_ms, _NEW)
+            self._drain(tx)
+            self._flush(tx)
+            if also is not None:
+                also()
+            self._finish(tx)
+        return event
+
+    def ingest(self, items: Iterable[tuple[bytes, bytes]], *, now_ms: int) -> IngestResult:
+        """Verify and place remote events given as (raw, sig), in one transaction.
+
+        A bad event is refused (listed in ``rejected``) and the rest of the batch goes on.
+        """
+        with transaction(self.conn):
+            tx = self._begin(now_ms)
+            self._release(tx)
+            for raw, sig in items:
+                self._receive(tx, raw, sig)
+            self._drain(tx)
+            self._finish(tx)
+        return tx.result
+
+    def release_held(self, now_ms: int) -> list[Event]:
+        """Apply held events whose time has come, and whatever that unblocks."""
+        with transaction(self.conn):
+            tx = self._begin(now_ms)
+            self._release(tx)
+            self._finish(tx)
+        return tx.result.applied
+
+    # ------------------------------------------------------------------ reads
+
+    def version_vector(self) -> dict[str, int]:
+        """{origin: last contiguous applied seq}, in origin order."""
+        rows = self.conn.execute("SELECT origin, last_seq FROM anchors ORDER BY origin")
+        return dict(rows)
+
+    def first_seq(self, origin: str) -> int | None:
+        """The seq where ``origin``'s contiguous chain held here starts (an anchor), or None.
+
+        Anti-entropy sends ranges ``[first_seq, last]``; every applied event of the origin
+        from there to its head is present.
+        """
+        row = self.conn.execute(
+            "SELECT first_seq FROM anchors WHERE origin = ?", (origin,)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def latest_anchor(self, origin: str) -> int | None:
+        """The seq of ``origin``'s most recent anchor in the chain held here, or None.
+
+        This is where the origin's current scope starts (e.g. a machine's own events since it
+        last became standalone), whereas ``first_seq`` is where the contiguous chain starts and
+        is what anti-entropy sends from: a new member needs every event the others applied.
+        """
+        marks = ", ".join("?" * len(ANCHOR_KINDS))
+        row = self.conn.execute(
+            "SELECT MAX(e.seq) FROM events AS e JOIN anchors AS a ON a.origin = e.origin "
+            f"WHERE e.origin = ? AND e.seq >= a.first_seq AND (e.seq = 1 OR e.kind IN ({marks}))",
+            (origin, *sorted(ANCHOR_KINDS)),
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def read_range(
+        self, origin: str, first: int, last: int, *, verify: bool = False
+    ) -> list[Event]:
+        """Applied events of ``origin`` with ``first <= seq <= last``, in seq order."""
+        rows = self.conn.execute(
+            f"SELECT {_EVENT_COLS} FROM events WHERE origin = ? AND seq BETWEEN ? AND ? "
+            "ORDER BY seq",
+            (origin, first, last),
+        )
+        return [_from_row(r, verify) for r in rows]
+
+    def get(self, event_id: str, *, verify: bool = False) -> Event | None:
+        """The applied event with this id, or None."""
+        row = self.conn.execute(
+            f"SELECT {_EVENT_COLS} FROM events WHERE id = ?", (event_id,)
+        ).fetchone()
+        return None if row is None else _from_row(row, verify)
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def iter_all(self, *, verify: bool = False) -> Iterator[Event]:
+        """Every applied event in the one total order, ``Event.order_key``."""
+        rows = self.conn.execute(
+            f"SELECT {_EVENT_COLS} FROM events ORDER BY clock, origin, id"
+        )
+        for row in rows:
+            yield _from_row(row, verify)
+
+    def pending_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM pending").fetchone()[0])
+
+    def held(self) -> list[HeldEvent]:
+        """Events held back for their clock, earliest first."""
+        rows = self.conn.execute(
+            "SELECT id, raw, sig, received_at, reason FROM held ORDER BY clock, origin, id"
+        )
+        return [HeldEvent(_trusted(i, raw, sig), at, why) for i, raw, sig, at, why in rows]
+
+    def forks(self) -> list[ForkEvidence]:
+        """Every fork found: the applied event and the other one at the same position."""
+        rows = self.conn.execute(
+            "SELECT f.origin, f.seq, e.id, e.raw, e.sig, f.id, f.raw, f.sig, f.detected_at "
+            "FROM forks AS f JOIN events AS e ON e.id = f.applied_id ORDER BY f.origin, f.seq, f.id"
+        )
+        return [
+            ForkEvidence(o, s, _trusted(ai, ar, asg), _trusted(fi, fr, fsg), at)
+            for o, s, ai, ar, asg, fi, fr, fsg, at in rows
+        ]
+
+    def hlc_hwm(self) -> int:
+        """The highest clock value this node has stamped or applied."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'hlc_hwm'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    # ------------------------------------------------------------------ transaction steps
+
+    def _begin(self, now_ms: int) -> _Tx:
+        return _Tx(now_ms=now_ms, hwm=self.hlc_hwm())
+
+    def _finish(self, tx: _Tx) -> None:
+        """Hand the last applied events to the views and persist the clock, before COMMIT."""
+        self._flush(tx)
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('hlc_hwm', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (tx.hwm,),
+        )
+        tx.result.pending = [i for i in tx.result.pending if self._in_table(_PENDING, i)]
+
+    def _flush(self, tx: _Tx) -> None:
+        if tx.unflushed and self._on_apply is not None:
+            self._on_apply(self.conn, list(tx.unflushed))
+        tx.unflushed.clear()
+
+    def _ask_admit(self, tx: _Tx, event: Event) -> bool | None:
+        """The membership verdict; the views first see everything applied so far."""
+        if self._admit is None:
+            return True
+        self._flush(tx)
+        return self._admit(self.conn, event)
+
+    def _new_local_event(
+        self,
+        tx: _Tx,
+        key: nacl.signing.SigningKey,
+        user: str,
+        kind: str,
+        payload: dict[str, Any],
+    ) -> Event:
+        origin = key.verify_key.encode().hex()
+        head = self.conn.execute(
+            "SELECT last_seq, last_id FROM anchors WHERE origin = ?", (origin,)
+        ).fetchone()
+        seq, prev = (1, None) if head is None else (head[0] + 1, head[1])
+        stamp = clock.tick(tx.hwm, tx.now_ms)
+        if clock.too_far_ahead(stamp, tx.now_ms, self.max_offset_ms):
+            ahead = clock.wall_ms_of(stamp) - tx.now_ms
+            raise OperationalError(
+                f"refusing to write: this node's clock high-water mark is {ahead} ms ahead of "
+                f"local time (allowed {self.max_offset_ms} ms); check the system clock"
+            )
+        return events.create(
+            key, seq=seq, prev=prev, clock=stamp, wall=tx.now_ms, user=user, kind=kind,
+            payload=payload,
+        )
+
+    def _admit_local(self, tx: _Tx, event: Event) -> None:
+        """A local event cannot wait for membership: its author is writing now."""
+        if self._ask_admit(tx, event) is not True:
+            raise OperationalError(
+                f"this machine may not write a {event.kind!r} event now: its membership does "
+                "not admit it; join or re-join the cluster first"
+            )
+
+    def _receive(self, tx: _Tx, raw: bytes, sig: bytes) -> None:
+        """Verify one remote event and place it; a bad one is refused, nothing stored."""
+        if not isinstance(raw, bytes) or not isinstance(sig, bytes):
+            tx.result.rejected.append(Rejected("", "event bytes and signature must be bytes"))
+            return
+        try:
+            event = events.parse(raw, sig)
+        except InvalidInput as e:
+            tx.result.rejected.append(Rejected(events.event_id(raw), str(e)))
+            return
+        if self._is_known(event.id):
+            tx.result.duplicates.append(event.id)
+            return
+        self._place(tx, event, tx.now_ms, _NEW)
+
+    def _release(self, tx: _Tx) -> None:
+        """Apply held events that are no longer too far ahead, earliest clock first."""
+        rows = self.conn.execute(
+            "SELECT id, raw, sig, received_at FROM held ORDER BY clock, origin, id"
+        ).fetchall()
+        for event_id, raw, sig, received_at in rows:
+            event = _trusted(event_id, raw, sig)
+            if clock.too_far_ahead(event.clock, tx.now_ms, self.max_offset_ms):
+                break
+            self._place(tx, event, received_at, _HELD)
+        self._drain(tx)
+
+    # ------------------------------------------------------------------ placing one event
+
+    def _place(self, tx: _Tx, event: Event, received_at: int, source: str) -> str:
+        """Decide where an event not yet applied goes; return where it went."""
+        taken = self._applied_id(event.origin, event.seq)
+        if taken is not None:
+            self._record_fork(tx, event, taken, source)
+            return "fork"
+        if source == _NEW and clock.too_far_ahead(event.clock, tx.now_ms, self.max_offset_ms):
+            self._hold(tx, event)
+            return "held"
+        chain = self._chain_state(event)
+        if chain not in ("ready", "wait"):
+            self._reject(tx, event, chain, source, keep=False)
+            return "rejected"
+        if chain == "wait":
+            self._keep_pending(tx, event, received_at, "predecessor", source)
+            return "pending"
+        return self._admit_and_apply(tx, event, received_at, source)
+
+    def _admit_and_apply(self, tx: _Tx, event: Event, received_at: int, source: str) -> str:
+        verdict = self._ask_admit(tx, event)
+        if verdict is None:
+            self._keep_pending(tx, event, received_at, "membership", source)
+            return "pending"
+        if not verdict:
+            reason = f"author {event.origin[:16]}… is not a member allowed to write {event.kind!r}"
+            self._reject(tx, event, reason, source, keep=True)
+            return "rejected"
+        self._apply(tx, event, received_at, source)
+        return "applied"
+
+    def _chain_state(self, event: Event) -> str:
+        """'ready', 'wait' (predecessor missing) or the reason the chain is broken."""
+        if event.seq == 1:
+            return "ready"
+        pred = self._applied_id(event.origin, event.seq - 1)
+        if pred is None:
+            return "ready" if is_anchor(event) else "wait"
+        if pred == event.prev:
+            return "ready"
+        where = f"origin {event.origin[:16]}… seq {event.seq}"
+        if self._in_table("forks", event.prev or ""):
+            return f"{where} chains onto the forked branch; it is never applied"
+        return f"broken hash chain at {where}: prev does not name the applied seq {event.seq - 1}"
+
+    def _apply(self, tx: _Tx, event: Event, received_at: int, source: str) -> None:
+        self._leave(source, event.id)
+        self.conn.execute(
+            "INSERT INTO events (id, origin, seq, prev, clock, wall, user, kind, raw, sig, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.origin, event.seq, event.prev, event.clock, event.wall,
+             event.user, event.kind, event.raw, event.sig, received_at),
+        )
+        self._advance_anchor(event)
+        self._evict_conflicts(tx, event)
+        tx.hwm = clock.observe(tx.hwm, event.clock)
+        tx.result.applied.append(event)
+        tx.unflushed.append(event)
+
+    def _record_fork(self, tx: _Tx, event: Event, applied_id: str, source: str) -> None:
+        self._leave(source, event.id)
+        self.conn.execute(
+            "INSERT OR IGNORE INTO forks (id, origin, seq, applied_id, raw, sig, detected_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.origin, event.seq, applied_id, event.raw, event.sig, tx.now_ms),
+        )
+        self.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (applied_id,))
+        tx.result.forks.append(event.id)
+
+    def _hold(self, tx: _Tx, event: Event) -> None:
+        ahead = clock.wall_ms_of(event.clock) - tx.now_ms
+        reason = (
+            f"stamped {ahead} ms ahead of local time (allowed {self.max_offset_ms} ms); "
+            "applied when local time reaches it"
+        )
+        self.conn.execute(
+            "INSERT INTO held (id, origin, seq, clock, raw, sig, received_at, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.origin, event.seq, event.clock, event.raw, event.sig,
+             tx.now_ms, reason),
+        )
+        tx.result.held.append(event.id)
+
+    def _keep_pending(
+        self, tx: _Tx, event: Event, received_at: int, reason: str, source: str
+    ) -> None:
+        if source == _PENDING:
+            self.conn.execute("UPDATE pending SET reason = ? WHERE id = ?", (reason, event.id))
+            return
+        self._leave(source, event.id)
+        self.conn.execute(
+            "INSERT INTO pending (id, origin, seq, prev, clock, kind, raw, sig, received_at, "
+            "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.origin, event.seq, event.prev, event.clock, event.kind,
+             event.raw, event.sig, received_at, reason),
+        )
+        tx.result.pending.append(event.id)
+
+    def _reject(self, tx: _Tx, event: Event, reason: str, source: str, *, keep: bool) -> None:
+        """Refuse an event; ``keep`` stores it as evidence (non-members), never applied."""
+        self._leave(source, event.id)
+        if keep:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO rejected (id, origin, seq, reason, raw, sig, rejected_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (event.id, event.origin, event.seq, reason, event.raw, event.sig, tx.now_ms),
+            )
+        tx.result.rejected.append(Rejected(event.id, reason, event.origin, event.seq))
+
+    def _leave(self, source: str, event_id: str) -> None:
+        if source in (_PENDING, _HELD):
+            self.conn.execute(f"DELETE FROM {source} WHERE id = ?", (event_id,))
+
+    # ------------------------------------------------------------------ chains
+
+    def _advance_anchor(self, event: Event) -> None:
+        """Keep ``anchors`` at the chain ending in the origin's highest applied seq."""
+        row = self.conn.execute(
+            "SELECT first_seq, last_seq FROM anchors WHERE origin = ?", (event.origin,)
+        ).fetchone()
+        if row is None or event.seq > row[1] + 1:
+            self._set_anchor(event.origin, "first", event.seq, event.id, insert=True)
+        elif event.seq == row[1] + 1:
+            self._set_anchor(event.origin, "last", event.seq, event.id)
+        elif event.seq == row[0] - 1:
+            start = self._run_start(event.origin, event.seq)
+            start_id = self._applied_id(event.origin, start)
+            self._set_anchor(event.origin, "first", start, start_id or event.id)
+
+    def _set_anchor(
+        self, origin: str, end: str, seq: int, event_id: str, *, insert: bool = False
+    ) -> None:
+        if insert:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO anchors (origin, first_seq, first_id, last_seq, last_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (origin, seq, event_id, seq, event_id),
+            )
+            return
+        self.conn.execute(
+            f"UPDATE anchors SET {end}_seq = ?, {end}_id = ? WHERE origin = ?",
+            (seq, event_id, origin),
+        )
+
+    def _run_start(self, origin: str, seq: int) -> int:
+        """The lowest seq from which every seq up to ``seq`` is applied."""
+        while self._applied_id(origin, seq - 1) is not None:
+            seq -= 1
+        return seq
+
+    def _evict_conflicts(self, tx: _Tx, event: Event) -> None:
+        """Pending events that the newly applied ``event`` makes forks or broken chains."""
+        rivals = self.conn.execute(
+            "SELECT id, raw, sig FROM pending WHERE origin = ? AND seq = ? AND id != ? "
+            "ORDER BY id",
+            (event.origin, event.seq, event.id),
+        ).fetchall()
+        for rid, raw, sig in rivals:
+            self._record_fork(tx, _trusted(rid, raw, sig), event.id, _PENDING)
+        orphans = self.conn.execute(
+            "SELECT id, raw, sig FROM pending WHERE origin = ? AND seq = ? "
+            "AND prev IS NOT ? ORDER BY id",
+            (event.origin, event.seq + 1, event.id),
+        ).fetchall()
+        for oid, raw, sig in orphans:
+            orphan = _trusted(oid, raw, sig)
+            self._reject(tx, orphan, self._chain_state(orphan), _PENDING, keep=False)
+
+    # ------------------------------------------------------------------ pending
+
+    def _drain(self, tx: _Tx) -> None:
+        """Apply pending events until none becomes appliable (gaps filled, members admitted)."""
+        while True:
+            moved = False
+            for event, received_at in self._ready_pending():
+                if self._in_table(_PENDING, event.id):
+                    moved |= self._settle(tx, event, received_at)
+            if not moved:
+                return
+
+    def _settle(self, tx: _Tx, event: Event, received_at: int) -> bool:
+        """Place one pending event, then follow its chain upwards; True when it moved."""
+        if self._place(tx, event, received_at, _PENDING) != "applied":
+            return not self._in_table(_PENDING, event.id)
+        while (nxt := self._pending_successor(event)) is not None:
+            event, received_at = nxt
+            if self._place(tx, event, received_at, _PENDING) != "applied":
+                break
+        return True
+
+    def _ready_pending(self) -> list[tuple[Event, int]]:
+        """Pending events worth another look: chain-ready, or waiting only for membership."""
+        rows = self.conn.execute(
+            "SELECT p.id, p.raw, p.sig, p.received_at FROM pending AS p "
+            "WHERE p.reason = 'membership' OR EXISTS (SELECT 1 FROM events AS e "
+            "WHERE e.origin = p.origin AND e.seq = p.seq - 1) "
+            "ORDER BY p.origin, p.seq, p.id"
+        ).fetchall()
+        return [(_trusted(i, raw, sig), at) for i, raw, sig, at in rows]
+
+    def _pending_successor(self, event: Event) -> tuple[Event, int] | None:
+        row = self.conn.execute(
+            "SELECT id, raw, sig, received_at FROM pending WHERE origin = ? AND seq = ? "
+            "AND prev = ? ORDER BY id LIMIT 1",
+            (event.origin, event.seq + 1, event.id),
+        ).fetchone()
+        return None if row is None else (_trusted(row[0], row[1], row[2]), row[3])
+
+    # ------------------------------------------------------------------ lookups
+
+    def _applied_id(self, origin: str, seq: int) -> str | None:
+        row = self.conn.execute(
+            "SELECT id FROM events WHERE origin = ? AND seq = ?", (origin, seq)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _in_table(self, table: str, event_id: str) -> bool:
+        row = self.conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (event_id,)).fetchone()
+        return row is not None
+
+    def _is_known(self, event_id: str) -> bool:
+        """Already applied, pending, held or kept as fork evidence: a duplicate."""
+        return any(self._in_table(t, event_id) for t in ("events", _PENDING, _HELD, "forks"))
