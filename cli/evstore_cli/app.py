@@ -15,7 +15,9 @@ import typer
 from evstore import __version__
 from evstore.core import catalog
 from evstore.ops import node as node_ops
-from evstore_cli import cluster_cmds, output, settings_cmds
+from evstore_cli import (
+    cluster_cmds, forensics_cmds, gui_cmds, node_cmds, output, settings_cmds,
+)
 from evstore_cli.common import GLOBAL, HomeOpt, JsonOpt, PassOpt, UserOpt, node_for
 from evstore_cli.output import handled
 
@@ -30,6 +32,9 @@ app = typer.Typer(
 app.add_typer(cluster_cmds.clusterconfig, name="clusterconfig")
 settings_cmds.register(app)
 cluster_cmds.register(app)
+node_cmds.register(app)
+forensics_cmds.register(app)
+gui_cmds.register(app)
 
 
 def _version(value: bool) -> None:
