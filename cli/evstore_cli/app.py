@@ -16,7 +16,12 @@ from evstore import __version__
 from evstore.core import catalog
 from evstore.ops import node as node_ops
 from evstore_cli import (
-    cluster_cmds, forensics_cmds, gui_cmds, node_cmds, output, settings_cmds,
+    cluster_cmds,
+    forensics_cmds,
+    gui_cmds,
+    node_cmds,
+    output,
+    settings_cmds,
 )
 from evstore_cli.common import GLOBAL, HomeOpt, JsonOpt, PassOpt, UserOpt, node_for
 from evstore_cli.output import handled
@@ -104,6 +109,8 @@ def _render_status(s: dict[str, Any]) -> None:
         output.table("peers", ["hostname", "address", "state", "last seen", "clock offset ms"],
                      [[p["hostname"], p["address"], p["state"], p["last_seen"],
                        p["clock_offset_ms"]] for p in s["peers"]])
+    for d in s.get("disabled", []):
+        output.say(f"disabled on {d['hostname']}: {d['section']} {d['item']}: {d['reason']}")
     for a in s["alerts"]:
         output.say(f"alert {a['at']} {a['kind']}: {a['detail']}")
 

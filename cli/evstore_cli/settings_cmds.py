@@ -297,6 +297,8 @@ def commit(
                 output.emit({"committed": False, "conflicts": c.conflicts}, True)
             raise
         detached = [p["hostname"] for p in node.peers() if p["state"] == "disconnected"]
+    for d in data.get("disabled", []):
+        output.warn(f"on {d['hostname']}, {d['section']} item {d['item']} is disabled: {d['reason']}")
     if detached and data["committed"]:
         output.warn("these machines are disconnected and get this commit only on reconnect: "
                     + ", ".join(detached))

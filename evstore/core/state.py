@@ -397,6 +397,25 @@ class Structure:
         return None
 
 
+ALWAYS_ADMITTED = frozenset({"cluster.create", "node.init", "node.standalone"})
+
+
+def may_write(st: Structure, event: Event) -> bool | None:
+    """Membership: may this event's origin write? True yes, None not yet known (wait).
+
+    A pure function of the events already applied, never of local time or arrival order: an
+    origin writes once an event admitting its key has been applied (a create names its author,
+    ``cluster.admit`` names a joiner's or a rekeyed machine's key). Events of a removed origin
+    past its cutoff are still stored, and ignored by the register rules.
+    """
+    if event.kind in ALWAYS_ADMITTED:
+        return True
+    for m in st.machines.values():
+        if event.origin in (m.key, m.mid) and (m.member or st.name is None):
+            return True
+    return None
+
+
 def structure_from(winners: Iterable[Write]) -> Structure:
     """Build the structure from the winners of every ``@structure`` register."""
     st = Structure()

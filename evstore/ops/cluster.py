@@ -161,7 +161,7 @@ def deletegroup(node: Node, user: str, name: str, move_to: str | None = None) ->
     if target is None or target == gid:
         raise InvalidInput("cannot delete the group its machines would move to; "
                            "pass --move-to another group")
-    copies = []
+    copies: list[dict[str, Any]] = []
     moved = [m for m in st.members() if st.group_of(m.mid) == gid]
     group_sections = [s for md, s in node.store.defined_sections() if md == f"group:{gid}"]
     for m in moved:
@@ -173,8 +173,8 @@ def deletegroup(node: Node, user: str, name: str, move_to: str | None = None) ->
     return {
         "group": name, "event": ev.id, "moved_to": st.groups.get(target),
         "machines": [m.hostname for m in moved],
-        "copied": [{"machine": st.machines[c["machine"]].hostname, "section": c["section"]}
-                   for c in copies],
+        "copied": [{"machine": st.machines[str(c["machine"])].hostname,
+                    "section": c["section"]} for c in copies],
         "dropped_sections": group_sections if not moved else [],
     }
 

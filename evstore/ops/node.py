@@ -30,7 +30,7 @@ from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
 from evstore.storage.connect import open_db, transaction
 from evstore.storage.log import EventLog
-from evstore.storage.views import SqliteStore, on_apply
+from evstore.storage.views import SqliteStore, admit, on_apply
 
 DB_NAME = "evstore.db"
 DEFAULT_LISTEN = "127.0.0.1:2200"
@@ -76,7 +76,7 @@ class Node:
     def __init__(self, home: Path, conn: sqlite3.Connection) -> None:
         self.home = home
         self.conn = conn
-        self.log = EventLog(conn, on_apply=on_apply)
+        self.log = EventLog(conn, admit=admit, on_apply=on_apply)
         self.store = SqliteStore(conn)
         self._key: nacl.signing.SigningKey | None = None
 
@@ -241,7 +241,23 @@ class Node:
             "forks": len(self.log.forks()),
             "peers": self.peers(st),
             "alerts": alerts,
+            "disabled": self.disabled(st),
         }
+
+    def disabled(self, st: state.Structure | None = None) -> list[dict[str, Any]]:
+        """Items that reference something a machine lacks, per machine (the seed's
+        interdependent settings: such an item is disabled on that machine)."""
+        st = st or self.structure()
+        machines = st.members() if st.name is not None else [
+            m for m in st.machines.values() if m.mid == self.mid
+        ]
+        out = []
+        for m in machines:
+            effective = {s: v[0] for s, v in self.store.effective_of(m.mid).items()}
+            for d in catalog.check_references(effective):
+                out.append({"hostname": m.hostname, "section": d.section, "item": d.item,
+                            "reason": d.reason})
+        return out
 
     def _host_of_origin(self, st: state.Structure, origin: str) -> str:
         for m in st.machines.values():

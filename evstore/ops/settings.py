@@ -337,7 +337,8 @@ def commit(node: Node, user: str, comment: str = "", *, discard: bool = False,
         also=drop_staged,
     )
     return {"committed": True, "commit": ev.id, "changes": describe_changes(node, changes),
-            "discarded": conflicts if discard else [], "forced": conflicts if force else []}
+            "discarded": conflicts if discard else [], "forced": conflicts if force else [],
+            "disabled": node.disabled()}
 
 
 def dry_run(node: Node, user: str) -> dict[str, Any]:

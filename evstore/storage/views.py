@@ -181,3 +181,8 @@ class SqliteStore:
 def on_apply(conn: sqlite3.Connection, events: list[Event]) -> None:
     """The event log's hook: project newly applied events, in the log's transaction."""
     state.apply(SqliteStore(conn), events)
+
+
+def admit(conn: sqlite3.Connection, event: Event) -> bool | None:
+    """The event log's membership seam (``EventLog(admit=...)``): see ``state.may_write``."""
+    return state.may_write(state.structure_from(SqliteStore(conn).structure_winners()), event)
