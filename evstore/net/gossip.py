@@ -1,0 +1,484 @@
+"""The trio shell of anti-entropy: it moves bytes for core/sync.py's Session.
+
+Theory of operation
+-------------------
+A node has one :class:`Mesh`, and the mesh one :class:`Peer` per live link. A peer runs three
+tasks over any channel with ``async send(bytes)`` / ``async receive() -> bytes`` (a
+transport.SecureChannel in production, a framed memory stream in the simulation):
+
+* the *receiver* feeds each message to the session and carries out its actions. Ingesting
+  events happens here, so a peer that sends faster than our log can commit is slowed down by
+  the link itself. It never writes to the channel (that could deadlock two nodes whose
+  socket buffers are full); what it wants sent goes to the outbox.
+* the *writer* drains the outbox: bytes to send, ranges to read from the log and send, and
+  "the log changed" marks (coalesced) that turn into pushes.
+* the *timer* pings (clock offset, liveness) and resyncs (periodic anti-entropy).
+
+When events enter the log (a local commit reported by ``notify_local_change``, or events a
+peer sent us) every peer is told, and each session pushes what its peer is not known to hold:
+that one rule gives immediate pushes of local commits and relaying to the other peers alike.
+Anti-entropy runs on every (re)connect (the hello exchange) and every ``sync_interval``.
+
+The log is reached through :class:`LogAccess`. :class:`ThreadedLog` runs the SQLite work in a
+worker thread, one at a time per database (PITFALLS 12); :class:`InlineLog` runs it inline,
+for the deterministic simulation, because threads break MockClock autojump.
+
+A bad message from a peer (``SyncError``), a transport error or a version mismatch ends that
+link only; the caller decides whether and when to reconnect. Link states live in memory
+(``Mesh.links``); changes go to the ``on_link_change`` callback, where the node layer stores
+alerts and link rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+import evstore
+from evstore.core.errors import InvalidInput
+from evstore.core.events import Event
+from evstore.core.sync import (
+    Action,
+    Closed,
+    Ingest,
+    Item,
+    NeedRanges,
+    PeerVersionMismatch,
+    Pong,
+    Range,
+    Ready,
+    Send,
+    Session,
+    VersionVector,
+    chunk_ranges,
+)
+from evstore.net.transport import LinkError
+from evstore.storage.log import EventLog
+
+__all__ = [
+    "DEFAULT_PING_INTERVAL",
+    "Channel",
+    "InlineLog",
+    "LinkState",
+    "LogAccess",
+    "Mesh",
+    "Peer",
+    "ThreadedLog",
+    "cluster_vector",
+    "wall_clock_ms",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PING_INTERVAL = 60.0
+BYE_TIMEOUT = 5.0
+_LINK_ERRORS = (InvalidInput, LinkError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+T = TypeVar("T")
+
+
+def wall_clock_ms() -> int:
+    """Wall-clock time in ms: the default "now" of the shell (never used by the core)."""
+    return time.time_ns() // 1_000_000
+
+
+class Channel(Protocol):
+    """What a peer needs of a link: whole messages in and out."""
+
+    async def send(self, message: bytes) -> None: ...
+
+    async def receive(self) -> bytes: ...
+
+
+class LogAccess(Protocol):
+    """What anti-entropy needs of the event log."""
+
+    async def version_vector(self) -> VersionVector: ...
+
+    async def read_events(self, ranges: Sequence[Range]) -> list[Item]: ...
+
+    async def ingest(self, items: Sequence[Item]) -> list[Event]: ...
+
+
+# --------------------------------------------------------------------------- log access
+
+
+def cluster_vector(event_log: EventLog, floors: Mapping[str, int] | None = None) -> VersionVector:
+    """The log's version vector as ``{origin: (first, last)}``.
+
+    ``floors`` gives, per origin, the first seq that may leave this machine: a machine's
+    events from before it joined stay in its own log (CONTRACT, cluster semantics), so the
+    node layer sets its own origin's floor to its join event.
+    """
+    floors = floors or {}
+    out: VersionVector = {}
+    for origin, last in event_log.version_vector().items():
+        first = max(event_log.first_seq(origin) or last, floors.get(origin, 1))
+        if first <= last:
+            out[origin] = (first, last)
+    return out
+
+
+def _read(event_log: EventLog, ranges: Sequence[Range]) -> list[Item]:
+    out: list[Item] = []
+    for r in ranges:
+        out.extend((e.raw, e.sig) for e in event_log.read_range(r.origin, r.first, r.last))
+    return out
+
+
+def _ingest(event_log: EventLog, items: Sequence[Item], now_ms: int) -> list[Event]:
+    result = event_log.ingest(items, now_ms=now_ms)
+    if result.rejected or result.forks:
+        log.warning("ingest refused events: %s", result.counts())
+    return result.applied
+
+
+class InlineLog:
+    """``LogAccess`` that runs SQLite calls inline: only for the simulation (and tests)."""
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        *,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        floors: Mapping[str, int] | None = None,
+    ) -> None:
+        self.log = event_log
+        self.now_ms = now_ms
+        self.floors: dict[str, int] = dict(floors or {})
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)
+
+    async def version_vector(self) -> VersionVector:
+        return await self._call(cluster_vector, self.log, dict(self.floors))
+
+    async def read_events(self, ranges: Sequence[Range]) -> list[Item]:
+        return await self._call(_read, self.log, list(ranges))
+
+    async def ingest(self, items: Sequence[Item]) -> list[Event]:
+        return await self._call(_ingest, self.log, list(items), self.now_ms())
+
+
+class ThreadedLog(InlineLog):
+    """``LogAccess`` for a serving node: each call runs in a worker thread, one at a time.
+
+    Pass the same ``limiter`` (a ``CapacityLimiter(1)``) to everything that uses this
+    database connection in this process.
+    """
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        *,
+        limiter: trio.CapacityLimiter | None = None,
+        now_ms: Callable[[], int] = wall_clock_ms,
+        floors: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__(event_log, now_ms=now_ms, floors=floors)
+        self.limiter = limiter if limiter is not None else trio.CapacityLimiter(1)
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+
+# --------------------------------------------------------------------------- link state
+
+
+@dataclass
+class LinkState:
+    """What this node knows about one link, in memory."""
+
+    name: str
+    up: bool = False
+    node: str | None = None
+    since_ms: int | None = None
+    last_seen_ms: int | None = None
+    offset_ms: int | None = None
+    rtt_ms: int | None = None
+    error: str | None = None
+    events_in: int = 0
+    events_out: int = 0
+
+
+class _Mark:
+    """An outbox mark: work the writer does with a fresh look at the log."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+_CHANGED = _Mark("the log gained events: push what the peer lacks")
+_RESYNC = _Mark("periodic anti-entropy: refresh our vector, push, then send it")
+_Work = bytes | NeedRanges | _Mark
+
+
+# --------------------------------------------------------------------------- one link
+
+
+class Peer:
+    """Drives one Session over one channel; see the module docstring."""
+
+    def __init__(self, mesh: Mesh, name: str, channel: Channel, expected_node: str | None) -> None:
+        self.mesh = mesh
+        self.name = name
+        self.channel = channel
+        self.expected_node = expected_node
+        self.state = LinkState(name)
+        self.session: Session | None = None
+        self.cancel_scope = trio.CancelScope()
+        self._outbox, self._inbox = trio.open_memory_channel[_Work](math.inf)
+        self._change_queued = False
+        self._resync_queued = False
+        self._send_lock = trio.Lock()
+
+    # ---- entry points
+
+    async def run(self) -> LinkState:
+        """Run the link until it ends; return its final state. Never raises for link trouble."""
+        try:
+            with self.cancel_scope:
+                try:
+                    await self._run()
+                except _LINK_ERRORS as exc:
+                    self._ended(f"{type(exc).__name__}: {exc}")
+            if self.cancel_scope.cancelled_caught:
+                self._ended("disconnected")
+        finally:
+            self._down()
+        return self.state
+
+    def local_changed(self) -> None:
+        """Queue one push round; rounds queued before it runs are merged into it."""
+        if not self._change_queued:
+            self._change_queued = True
+            self._outbox.send_nowait(_CHANGED)
+
+    def disconnect(self) -> None:
+        self.cancel_scope.cancel()
+
+    def _queue_resync(self) -> None:
+        """Like ``local_changed``: a slow link gets one pending resync, not a backlog."""
+        if not self._resync_queued:
+            self._resync_queued = True
+            self._outbox.send_nowait(_RESYNC)
+
+    # ---- the tasks
+
+    async def _run(self) -> None:
+        self.session = Session(
+            node=self.mesh.node, version=self.mesh.version, vv=await self.mesh.log.version_vector()
+        )
+        for data in self.session.start():
+            self._outbox.send_nowait(data)
+        async with trio.open_nursery() as nursery:
+            for task in (self._receiver, self._writer, self._pinger, self._resyncer):
+                nursery.start_soon(self._until_done, task, nursery.cancel_scope)
+
+    async def _until_done(
+        self, task: Callable[[], Awaitable[None]], scope: trio.CancelScope
+    ) -> None:
+        """Run one task; when it ends, for whatever reason, the whole link ends."""
+        try:
+            await task()
+        except _LINK_ERRORS as exc:
+            self._ended(f"{type(exc).__name__}: {exc}")
+        scope.cancel()
+
+    async def _receiver(self) -> None:
+        assert self.session is not None
+        while True:
+            data = await self.channel.receive()
+            now = self.mesh.wall_ms()
+            self.state.last_seen_ms = now
+            for action in self.session.receive(data, now):
+                await self._carry_out(action)
+            if self.session.closed:
+                return
+
+    async def _writer(self) -> None:
+        async for work in self._inbox:
+            if isinstance(work, bytes):
+                await self._send(work)
+            elif isinstance(work, NeedRanges):
+                await self._send_ranges(work)
+            elif work is _CHANGED:
+                self._change_queued = False
+                await self._push_changes()
+            else:
+                self._resync_queued = False
+                await self._resync()
+
+    async def _pinger(self) -> None:
+        await self._every(self.mesh.ping_interval, self._ping)
+
+    async def _resyncer(self) -> None:
+        await self._every(self.mesh.sync_interval, self._queue_resync)
+
+    # ---- actions
+
+    async def _carry_out(self, action: Action) -> None:
+        assert self.session is not None
+        match action:
+            case Send(data) if self.session.closed:
+                await self._send_last(data)
+            case Send(data):
+                self._outbox.send_nowait(data)
+            case NeedRanges():
+                self._outbox.send_nowait(action)
+            case Ingest(items):
+                await self._ingest(items)
+            case Ready(node):
+                self._established(node)
+            case Pong(offset_ms, rtt_ms):
+                self.state.offset_ms, self.state.rtt_ms = offset_ms, rtt_ms
+                self.mesh.report(self.state)
+            case PeerVersionMismatch():
+                self._ended(action.message)
+            case Closed(reason):
+                self._ended(reason)
+
+    async def _ingest(self, items: Sequence[Item]) -> None:
+        applied = await self.mesh.log.ingest(items)
+        self.state.events_in += len(items)
+        if applied:
+            self.mesh.notify_local_change()
+
+    def _established(self, node: str) -> None:
+        if self.expected_node is not None and node != self.expected_node:
+            raise InvalidInput(
+                f"peer says it is {node[:16]}… but the link was made to {self.expected_node[:16]}…"
+            )
+        now = self.mesh.wall_ms()
+        self.state.up, self.state.node, self.state.since_ms, self.state.error = True, node, now, None
+        self.mesh.report(self.state)
+        self._ping()
+
+    def _ping(self) -> None:
+        if self.session is not None and self.session.ready:
+            self._outbox.send_nowait(self.session.ping(self.mesh.wall_ms()))
+
+    async def _resync(self) -> None:
+        """Re-read the log first, so even a change nobody notified us of goes out."""
+        assert self.session is not None
+        await self._push_changes()
+        for data in self.session.resync():
+            await self._send(data)
+
+    async def _push_changes(self) -> None:
+        assert self.session is not None
+        vv = await self.mesh.log.version_vector()
+        for action in self.session.local_changed(vv):
+            if isinstance(action, NeedRanges):
+                await self._send_ranges(action)
+
+    async def _send_ranges(self, need: NeedRanges) -> None:
+        assert self.session is not None
+        for group in chunk_ranges(need.ranges):
+            items = await self.mesh.log.read_events(group)
+            for data in self.session.send_events(items, push=need.push):
+                await self._send(data)
+            self.state.events_out += len(items)
+
+    async def _send(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self.channel.send(data)
+
+    async def _send_last(self, data: bytes) -> None:
+        """A goodbye: sent from the receiver, since the writer stops with the link."""
+        with trio.move_on_after(BYE_TIMEOUT):
+            await self._send(data)
+
+    async def _every(self, interval: float, fn: Callable[[], None]) -> None:
+        while True:
+            await trio.sleep(interval)
+            fn()
+
+    # ---- state
+
+    def _ended(self, reason: str) -> None:
+        if self.state.error is None:
+            self.state.error = reason
+            log.info("link %s ended: %s", self.name, reason)
+
+    def _down(self) -> None:
+        self.state.up = False
+        self.mesh.report(self.state)
+
+
+# --------------------------------------------------------------------------- the node's links
+
+
+class Mesh:
+    """The links of one node: runs a Peer per link, pushes and relays, tracks link states.
+
+    ``run_peer`` serves one link until it ends (the caller owns and closes the channel, and
+    decides about reconnecting). ``notify_local_change`` must be called after every local
+    commit; events ingested from peers are relayed without being asked.
+    """
+
+    def __init__(
+        self,
+        *,
+        node: str,
+        log: LogAccess,
+        version: str = evstore.__version__,
+        ping_interval: float = DEFAULT_PING_INTERVAL,
+        sync_interval: float | None = None,
+        wall_ms: Callable[[], int] = wall_clock_ms,
+        on_link_change: Callable[[LinkState], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.log = log
+        self.version = version
+        self.ping_interval = ping_interval
+        self.sync_interval = ping_interval if sync_interval is None else sync_interval
+        self.wall_ms = wall_ms
+        self.on_link_change = on_link_change
+        self.links: dict[str, LinkState] = {}
+        self._peers: dict[str, Peer] = {}
+
+    async def run_peer(
+        self, name: str, channel: Channel, *, expected_node: str | None = None
+    ) -> LinkState:
+        """Serve the link ``name`` until it ends; a newer link with that name replaces it."""
+        old = self._peers.get(name)
+        if old is not None:
+            old.disconnect()
+        peer = Peer(self, name, channel, expected_node)
+        self._peers[name] = peer
+        self.links[name] = peer.state
+        try:
+            return await peer.run()
+        finally:
+            if self._peers.get(name) is peer:
+                del self._peers[name]
+
+    def notify_local_change(self) -> None:
+        """The log gained events: every connected peer gets what it lacks, at once."""
+        for peer in list(self._peers.values()):
+            peer.local_changed()
+
+    def disconnect(self, name: str) -> bool:
+        """End the link ``name`` now; False when there is none."""
+        peer = self._peers.get(name)
+        if peer is None:
+            return False
+        peer.disconnect()
+        return True
+
+    def connected(self) -> list[str]:
+        """Names of the links whose hello exchange succeeded, sorted."""
+        return sorted(name for name, peer in self._peers.items() if peer.state.up)
+
+    def report(self, state: LinkState) -> None:
+        """Hand a snapshot of a changed link state to the callback."""
+        if self.on_link_change is not None:
+            self.on_link_change(dataclasses.replace(state))
