@@ -18,6 +18,7 @@ from evstore_cli.common import (
     UserOpt,
     YesOpt,
     authenticated,
+    cluster_level,
     node_for,
     user_of,
 )
@@ -32,6 +33,13 @@ clusterconfig.add_typer(prepjoin, name="prepjoin")
 
 NewPassOpt = Annotated[Path | None, typer.Option("--new-passphrase-file",
                                                  help="File whose first line is the new passphrase.")]
+
+
+def _admin(node: Any, user: str | None, passphrase_file: Path | None) -> str:
+    """Authenticate an admin for a cluster operation (offering the switch to cluster mode)."""
+    who = authenticated(node, user, passphrase_file, "cluster")
+    cluster_level(node, who)
+    return who
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +57,7 @@ def create(name: str, home: HomeOpt = None, user: UserOpt = None, passphrase_fil
            yes: YesOpt = False, json_out: JsonOpt = False) -> None:
     """Turn this standalone machine into a new cluster (group Main_Group is created)."""
     with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file, "cluster")
+        who = _admin(node, user, passphrase_file)
         data = ops.create(node, who, name)
     _done(data, json_out, f"new cluster {name} created; this machine is in Main_Group. "
                           "Creating a cluster takes effect at once: there is nothing to commit.")
@@ -70,7 +78,7 @@ def addgroup(group: str, home: HomeOpt = None, user: UserOpt = None,
              passphrase_file: PassOpt = None, yes: YesOpt = False, json_out: JsonOpt = False) -> None:
     """Add a group."""
     with node_for(home) as node:
-        data = ops.addgroup(node, authenticated(node, user, passphrase_file, "cluster"), group)
+        data = ops.addgroup(node, _admin(node, user, passphrase_file), group)
     _done(data, json_out, f"group {group} added")
 
 
@@ -81,7 +89,7 @@ def renamegroup(old: str, new: str, home: HomeOpt = None, user: UserOpt = None,
                 json_out: JsonOpt = False) -> None:
     """Rename a group (its identity, settings and machines stay)."""
     with node_for(home) as node:
-        data = ops.renamegroup(node, authenticated(node, user, passphrase_file, "cluster"), old, new)
+        data = ops.renamegroup(node, _admin(node, user, passphrase_file), old, new)
     _done(data, json_out, f"group {old} renamed to {new}")
 
 
@@ -95,7 +103,7 @@ def deletegroup(
 ) -> None:
     """Delete a group: its machines move, keeping the group's settings as their own."""
     with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file, "cluster")
+        who = _admin(node, user, passphrase_file)
         data = ops.deletegroup(node, who, group, move_to)
     if data["dropped_sections"]:
         output.warn(f"group {group} had no machines; its settings of "
@@ -111,7 +119,7 @@ def setgroup(machine: str, group: str, home: HomeOpt = None, user: UserOpt = Non
              json_out: JsonOpt = False) -> None:
     """Put a machine in a group."""
     with node_for(home) as node:
-        data = ops.setgroup(node, authenticated(node, user, passphrase_file, "cluster"), machine, group)
+        data = ops.setgroup(node, _admin(node, user, passphrase_file), machine, group)
     _done(data, json_out, f"{data['machine']} is now in group {group}")
 
 
@@ -121,7 +129,7 @@ def setname(name: str, home: HomeOpt = None, user: UserOpt = None,
             passphrase_file: PassOpt = None, yes: YesOpt = False, json_out: JsonOpt = False) -> None:
     """Set the cluster name."""
     with node_for(home) as node:
-        data = ops.setname(node, authenticated(node, user, passphrase_file, "cluster"), name)
+        data = ops.setname(node, _admin(node, user, passphrase_file), name)
     _done(data, json_out, f"cluster renamed to {name}")
 
 
@@ -132,7 +140,7 @@ def removemachine(machine: str, home: HomeOpt = None, user: UserOpt = None,
                   json_out: JsonOpt = False) -> None:
     """Remove a machine permanently; it keeps its settings, flattened, as a standalone."""
     with node_for(home) as node:
-        data = ops.removemachine(node, authenticated(node, user, passphrase_file, "cluster"), machine)
+        data = ops.removemachine(node, _admin(node, user, passphrase_file), machine)
     _done(data, json_out, f"{data['machine']} removed from the cluster")
 
 
@@ -205,7 +213,7 @@ def prepjoin_new(host: str, serial: str, key: str, home: HomeOpt = None, user: U
                  json_out: JsonOpt = False) -> None:
     """On a member: stage an entry for a machine that will join with a pre-shared key."""
     with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file, "cluster")
+        who = _admin(node, user, passphrase_file)
         data = user_ops.prepjoin_new(node, who, host, serial, key)
     _done(data, json_out, f"host {host} staged for joining; commit to make it known to every member")
 
@@ -217,7 +225,7 @@ def prepjoin_delete(host: str, home: HomeOpt = None, user: UserOpt = None,
                     json_out: JsonOpt = False) -> None:
     """Remove a host from the pending join list (staged)."""
     with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file, "cluster")
+        who = _admin(node, user, passphrase_file)
         data = user_ops.prepjoin_delete(node, who, host)
     _done(data, json_out, f"host {host} removed from the join list (staged)")
 

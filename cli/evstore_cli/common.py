@@ -100,3 +100,16 @@ def _switch_target(node: Node, levels: frozenset[str]) -> str:
     st = node.structure()
     gid = st.group_of(node.mid)
     return f"group:{gid}"
+
+
+def cluster_level(node: Node, user: str | None) -> None:
+    """Cluster-mode commands act at cluster level. On a terminal in another mode, ask first
+    whether to switch the current mode to cluster (default yes), as the seed does; without a
+    terminal act, leaving the mode as it was."""
+    who = user_of(user)
+    if not node.in_cluster() or node.mode_of(who) == "cluster" or not output.interactive():
+        return
+    if users.role_of(node, who) == "guest":
+        return
+    if output.confirm('This command is restricted to "cluster" mode. Switch to "cluster" mode?'):
+        node.set_mode(who, "cluster")

@@ -1,9 +1,59 @@
-"""Commands registered on the root app (filled in by its issue)."""
+"""``evstore gui``: serve the web administration pages of a home."""
 
 from __future__ import annotations
 
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import trio
 import typer
+
+from evstore.ops.node import open_node, parse_hostport, resolve_home
+from evstore_cli import output
+from evstore_cli.common import GLOBAL, HomeOpt
+from evstore_cli.output import handled
+
+DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
+    app.command(name="gui")(gui)
+
+
+@handled
+def gui(
+    listen: Annotated[str, typer.Option(
+        "--listen", help="HOST:PORT to serve on (port 0: any free port). Never all interfaces "
+        "unless you ask, e.g. 0.0.0.0:8080.")] = DEFAULT_LISTEN,
+    home: HomeOpt = None,
+) -> None:
+    """Serve the web pages for this home until interrupted (SIGINT or SIGTERM)."""
+    where = resolve_home(home or GLOBAL.home)
+    host, port = _listen(listen)
+    with open_node(where):
+        pass  # refuse a folder that is not a home before binding anything
+    trio.run(_serve, where, host, port)
+
+
+def _listen(text: str) -> tuple[str, int]:
+    """HOST:PORT as everywhere else, and HOST:0 for any free port (printed once bound)."""
+    if text.endswith(":0"):
+        return parse_hostport(text[:-2] + ":1")[0], 0
+    return parse_hostport(text)
+
+
+async def _serve(home: Path, host: str, port: int) -> None:
+    from evstore.web import serve_gui
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            urls = await nursery.start(serve_gui, home, host, port)
+            output.say(f"serving the pages of {home} at {', '.join(urls)} (Ctrl-C to stop)")
+            sys.stdout.flush()
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()
+    output.say("stopped")

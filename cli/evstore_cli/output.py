@@ -64,7 +64,7 @@ def warn(text: str) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    t = Table(title=title, show_lines=False)
+    t = Table(title=title, show_lines=False, show_header=any(columns))
     for c in columns:
         t.add_column(c)
     for r in rows:

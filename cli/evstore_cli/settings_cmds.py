@@ -59,8 +59,15 @@ def clustermode(
             text = f"{mode}:{name}" if name and mode in ("group", "machine") else mode
             split(text)
             node.set_mode(who, text)
-        data = {"mode": node.to_display(node.mode_of(who))}
-    output.emit(data, json_out, lambda d: output.say(f"mode: {d['mode']}"))
+        shown = node.to_display(node.mode_of(who))
+        data = {"mode": shown, "prompt": _prompt(shown, node.structure().name)}
+    output.emit(data, json_out, lambda d: output.say(f"{d['prompt']}> mode {d['mode']}"))
+
+
+def _prompt(mode: str, cluster: str | None) -> str:
+    """The seed's prompt: ``(Cluster americas)``, ``(Group Paris)``, ``(Machine lab1)``."""
+    level, _, name = mode.partition(":")
+    return f"(Cluster {cluster})" if level == "cluster" else f"({level.capitalize()} {name})"
 
 
 @handled

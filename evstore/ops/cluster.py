@@ -279,11 +279,16 @@ def _joined(node: Node, mid: str) -> str | None:
     return iso(w.wall) if w else None
 
 
+def _mode_order(mode: str) -> tuple[int, str]:
+    """Cluster first, then groups, then machines, each by name (the seed's listing order)."""
+    return ({"cluster": 0, "group": 1, "machine": 2}.get(mode.partition(":")[0], 3), mode)
+
+
 def clustershow(node: Node, section: str) -> dict[str, Any]:
     catalog.get(section)
     from evstore.ops.settings import defined_at
 
-    modes = [node.to_display(m) for m in defined_at(node, section)]
+    modes = sorted((node.to_display(m) for m in defined_at(node, section)), key=_mode_order)
     return {"section": section, "defined_at": modes}
 
 

@@ -363,7 +363,7 @@ def dry_run(node: Node, user: str) -> dict[str, Any]:
             state.apply(node.store, [ev])
         for m in members:
             after = node.store.effective_of(m.mid)
-            diffs = _effective_diff(before[m.mid], after)
+            diffs = _effective_diff(node, before[m.mid], after)
             if diffs:
                 machines.append({"hostname": m.hostname, "sections": diffs})
             b = {s: v[0] for s, v in before[m.mid].items()}
@@ -386,14 +386,15 @@ def _as_dict(d: Any) -> dict[str, Any]:
     return {k: getattr(d, k) for k in ("section", "item", "reason") if hasattr(d, k)}
 
 
-def _effective_diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+def _effective_diff(node: Node, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for section in sorted(set(before) | set(after)):
         b = before.get(section, (None, "default", None))
         a = after.get(section, (None, "default", None))
         if b[0] != a[0] or b[1] != a[1]:
-            out[section] = {"before": b[0], "after": a[0], "source_before": b[1],
-                            "source_after": a[1]}
+            out[section] = {"before": b[0], "after": a[0],
+                            "source_before": node.to_display(b[1]),
+                            "source_after": node.to_display(a[1])}
     return out
 
 
