@@ -16,6 +16,7 @@ from evstore import __version__
 from evstore.core import catalog
 from evstore.ops import node as node_ops
 from evstore_cli import (
+    check_cmds,
     cluster_cmds,
     forensics_cmds,
     gui_cmds,
@@ -38,6 +39,7 @@ app.add_typer(cluster_cmds.clusterconfig, name="clusterconfig")
 settings_cmds.register(app)
 cluster_cmds.register(app)
 node_cmds.register(app)
+check_cmds.register(app)
 forensics_cmds.register(app)
 gui_cmds.register(app)
 

@@ -159,3 +159,48 @@ def test_removed_machine_learns_it_and_flattens(homes: list[Node]) -> None:
     notes = membership.after_ingest(b, applied)
     assert notes and b.structure().name is None
     assert b.store.section_value(f"machine:{b.mid}", "dns") == {"servers": ["10.7.7.7"]}
+
+
+def test_clustercheck_lists_resolves_and_ignores_superseded(homes: list[Node]) -> None:
+    from evstore.ops import check
+
+    a, b, _ = homes
+    cluster.create(a, "admin", "c")
+    join(a, b)
+    sync(a, b)
+    ops.stage(a, "admin", "cluster", "timezone", {"zone": "Europe/Paris"})
+    ops.commit(a, "admin")
+    ops.stage(b, "admin", "cluster", "timezone", {"zone": "Asia/Tokyo"})
+    ops.commit(b, "admin")
+    sync(a, b)
+    sync(b, a)
+    reports = [check.digests_at(n, check.common_point([a.log.version_vector(),
+                                                        b.log.version_vector()])) for n in (a, b)]
+    assert check.summarize(reports, [])["consistent"]
+    [row] = check.superseded(a)
+    assert row["loser"]["machine"] == "a.example" and row["winner"]["machine"] == "b.example"
+    check.resolve(a, "admin", "timezone@cluster=a.example")
+    sync(a, b)
+    for n in (a, b):
+        assert n.store.section_value("cluster", "timezone") == {"zone": "Europe/Paris"}
+        assert check.superseded(n) == []
+    assert a.state_digest() == b.state_digest()
+
+
+def test_ignore_records_review_on_every_machine(homes: list[Node]) -> None:
+    from evstore.ops import check
+
+    a, b, _ = homes
+    cluster.create(a, "admin", "c")
+    join(a, b)
+    sync(a, b)
+    ops.stage(a, "admin", "cluster", "ntp", {"servers": ["ntp1"]})
+    ops.commit(a, "admin")
+    ops.stage(b, "admin", "cluster", "ntp", {"servers": ["ntp2"]})
+    ops.commit(b, "admin")
+    sync(a, b)
+    sync(b, a)
+    assert len(check.superseded(b)) == 1
+    check.ignore(b, "admin", "ntp@cluster")
+    sync(b, a)
+    assert check.superseded(a) == [] and check.superseded(b) == []
