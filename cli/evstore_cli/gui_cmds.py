@@ -10,6 +10,7 @@ from typing import Annotated
 import trio
 import typer
 
+from evstore.core.errors import EvstoreError
 from evstore.ops.node import open_node, parse_hostport, resolve_home
 from evstore_cli import output
 from evstore_cli.common import GLOBAL, HomeOpt
@@ -35,7 +36,15 @@ def gui(
     host, port = _listen(listen)
     with open_node(where):
         pass  # refuse a folder that is not a home before binding anything
-    trio.run(_serve, where, host, port)
+    from evstore.web.app import first_leaf
+
+    try:
+        trio.run(_serve, where, host, port)
+    except BaseExceptionGroup as group:
+        err = first_leaf(group, EvstoreError)
+        if err is None:
+            raise
+        raise err from None
 
 
 def _listen(text: str) -> tuple[str, int]:

@@ -1,0 +1,112 @@
+"""The ASGI application and its routes, and serving it under trio with Hypercorn.
+
+URLs carry the mode, as the seed's pages do: ``/cluster/SECTION``, ``/group/NAME/SECTION``,
+``/machine/HOST/SECTION`` (a machine's serial number works in place of its hostname); a mode's
+own page lists its sections. POSTs to ``…/SECTION/ACTION`` stage changes; ``/changes`` reviews,
+previews and commits them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from evstore.core.errors import OperationalError
+from evstore.web import auth_pages, changes_pages, cluster_pages, settings_pages
+from evstore.web.db import Db
+from evstore.web.session import Backoff, Sessions, session_key
+from evstore.web.shell import Web, make_env
+
+STATIC = Path(__file__).parent / "static"
+MODE_PREFIXES = ("/cluster", "/group/{name}", "/machine/{host}")
+
+
+def _mode_routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for prefix in MODE_PREFIXES:
+        routes += [
+            Route(prefix + "/", settings_pages.mode_page, methods=["GET"]),
+            Route(prefix + "/{section}", settings_pages.section_view, methods=["GET"]),
+            Route(prefix + "/{section}/{action}", settings_pages.section_action,
+                  methods=["POST"]),
+        ]
+    return routes
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/", settings_pages.root, methods=["GET"]),
+        Route("/login", auth_pages.login_form, methods=["GET"]),
+        Route("/login", auth_pages.login_submit, methods=["POST"]),
+        Route("/logout", auth_pages.logout, methods=["POST"]),
+        Route("/go", settings_pages.change_mode, methods=["GET"]),
+        *_mode_routes(),
+        Route("/changes", changes_pages.changes, methods=["GET"]),
+        Route("/changes/preview", changes_pages.preview, methods=["GET"]),
+        Route("/changes/commit", changes_pages.commit, methods=["POST"]),
+        Route("/changes/clear", changes_pages.clear, methods=["POST"]),
+        Route("/members", cluster_pages.members, methods=["GET"]),
+        Route("/status", cluster_pages.status, methods=["GET"]),
+        Route("/audit", cluster_pages.audit, methods=["GET"]),
+        Route("/blame", cluster_pages.blame, methods=["GET"]),
+        Route("/commits", cluster_pages.commitdetail, methods=["GET"]),
+        Route("/clustercheck", cluster_pages.clustercheck, methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
+        Route("/{rest:path}", settings_pages.not_found, methods=["GET", "POST"]),
+    ]
+
+
+def create_app(home: Path, *, backoff: Backoff | None = None) -> Starlette:
+    """The pages of one home (its session key is made in the home on first use)."""
+    app = Starlette(routes=routes())
+    app.state.web = Web(
+        db=Db(home), sessions=Sessions(session_key(home)), backoff=backoff or Backoff(),
+        env=make_env(),
+    )
+    return app
+
+
+def bind_of(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve_gui(home: Path, host: str, port: int, *,
+                    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the pages of ``home`` on HOST:PORT until cancelled.
+
+    ``task_status.started`` receives the bound URLs (port 0 picks a free port), so a caller
+    can ``await nursery.start(serve_gui, home, host, port)`` and then print where it listens.
+    """
+    config = Config()
+    config.bind = [bind_of(host, port)]
+    config.accesslog = None
+    config.include_server_header = False
+    app: Any = create_app(home)  # Starlette is an ASGI app; hypercorn types it narrowly
+    try:
+        await serve(app, config, task_status=task_status)
+    except BaseExceptionGroup as group:
+        err = first_leaf(group, OSError)
+        if err is None:
+            raise
+        raise OperationalError(f"cannot serve the pages on {config.bind[0]}: "
+                               f"{err.strerror or err}; choose another --listen") from None
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def first_leaf(group: BaseExceptionGroup[Any], kind: type[E]) -> E | None:
+    """The first exception of type ``kind`` inside nested exception groups (trio's nurseries
+    wrap every error in one)."""
+    for exc in group.exceptions:
+        found = first_leaf(exc, kind) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, kind):
+            return found
+    return None
