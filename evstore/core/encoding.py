@@ -12,6 +12,7 @@ compares), so one value has exactly one encoding. docs/format.md is the byte-lev
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from evstore.core.errors import EncodingError
@@ -23,7 +24,12 @@ MAX_DEPTH = 64
 Value = Any  # None | bool | int | str | list[Value] | dict[str, Value]
 
 
+_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')
+
+
 def _escape(s: str) -> str:
+    if _NEEDS_ESCAPE.search(s) is None:  # the common case: nothing to escape
+        return '"' + s + '"'
     out = []
     for ch in s:
         o = ord(ch)
