@@ -1,9 +1,324 @@
-"""Commands registered on the root app (filled in by its issue)."""
+"""The node's commands: ``run``, ``ccsconfig``, ``commitdetail``, ``demo``, and the
+``clusterconfig`` operations that reach other machines (``join``, ``disconnect``,
+``reconnect``, ``rekey``)."""
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+
+from evstore.core.errors import InvalidInput, OperationalError
+from evstore.ops import node as node_ops
+from evstore_cli import output
+from evstore_cli.cluster_cmds import clusterconfig
+from evstore_cli.common import (
+    GLOBAL,
+    HomeOpt,
+    JsonOpt,
+    PassOpt,
+    UserOpt,
+    YesOpt,
+    authenticated,
+    cluster_level,
+    node_for,
+)
+from evstore_cli.output import handled
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the root app."""
+    """Add this module's commands to the root app and to ``clusterconfig``."""
+    app.command(name="run")(run)
+    app.command(name="ccsconfig")(ccsconfig)
+    app.command(name="commitdetail")(commitdetail)
+    app.command(name="demo")(demo)
+    clusterconfig.command(name="join")(join)
+    clusterconfig.command(name="disconnect")(disconnect)
+    clusterconfig.command(name="reconnect")(reconnect)
+    clusterconfig.command(name="rekey")(rekey)
+
+
+def _hostport(text: str, what: str) -> tuple[str, int]:
+    try:
+        return node_ops.parse_hostport(text)
+    except InvalidInput:
+        raise InvalidInput(f"{what} {text!r} is not HOST:PORT (for example 127.0.0.1:8080)") from None
+
+
+# ---------------------------------------------------------------------- run
+
+
+@handled
+def run(
+    ping_interval: Annotated[float, typer.Option("--ping-interval", min=0.1,
+                                                 help="Seconds between pings of each peer.")] = 60.0,
+    gui: Annotated[str | None, typer.Option("--gui", help="Also serve the web pages on HOST:PORT.",
+                                            show_default=False)] = None,
+    fanout: Annotated[int | None, typer.Option("--fanout", min=1, help="Dial only K members "
+                                               "(big clusters); default: every member.",
+                                               show_default=False)] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Serve this node: admin and cluster-only ports, pings, anti-entropy (Ctrl-C stops)."""
+    from evstore.net.node import NodeConfig, NodeHandle, run_node
+
+    where = node_ops.resolve_home(home or GLOBAL.home)
+    with node_ops.open_node(where):
+        pass  # refuse a folder that is not a home before binding anything
+    gui_at = _hostport(gui, "--gui") if gui else None
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+
+    def ready(handle: NodeHandle) -> None:
+        ports = ", ".join(f"{kind} {h}:{p}" for kind, socks in handle.addresses.items()
+                          for h, p in socks)
+        extra = f"; web pages at {', '.join(handle.gui)}" if handle.gui else ""
+        output.say(f"serving {where} on {ports} (PID {os.getpid()}){extra}")
+        sys.stdout.flush()
+
+    run_node(where, config=NodeConfig(ping_interval=ping_interval, fanout=fanout), gui=gui_at,
+             on_ready=ready)
+    output.say("stopped")
+
+
+# ---------------------------------------------------------------------- ccsconfig
+
+
+@handled
+def ccsconfig(
+    action: Annotated[str | None, typer.Argument(help="enable or disable (nothing: show).",
+                                                 show_default=False)] = None,
+    address: Annotated[str | None, typer.Argument(help="HOST:PORT for enable (port 2222, "
+                                                  "host of --listen by default).",
+                                                  show_default=False)] = None,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    yes: YesOpt = False, json_out: JsonOpt = False,
+) -> None:
+    """Show, enable or disable the cluster-only port (the seed's CCS)."""
+    if action not in (None, "enable", "disable"):
+        raise InvalidInput(f"{action!r}: say enable [HOST:PORT], disable, or nothing to show")
+    if address and action != "enable":
+        raise InvalidInput("an address goes only with enable")
+    with node_for(home) as node:
+        if action is not None:
+            who = authenticated(node, user, passphrase_file, "cluster")
+            _set_ccs(node, who, _ccs_address(node, address) if action == "enable" else None)
+        ident = node.identity()
+        data = {"enabled": ident.ccs is not None, "ccs": ident.ccs, "listen": ident.listen}
+    output.emit(data, json_out, lambda d: output.say(
+        f"cluster-only port: {d['ccs'] or 'disabled'} (admin port {d['listen']})"
+        + ("; `evstore run` rebinds at once if it serves" if action else "")))
+
+
+def _ccs_address(node: node_ops.Node, address: str | None) -> str:
+    if address is None:
+        return f"{node_ops.parse_hostport(node.identity().listen)[0]}:{node_ops.DEFAULT_CCS_PORT}"
+    if ":" not in address:
+        address = f"{address}:{node_ops.DEFAULT_CCS_PORT}"
+    host, port = _hostport(address, "the cluster-only address")
+    if f"{host}:{port}" == node.identity().listen:
+        raise InvalidInput("the cluster-only port must differ from the admin port (--listen)")
+    return f"{host}:{port}"
+
+
+def _set_ccs(node: node_ops.Node, user: str, address: str | None) -> None:
+    node.set_node_value("ccs", address or "")
+    if node.in_cluster():  # announce it: peers dial the cluster-only port first
+        node.append(user, "machine.announce", {
+            "machine_id": node.mid, "machine": node.identity().announce(node.transport_pub)})
+
+
+# ---------------------------------------------------------------------- join
+
+
+def _cluster_passphrase(file: Path | None) -> str | None:
+    phrase = output.passphrase(file, env="EVSTORE_CLUSTER_PASSPHRASE",
+                               prompt="Admin passphrase of the cluster")
+    return phrase if phrase is not None else output.passphrase(GLOBAL.passphrase_file)
+
+
+def _join_questions(yes: bool, home: Path, saved: list[Path]) -> Any:
+    from evstore.net.client import JoinQuestions
+
+    def trust_key(fp: str, address: str) -> bool:
+        return output.confirm(f"Public host key fingerprint of {address}: {fp}\n"
+                              "Is this a valid key for this host?", default=False)
+
+    def confirm(info: dict[str, Any]) -> bool:
+        text = (f"Joining cluster {info.get('name')} through {info.get('hostname')}. This "
+                "machine's clusterable settings (users too) will be replaced by the cluster's "
+                "and its group's; only machine-only settings (interfaces, hostname...) are kept")
+        if yes:
+            output.warn(text)
+            return True
+        if not output.interactive():
+            raise InvalidInput(text + ": pass --yes to confirm")
+        return output.confirm(text + ". Join?", default=False)
+
+    def before_change(info: dict[str, Any]) -> None:
+        saved.append(_backup(home, info))
+
+    return JoinQuestions(trust_key, confirm, before_change)
+
+
+def _backup(home: Path, info: dict[str, Any]) -> Path:
+    """The machine's whole configuration as saveconfig XML (``loadconfig --machine`` can
+    bring it back), saved before the join replaces it."""
+    from evstore.ops.xmlconfig import saveconfig
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = home / "backups" / f"before-join-{stamp}.xml"
+    with node_ops.open_node(home) as node:
+        saveconfig(node, path)
+    return path
+
+
+@handled
+def join(
+    address: Annotated[str, typer.Argument(help="HOST:PORT of a member (its admin port, or its "
+                                           "cluster-only port with --ccs).")],
+    ccs: Annotated[bool, typer.Option("--ccs", help="Join over the member's cluster-only port "
+                                      "(a pre-shared join: no passphrase there).")] = False,
+    fingerprint: Annotated[str | None, typer.Option("--fingerprint", help="The member's host-key "
+                                                    "fingerprint, checked before anything is sent.",
+                                                    show_default=False)] = None,
+    trust: Annotated[bool, typer.Option("--trust", help="Accept the member's host key "
+                                        "unchecked.")] = False,
+    preshared: Annotated[bool, typer.Option("--preshared", help="Use the key entered on a "
+                                            "member with `prepjoin new` (no passphrase).")] = False,
+    cluster_passphrase_file: Annotated[Path | None, typer.Option(
+        "--cluster-passphrase-file", help="File whose first line is the cluster's admin "
+        "passphrase.", show_default=False)] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Group to land in "
+                                              "(default Main_Group).", show_default=False)] = None,
+    yes: YesOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Join the cluster of a member (takes effect at once: nothing to commit)."""
+    from evstore.net import client
+
+    if fingerprint and trust:
+        raise InvalidInput("give --fingerprint FP or --trust, not both")
+    if not (fingerprint or trust or output.interactive()):
+        raise InvalidInput("cannot verify the member's host key without a terminal: pass "
+                           "--fingerprint FP (see `evstore clusterconfig fingerprint` on the "
+                           "member) or --trust")
+    _hostport(address, "the member's address")
+    preshared = preshared or ccs
+    where = node_ops.resolve_home(home or GLOBAL.home)
+    with node_for(where) as node:
+        who = authenticated(node, user, passphrase_file, "cluster")
+        secret = None if preshared else _cluster_passphrase(cluster_passphrase_file)
+        if not preshared and secret is None:
+            raise InvalidInput("no cluster passphrase: pass --cluster-passphrase-file F or set "
+                               "EVSTORE_CLUSTER_PASSPHRASE (or join with --preshared)")
+        opts = client.JoinOptions(address=address, passphrase=secret, preshared=preshared,
+                                  fingerprint=fingerprint, trust=trust, group=group)
+        saved: list[Path] = []
+        data = client.join(node, who, opts, _join_questions(yes, where, saved))
+    data["backup"] = str(saved[0]) if saved else None
+    output.emit(data, json_out, lambda d: output.say(
+        f"saved this machine's configuration to {d['backup']}\n"
+        f"Joined cluster {d['cluster']} in group {d['group']} through {d['member']} "
+        f"({d['events']} events). Joining a cluster takes effect at once: there is nothing "
+        "to commit."))
+
+
+# ---------------------------------------------------------------------- disconnect, reconnect
+
+
+def _detach(machine: str, detached: bool, home: Path | None, user: str | None,
+            passphrase_file: Path | None, json_out: bool) -> None:
+    from evstore.net import client
+
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "cluster")
+        cluster_level(node, who)
+        data = client.set_detached(node, who, machine, detached)
+    verb = "disconnected" if detached else "reconnected"
+    output.emit(data, json_out, lambda d: output.say(
+        f"{d['machine']} {verb}; told: {', '.join(d['reached']) or 'no other machine'}"
+        + (". It keeps accepting changes locally; the others get them on reconnect."
+           if detached else ". Anti-entropy has started.")))
+    if data["unreachable"]:
+        missed = "; ".join(f"{u['hostname']}: {u['error']}" for u in data["unreachable"])
+        raise OperationalError(f"{data['machine']} is {verb} here, but these machines could not "
+                               f"be told and learn it at their next contact: {missed}")
+
+
+@handled
+def disconnect(machine: str, home: HomeOpt = None, user: UserOpt = None,
+               passphrase_file: PassOpt = None, yes: YesOpt = False,
+               json_out: JsonOpt = False) -> None:
+    """Detach a machine: no member exchanges events with it until `reconnect`."""
+    _detach(machine, True, home, user, passphrase_file, json_out)
+
+
+@handled
+def reconnect(machine: str, home: HomeOpt = None, user: UserOpt = None,
+              passphrase_file: PassOpt = None, yes: YesOpt = False,
+              json_out: JsonOpt = False) -> None:
+    """Re-attach a detached machine; anti-entropy starts at once."""
+    _detach(machine, False, home, user, passphrase_file, json_out)
+
+
+@handled
+def rekey(home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
+          yes: YesOpt = False, json_out: JsonOpt = False) -> None:
+    """A fresh host key for this machine, announced through a member (after a fork)."""
+    from evstore.net import client
+
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file, "cluster")
+        data = client.rekey(node, who)
+    output.emit(data, json_out, lambda d: output.say(
+        f"new host key {d['fingerprint']} (was {d['old_fingerprint']}), announced through "
+        f"{d['via']}; {d['reissued']} change(s) of the losing branch issued again"))
+
+
+# ---------------------------------------------------------------------- commitdetail
+
+
+@handled
+def commitdetail(
+    commit: Annotated[str | None, typer.Argument(help="Commit id (prefix); default: the newest.",
+                                                 show_default=False)] = None,
+    home: HomeOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """What a commit changed and, per machine, whether and when it arrived."""
+    from evstore.net import client
+
+    with node_for(home) as node:
+        data, unreachable = client.commit_detail(node, commit)
+    output.emit(data, json_out, _render_commit)
+    if unreachable:
+        raise OperationalError("could not reach " + "; ".join(
+            f"{h} ({e})" for h, e in sorted(unreachable.items())) + ": their arrival is as "
+            "their links last reported")
+
+
+def _render_commit(d: dict[str, Any]) -> None:
+    output.say(f"commit {d['commit']} by {d['user']} on {d['origin']} at {d['time']}"
+               + (f": {d['comment']}" if d["comment"] else ""))
+    for c in d["changes"]:
+        output.say(f"  {c['op']} {c['section']} at {c['mode']}")
+    output.table("arrival", ["hostname", "arrived", "at"],
+                 [[m["hostname"], {True: "yes", False: "no", None: "unknown"}[m["arrived"]],
+                   m["at"]] for m in d["machines"]])
+
+
+# ---------------------------------------------------------------------- demo
+
+
+@handled
+def demo() -> None:
+    """A real 3-node cluster on loopback in a temporary folder, walked through, then stopped."""
+    from evstore_cli.node_demo import Demo
+
+    Demo().run()

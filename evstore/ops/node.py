@@ -8,6 +8,7 @@ live in the ``node`` table of the database, and in the signed events that announ
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import secrets as pyrandom
@@ -24,7 +25,7 @@ import nacl.signing
 
 from evstore import __version__
 from evstore.core import catalog, encoding, state
-from evstore.core.errors import InvalidInput
+from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event, fingerprint
 from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
@@ -70,13 +71,45 @@ class Identity:
         return out
 
 
+SELFSYNC_KEY = "needs_selfsync"
+
+
+class HomeLog(EventLog):
+    """The log of a home. Local writes are refused while ``evstore run`` has found that this
+    home was restored from an older copy (the ``needs_selfsync`` mark in the ``node`` table):
+    writing then would reuse sequence numbers this machine already sent (PITFALLS 5).
+
+    The mark names the key it applies to, so writes under a fresh key (``rekey``) go through.
+    """
+
+    def append(self, signing_key: nacl.signing.SigningKey, **kwargs: Any) -> Event:
+        self._check_selfsync(signing_key.verify_key.encode().hex())
+        return super().append(signing_key, **kwargs)
+
+    def _check_selfsync(self, origin: str) -> None:
+        row = self.conn.execute("SELECT value FROM node WHERE key = ?", (SELFSYNC_KEY,)).fetchone()
+        if row is None:
+            return
+        state, _, marked = str(row[0]).partition(" ")
+        if marked and marked != origin:
+            return
+        if state == "fork":
+            raise OperationalError(
+                "refusing to write: this machine wrote while restored from an older copy and "
+                "its log forked; run `evstore clusterconfig rekey` to recover")
+        raise OperationalError(
+            "refusing to write: this home was restored from an older copy and has not caught "
+            "up with its own events yet; keep `evstore run` serving until it reaches a peer "
+            "(`evstore status` shows selfsync), or run `evstore clusterconfig rekey`")
+
+
 class Node:
     """One open home: the database connection, log, keys and identity."""
 
     def __init__(self, home: Path, conn: sqlite3.Connection) -> None:
         self.home = home
         self.conn = conn
-        self.log = EventLog(conn, admit=admit, on_apply=on_apply)
+        self.log: EventLog = HomeLog(conn, admit=admit, on_apply=on_apply)
         self.store = SqliteStore(conn)
         self._key: nacl.signing.SigningKey | None = None
 
@@ -186,14 +219,14 @@ class Node:
 
     def authenticate(self, user: str, passphrase: str | None) -> dict[str, Any]:
         """Check a user's passphrase against its argon2id hash; returns the user entry."""
-        for u in self.users():
-            if u.get("name") == user:
-                if passphrase is None:
-                    raise InvalidInput(f"user {user!r} needs a passphrase: pass --passphrase-file"
-                                       " FILE or set EVSTORE_PASSPHRASE")
-                if secrets.check_passphrase(u.get("passphrase_hash", ""), passphrase):
-                    return u
-                break
+        entry = next((u for u in self.users() if u.get("name") == user), None)
+        if entry is not None and passphrase is None:
+            raise InvalidInput(f"user {user!r} needs a passphrase: pass --passphrase-file"
+                               " FILE or set EVSTORE_PASSPHRASE")
+        # an unknown user costs one hash too, so timing does not tell which names exist
+        stored = entry.get("passphrase_hash", "") if entry else _DUMMY_HASH()
+        if secrets.check_passphrase(stored, passphrase or "") and entry is not None:
+            return entry
         self._record_failure(user)
         raise InvalidInput(f"wrong user or passphrase for {user!r}: check the passphrase and retry")
 
@@ -239,10 +272,16 @@ class Node:
             "pending": self.log.pending_count(),
             "held": len(self.log.held()),
             "forks": len(self.log.forks()),
+            "selfsync": self._selfsync(),
             "peers": self.peers(st),
             "alerts": alerts,
             "disabled": self.disabled(st),
         }
+
+    def _selfsync(self) -> str | None:
+        """``behind`` or ``fork`` while this restored home must catch up with itself."""
+        row = self.conn.execute("SELECT value FROM node WHERE key = ?", (SELFSYNC_KEY,)).fetchone()
+        return None if row is None else str(row[0]).partition(" ")[0]
 
     def disabled(self, st: state.Structure | None = None) -> list[dict[str, Any]]:
         """Items that reference something a machine lacks, per machine (the seed's
@@ -273,11 +312,13 @@ class Node:
             )
         }
         out = []
+        me = st.machines.get(self.mid)
+        cut_off = bool(me and me.detached)  # a detached machine exchanges with no one
         for m in st.members():
             if m.mid == self.mid:
                 continue
             link = links.get(m.mid)
-            link_state = "disconnected" if m.detached else (link[1] if link else "down")
+            link_state = "disconnected" if m.detached or cut_off else (link[1] if link else "down")
             out.append({
                 "hostname": m.hostname,
                 "address": link[4] if link and link[4] else m.listen,
@@ -286,6 +327,11 @@ class Node:
                 "clock_offset_ms": link[3] if link else None,
             })
         return out
+
+
+@functools.cache
+def _DUMMY_HASH() -> str:  # noqa: N802
+    return secrets.hash_passphrase("evstore: no such user")
 
 
 def iso(ms: int | None) -> str | None:

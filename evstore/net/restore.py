@@ -1,0 +1,206 @@
+"""A home restored from an old copy: finding out before writing, and recovering from a fork.
+
+Theory of operation
+-------------------
+A machine numbers its own events 1, 2, 3… Restore its home from last week's copy and it would
+number its next event like one it already sent last week: two different signed events at one
+``(origin, seq)``, a fork of its own log (PITFALLS 5). Nothing local can tell; its peers can.
+
+**Self-check.** Before a mesh link carries anything, each side tells the other its own head
+``(seq, id)`` and answers with what it holds of the other's origin: its head of it and the id
+it holds at the other's head seq (``check`` messages, docs/protocol.md). ``verdict`` turns
+that into one of three answers for the machine's own origin:
+
+* ``ok``: the peer holds nothing of ours that we lack, and agrees on the ids it holds;
+* ``behind``: the peer holds more of our own events than we do: we were restored. The node
+  marks the home (``needs_selfsync``) so local writes are refused, lets anti-entropy bring our
+  own events back, and clears the mark once its head reaches what the peers reported;
+* ``fork``: the peer holds a different event at a seq we also used: we wrote while restored.
+  The node keeps the mark, hides its own origin from its version vector (so its losing branch
+  never leaves and the peers send it the cluster's branch, which the log records as fork
+  evidence) and raises an alert. ``clusterconfig rekey`` recovers.
+
+**Rekey.** The losing branch is this origin's events after the longest prefix a member also
+holds (found by bisection over the member's ids). ``adopt_branch`` replaces it, in one
+transaction, by the member's events, keeps the losing ones as fork evidence (or ``rejected``
+past the member's head), and rebuilds the views; ``reissue`` then signs the losing changes
+again under the fresh key, so nothing acknowledged is lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import nacl.signing
+
+from evstore.core.errors import OperationalError
+from evstore.core.events import Event
+from evstore.core.sync import Item
+from evstore.ops.cluster import rebuild_views
+from evstore.ops.node import Node, now_ms
+from evstore.storage.connect import transaction
+from evstore.storage.log import ANCHOR_KINDS, EventLog
+
+__all__ = [
+    "BEHIND",
+    "FORK",
+    "OK",
+    "adopt_branch",
+    "clear_mark",
+    "head_of",
+    "id_at",
+    "mark",
+    "read_mark",
+    "reissue",
+    "rekey_proof_message",
+    "verdict",
+]
+
+OK, BEHIND, FORK = "ok", "behind", "fork"
+MARK_KEY = "needs_selfsync"
+REKEY_CONTEXT = b"evstore/rekey/v1\x00"
+
+
+def verdict(
+    sent: tuple[int, str],
+    my_id_at: Callable[[int], str | None],
+    theirs: tuple[int, str],
+    at: str | None,
+    head: int,
+) -> str:
+    """Compare what a peer holds of my origin with my own log (see the module docstring).
+
+    ``sent`` is the head ``(h, id)`` I told the peer and ``at`` the id the peer holds at seq
+    ``h`` (None when it holds none there); ``theirs`` is the peer's head of my origin
+    ``(n, id)``; ``head`` my head now (it may have moved since I sent ``sent``).
+    """
+    h, sent_id = sent
+    n, their_id = theirs
+    if h and at is not None and at != sent_id:
+        return FORK
+    if n > 0 and my_id_at(n) not in (None, their_id):
+        return FORK
+    return BEHIND if n > head else OK
+
+
+# ---------------------------------------------------------------------- reads (DB thread)
+
+
+def head_of(log: EventLog, origin: str) -> tuple[int, str]:
+    """The newest event of ``origin`` held here, as ``(seq, id)``; ``(0, "")`` for none."""
+    row = log.conn.execute(
+        "SELECT last_seq, last_id FROM anchors WHERE origin = ?", (origin,)
+    ).fetchone()
+    return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+
+def id_at(log: EventLog, origin: str, seq: int) -> str | None:
+    if seq <= 0:
+        return None
+    row = log.conn.execute(
+        "SELECT id FROM events WHERE origin = ? AND seq = ?", (origin, seq)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def read_mark(node: Node) -> tuple[str, str] | None:
+    """``(state, origin)`` when the home must catch up with itself first, else None."""
+    row = node.conn.execute("SELECT value FROM node WHERE key = ?", (MARK_KEY,)).fetchone()
+    if row is None:
+        return None
+    state, _, origin = str(row[0]).partition(" ")
+    return state, origin
+
+
+def mark(node: Node, state: str, origin: str) -> None:
+    with transaction(node.conn):
+        node.conn.execute(
+            "INSERT OR REPLACE INTO node (key, value) VALUES (?, ?)", (MARK_KEY, f"{state} {origin}")
+        )
+
+
+def clear_mark(node: Node) -> None:
+    with transaction(node.conn):
+        node.conn.execute("DELETE FROM node WHERE key = ?", (MARK_KEY,))
+
+
+# ---------------------------------------------------------------------- rekey
+
+
+def rekey_proof_message(handshake_hash: bytes, old_key: str, new_key: str) -> bytes:
+    """What the new key signs: it is held by the machine on this very link."""
+    return REKEY_CONTEXT + handshake_hash + bytes.fromhex(old_key) + bytes.fromhex(new_key)
+
+
+def adopt_branch(node: Node, origin: str, prefix: int, originals: Sequence[Item]) -> list[Event]:
+    """Replace ``origin``'s events after seq ``prefix`` by a member's; return the losing ones.
+
+    One transaction: the losing events leave ``events`` (kept as fork evidence beside the
+    member's event at the same seq, or in ``rejected`` past the member's head), the member's
+    events are ingested, and the views are rebuilt.
+    """
+    log = node.log
+    with transaction(node.conn):
+        losing = log.read_range(origin, prefix + 1, 1 << 62)
+        _drop_after(node, origin, prefix)
+        result = log.ingest(originals, now_ms=now_ms())
+        if result.rejected:
+            raise OperationalError(
+                f"the member's events do not apply here: {result.rejected[0].reason}; "
+                "try another member"
+            )
+        for ev in losing:
+            _keep_as_evidence(node, ev)
+        rebuild_views(node)
+    return losing
+
+
+def _drop_after(node: Node, origin: str, prefix: int) -> None:
+    conn = node.conn
+    conn.execute("DELETE FROM forks WHERE origin = ?", (origin,))
+    for table in ("pending", "held"):
+        conn.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
+    last = id_at(node.log, origin, prefix)
+    if last is None:
+        conn.execute("DELETE FROM anchors WHERE origin = ?", (origin,))
+    else:
+        conn.execute(
+            "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?", (prefix, last, origin)
+        )
+    conn.execute("DELETE FROM events WHERE origin = ? AND seq > ?", (origin, prefix))
+
+
+def _keep_as_evidence(node: Node, ev: Event) -> None:
+    applied = id_at(node.log, ev.origin, ev.seq)
+    if applied is None:
+        node.conn.execute(
+            "INSERT OR REPLACE INTO rejected (id, origin, seq, reason, raw, sig, rejected_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ev.id, ev.origin, ev.seq, "losing branch of a fork: issued again under a new key",
+             ev.raw, ev.sig, now_ms()),
+        )
+        return
+    node.conn.execute(
+        "INSERT OR IGNORE INTO forks (id, origin, seq, applied_id, raw, sig, detected_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (ev.id, ev.origin, ev.seq, applied, ev.raw, ev.sig, now_ms()),
+    )
+    node.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (applied,))
+
+
+def reissue(node: Node, key: nacl.signing.SigningKey, losing: Sequence[Event]) -> list[Event]:
+    """Sign the losing branch's changes again under ``key``, as new events, oldest first.
+
+    Anchors (init, create, join, rekey, standalone) belong to the old key's chain and are
+    not repeated; everything else (commits, group and machine operations, admits) is.
+    """
+    out = []
+    for ev in losing:
+        if ev.kind in ANCHOR_KINDS:
+            continue
+        payload: dict[str, Any] = json.loads(json.dumps(ev.payload))
+        out.append(node.log.append(key, user=ev.user, kind=ev.kind, payload=payload,
+                                   now_ms=now_ms()))
+    return out

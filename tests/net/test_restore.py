@@ -1,0 +1,140 @@
+"""A machine restored from an old copy of its home, both ways (PITFALLS 5).
+
+* reconnected before writing: its node finds itself behind on its own events, refuses local
+  writes until it has them back, and then writes on: no fork, no lost event;
+* written while cut off: its own log forks; the fork is found on reconnect and reported, its
+  losing branch never leaves, local writes are refused, and ``clusterconfig rekey`` recovers:
+  a fresh key announced through a member, the losing changes issued again, nothing lost.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import trio
+
+from evstore.core.errors import OperationalError
+from evstore.net import client, restore
+from evstore.net.restore import BEHIND, FORK, OK, verdict
+from evstore.ops import settings
+from tests.net.cluster_helpers import (
+    Box,
+    commit,
+    commit_now,
+    db,
+    holds,
+    on,
+    running_cluster,
+    same_digest,
+    start,
+    stop,
+    wait_until,
+)
+
+
+def test_verdict_table() -> None:
+    ids = {1: "a" * 64, 2: "b" * 64, 3: "c" * 64}
+    mine = ids.get
+    assert verdict((3, ids[3]), mine, (3, ids[3]), ids[3], 3) == OK
+    assert verdict((3, ids[3]), mine, (2, ids[2]), None, 3) == OK  # the peer is behind
+    restored = {1: ids[1], 2: ids[2]}.get  # an older copy: no seq 3 here
+    assert verdict((2, ids[2]), restored, (3, "d" * 64), ids[2], 2) == BEHIND
+    assert verdict((3, ids[3]), mine, (3, "d" * 64), "d" * 64, 3) == FORK  # wrote while restored
+    assert verdict((3, ids[3]), mine, (5, "e" * 64), "d" * 64, 3) == FORK  # and the peer has more
+    assert verdict((3, ids[3]), mine, (2, "f" * 64), None, 3) == FORK  # a different seq 2
+    assert verdict((0, ""), mine, (0, ""), None, 0) == OK
+
+
+def _copy(box: Box, to: Path) -> None:
+    shutil.copytree(box.home, to)
+
+
+def _restore(box: Box, old: Path) -> None:
+    shutil.rmtree(box.home)
+    shutil.copytree(old, box.home)
+
+
+def _value(box: Box, section: str) -> object:
+    return on(box.home, lambda n: n.store.section_value("cluster", section))
+
+
+async def _history(a: Box, b: Box, old: Path) -> list[str]:
+    """b commits once, is copied, commits twice more; then b is stopped and restored."""
+    first = await commit(b, "dns", {"servers": ["10.0.0.1"]})
+    await wait_until("first on a", lambda: holds(a.home, first), 3)
+    await stop(b)
+    _copy(b, old)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, b)
+        later = [await commit(b, "ntp", {"servers": ["ntp.later"]}),
+                 await commit(b, "timezone", {"zone": "Asia/Tokyo"})]
+        await wait_until("later ones on a", lambda: all(holds(a.home, x) for x in later), 3)
+        await stop(b)
+    _restore(b, old)
+    return [first, *later]
+
+
+async def test_restored_then_reconnected_before_writing_catches_up(tmp_path: Path) -> None:
+    async with running_cluster(tmp_path, ("a", "b")) as (a, b):
+        acked = await _history(a, b, tmp_path / "old-b")
+        assert not holds(b.home, acked[-1])  # the copy predates them
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)
+            await wait_until("b has its own events back",
+                             lambda: all(holds(b.home, x) for x in acked), 5)
+            await wait_until("the mark cleared",
+                             lambda: on(b.home, lambda n: n.status()["selfsync"]) is None, 5)
+            after = await commit(b, "ldap", {"servers": [{"name": "s1", "host": "ldap.x"}]})
+            await wait_until("b's next write on a", lambda: holds(a.home, after), 3)
+            assert on(a.home, lambda n: n.log.forks()) == []
+            assert on(b.home, lambda n: n.log.forks()) == []
+            await wait_until("same state", same_digest(a, b), 3)
+            await stop(b)
+
+
+def test_a_marked_home_refuses_local_writes(tmp_path: Path) -> None:
+    from tests.net.cluster_helpers import make_box
+
+    box = make_box(tmp_path, "solo")
+
+    def attempt(state: str) -> None:
+        with pytest.raises(OperationalError, match="rekey" if state == FORK else "caught up"):
+            on(box.home, lambda n: (restore.mark(n, state, n.origin),
+                                    commit_now(n, "ntp", {"servers": ["x"]}, "machine:solo")))
+
+    attempt(BEHIND)
+    attempt(FORK)
+    on(box.home, restore.clear_mark)
+    on(box.home, lambda n: commit_now(n, "ntp", {"servers": ["x"]}, "machine:solo"))
+
+
+async def test_restored_and_written_while_cut_off_forks_then_rekey_recovers(
+    tmp_path: Path,
+) -> None:
+    async with running_cluster(tmp_path, ("a", "b")) as (a, b):
+        acked = await _history(a, b, tmp_path / "old-b")
+        old_fp = on(b.home, lambda n: n.fingerprint())
+        # cut off (its node is not running), b writes: the same seq as one it already sent
+        cut_off = on(b.home, lambda n: commit_now(
+            n, "ldap", {"servers": [{"name": "s9", "host": "ldap.cutoff"}]}))
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)
+            await wait_until("the fork found", lambda: on(b.home, lambda n: (
+                n.status()["selfsync"], n.status()["forks"] > 0)) == ("fork", True), 5)
+            with pytest.raises(OperationalError, match="rekey"):
+                on(b.home, lambda n: commit_now(n, "ntp", {"servers": ["refused"]}))
+            on(b.home, lambda n: settings.clear(n, "admin"))  # the refused change stays staged
+            assert not holds(a.home, cut_off)  # the losing branch never left b
+            done = await db(b.home, lambda n: client.rekey(n, "admin"))
+            assert done["reissued"] == 1 and done["fingerprint"] != old_fp
+            await wait_until("one state again", same_digest(a, b), 10)
+            for box in (a, b):  # nothing acknowledged is lost, on either side
+                assert all(holds(box.home, x) for x in acked)
+                ldap = _value(box, "ldap")
+                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.cutoff"
+            assert on(b.home, lambda n: n.status()["selfsync"]) is None
+            after = await commit(b, "ntp", {"servers": ["ntp.after.rekey"]})
+            await wait_until("b writes again, under its new key", lambda: holds(a.home, after), 5)
+            await stop(b)
