@@ -219,6 +219,9 @@ def writes_of(ev: Event) -> list[Write]:
         w.struct(machine_mode(p["machine"]), "removed", True)
         for origin, seq in sorted(p.get("cutoffs", {}).items()):
             w.put(f"origin:{origin}", CUTOFF, "seq", int(seq))
+    elif kind == "machine.announce":
+        info = p.get("machine", {})
+        w.machine(p.get("machine_id", ev.origin), {k: info[k] for k in ("listen", "ccs") if k in info})
     elif kind == "machine.detach":
         w.struct(machine_mode(p["machine"]), "detached", bool(p["detached"]))
     elif kind == "clustercheck.ignore":
@@ -397,7 +400,7 @@ class Structure:
         return None
 
 
-ALWAYS_ADMITTED = frozenset({"cluster.create", "node.init", "node.standalone"})
+ALWAYS_ADMITTED = frozenset({"cluster.create"})
 
 
 def may_write(st: Structure, event: Event) -> bool | None:
@@ -408,8 +411,13 @@ def may_write(st: Structure, event: Event) -> bool | None:
     ``cluster.admit`` names a joiner's or a rekeyed machine's key). Events of a removed origin
     past its cutoff are still stored, and ignored by the register rules.
     """
-    if event.kind in ALWAYS_ADMITTED:
+    if event.kind in ALWAYS_ADMITTED or (event.kind == "node.init" and st.name is None):
         return True
+    if event.kind == "node.init":
+        return None  # another machine's life before it joined: never part of a cluster
+    if event.kind == "node.standalone":
+        me = st.machines.get(event.payload.get("machine_id", event.origin))
+        return True if st.name is None or (me is not None and me.removed) else None
     for m in st.machines.values():
         if event.origin in (m.key, m.mid) and (m.member or st.name is None):
             return True

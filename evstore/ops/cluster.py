@@ -211,7 +211,8 @@ def removemachine(node: Node, user: str, machine: str) -> dict[str, Any]:
     m = st.machines[mid]
     vv = node.log.version_vector()
     keys = {mid, m.key} - {""}
-    cutoffs = {k: vv.get(k, 0) for k in sorted(keys)}
+    # a machine removing itself: its removal event (its next seq) must still count
+    cutoffs = {k: vv.get(k, 0) + (1 if k == node.origin else 0) for k in sorted(keys)}
     ev = node.append(user, "machine.remove", {"machine": mid, "cutoffs": cutoffs})
     if mid == node.mid:
         become_standalone(node, user)
