@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
 from evstore_cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]

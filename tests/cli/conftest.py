@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from evstore_cli.app import app
 from typer.testing import CliRunner
+
+from evstore_cli.app import app
 
 PASS = "correct horse battery"
 

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import evstore_migrations
 import nacl.signing
 import pytest
 
 import evstore
+import evstore_migrations
 from evstore.storage.connect import open_db
 from evstore.storage.log import EventLog
 
