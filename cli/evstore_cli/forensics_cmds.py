@@ -243,6 +243,7 @@ def rollback(
 def saveconfig(
     file: Annotated[Path, typer.Argument(help="Where to write the XML (mode 0600).")],
     machine: MachineOpt = None, home: HomeOpt = None, json_out: JsonOpt = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Accepted for scripts.")] = False,
 ) -> None:
     """Export the whole configuration (all levels) as XML."""
     with node_for(home) as node:

@@ -50,7 +50,7 @@ def register(app: typer.Typer) -> None:
 def clustermode(
     mode: Annotated[str | None, typer.Argument(help="cluster, group:NAME, machine:HOST, or `group NAME`.")] = None,
     name: Annotated[str | None, typer.Argument(help="Group or machine name (seed spelling).")] = None,
-    home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False,
+    home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False, yes: YesOpt = False,
 ) -> None:
     """Show or set this user's current mode on this home."""
     who = user_of(user)
