@@ -25,7 +25,7 @@ from evstore_cli.common import (
 from evstore_cli.output import handled
 
 clusterconfig = typer.Typer(help="Create and administer the cluster (takes effect at once).",
-                            no_args_is_help=True)
+                            invoke_without_command=True)
 userconfig = typer.Typer(help="The cluster's one user database (cluster level).",
                          no_args_is_help=True)
 prepjoin = typer.Typer(help="Pre-shared key joining (the seed's PREPJOIN).", no_args_is_help=True)
@@ -33,6 +33,15 @@ clusterconfig.add_typer(prepjoin, name="prepjoin")
 
 NewPassOpt = Annotated[Path | None, typer.Option("--new-passphrase-file",
                                                  help="File whose first line is the new passphrase.")]
+
+
+@clusterconfig.callback()
+def _bare(ctx: typer.Context, home: HomeOpt = None, user: UserOpt = None,
+          passphrase_file: PassOpt = None) -> None:
+    """Bare on a terminal: the seed's menus (evstore_cli/cluster_menu.py); else the help."""
+    from evstore_cli.cluster_menu import bare
+
+    bare(ctx, home, user, passphrase_file)
 
 
 def _admin(node: Any, user: str | None, passphrase_file: Path | None) -> str:

@@ -459,6 +459,7 @@ class Store(Protocol):
     def set_winner(self, reg: Reg, w: Write | None) -> None: ...
     def winners_of(self, scope: str, section: str) -> dict[str, Write]: ...
     def structure_winners(self) -> list[Write]: ...
+    def structure(self) -> Structure: ...
     def set_section(self, mode: str, section: str, value: dict[str, Any] | None,
                     event: str | None) -> None: ...
     def section_value(self, mode: str, section: str) -> dict[str, Any] | None: ...
@@ -512,6 +513,9 @@ class MemoryStore:
 
     def structure_winners(self) -> list[Write]:
         return [w for r, w in sorted(self.winners.items()) if r[1] == STRUCT]
+
+    def structure(self) -> Structure:
+        return structure_from(self.structure_winners())
 
     def set_section(self, mode: str, section: str, value: dict[str, Any] | None,
                     event: str | None) -> None:
@@ -582,13 +586,14 @@ def _recompute(store: Store, regs: set[Reg], cutoffs: Mapping[str, int]) -> None
     for mode, section in sorted(pairs):
         wins = store.winners_of(mode, section)
         store.set_section(mode, section, materialize(section, wins), last_event(wins))
-    st = structure_from(store.structure_winners())
+    st = store.structure()
     if any(r[1] == STRUCT for r in regs):
         for mid in sorted(st.machines):
             refresh_machine(store, st, mid)
     else:
+        known = sorted({s for _, s in pairs if s in catalog.SECTIONS})
         for mid in _affected_machines(st, {m for m, _ in pairs}):
-            for section in sorted({s for m, s in pairs}):
+            for section in known:
                 _refresh_one(store, st, mid, section)
 
 

@@ -161,7 +161,7 @@ class Node:
     # ------------------------------------------------------------------ structure and modes
 
     def structure(self) -> state.Structure:
-        return state.structure_from(self.store.structure_winners())
+        return self.store.structure()
 
     def in_cluster(self) -> bool:
         return self.structure().name is not None

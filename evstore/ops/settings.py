@@ -18,7 +18,7 @@ from evstore.core import catalog, encoding, events, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
-from evstore.storage.connect import transaction
+from evstore.storage.connect import rolled_back, transaction
 
 Value = dict[str, Any]
 
@@ -372,6 +372,7 @@ def dry_run(node: Node, user: str) -> dict[str, Any]:
                 broken.append({"hostname": m.hostname, **_as_dict(d)})
     finally:
         node.conn.execute("ROLLBACK")
+        rolled_back(node.conn)
     return {
         "changes": describe_changes(node, changes),
         "machines": machines,

@@ -20,7 +20,7 @@ Durability holds only as far as the disk honours flushes (docs/PITFALLS #13).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
@@ -69,6 +69,19 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+_ROLLBACK_HOOKS: list[Callable[[sqlite3.Connection], None]] = []
+
+
+def on_rollback(hook: Callable[[sqlite3.Connection], None]) -> None:
+    """Register a function called after any rollback (caches of views must forget)."""
+    _ROLLBACK_HOOKS.append(hook)
+
+
+def rolled_back(conn: sqlite3.Connection) -> None:
+    for hook in _ROLLBACK_HOOKS:
+        hook(conn)
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; ``ROLLBACK`` when the block raises.
@@ -88,6 +101,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
             conn.execute("ROLLBACK")
+        rolled_back(conn)
         raise
 
 
@@ -101,5 +115,6 @@ def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
     except BaseException:
         conn.execute(f"ROLLBACK TO {name}")
         conn.execute(f"RELEASE {name}")
+        rolled_back(conn)
         raise
     conn.execute(f"RELEASE {name}")

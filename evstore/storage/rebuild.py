@@ -6,8 +6,9 @@ settings of every machine the change may reach. Replaying a long log through it 
 work per batch. A rebuild knows every event up front, so it can do each step once:
 
 1. **fold**: ``state.writes_of`` of every event, grouped by register in memory. As in
-   ``SqliteStore.add_writes`` (``INSERT OR IGNORE`` on ``(register, event)``), the first write
-   of an event to a register is kept and a repeat of the same event is a no-op.
+   ``SqliteStore.add_writes`` (``INSERT OR REPLACE`` on ``(register, event)``), the last write
+   of an event to a register is kept (a later change of one commit overrides an earlier one)
+   and a repeat of the same event writes the same values again: a no-op.
 2. **resolve**, with the public pure rules of ``evstore.core.state`` and nothing else: the
    ``@cutoff`` winners give the cutoffs; ``state.winner`` and ``state.superseded`` of every
    register under those cutoffs; ``state.materialize`` and ``state.last_event`` of every
@@ -79,7 +80,7 @@ def stored_events(conn: sqlite3.Connection) -> Iterator[Event]:
 
 @dataclass
 class Fold:
-    """Every register's writes, by event id (first write of an event to a register kept)."""
+    """Every register's writes, by event id (last write of an event to a register kept)."""
 
     regs: dict[Reg, dict[str, Write]] = field(default_factory=dict)
     events: int = 0
@@ -94,9 +95,9 @@ class Fold:
                 if per is None:
                     regs[w.reg] = {ev.id: w}
                     self.writes += 1
-                elif ev.id not in per:
+                else:
+                    self.writes += ev.id not in per
                     per[ev.id] = w
-                    self.writes += 1
         return self
 
 

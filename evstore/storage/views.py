@@ -18,6 +18,7 @@ from typing import Any
 from evstore.core import encoding, state
 from evstore.core.events import Event
 from evstore.core.state import Reg, Write
+from evstore.storage.connect import on_rollback
 
 _COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
 
@@ -43,6 +44,34 @@ def _dump(v: Any) -> str:
     return encoding.encode(v).decode()
 
 
+# The structure (cluster, groups, machines) is read on every admit and every projection; it
+# changes rarely. It is cached per connection and dropped when this connection writes a
+# structure register or rolls back, or when another connection commits (data_version).
+_STRUCT: dict[int, tuple[sqlite3.Connection, int, int, state.Structure]] = {}
+_GEN: dict[int, int] = {}
+
+
+def forget_structure(conn: sqlite3.Connection) -> None:
+    _GEN[id(conn)] = _GEN.get(id(conn), 0) + 1
+
+
+on_rollback(forget_structure)
+
+
+def structure(conn: sqlite3.Connection) -> state.Structure:
+    """The current structure, from the cache when nothing has changed it."""
+    dv = conn.execute("PRAGMA data_version").fetchone()[0]
+    gen = _GEN.get(id(conn), 0)
+    hit = _STRUCT.get(id(conn))
+    if hit is not None and hit[0] is conn and hit[1] == dv and hit[2] == gen:
+        return hit[3]
+    st = state.structure_from(SqliteStore(conn).structure_winners())
+    if len(_STRUCT) > 64:
+        _STRUCT.clear()
+    _STRUCT[id(conn)] = (conn, dv, gen, st)
+    return st
+
+
 class SqliteStore:
     """``state.Store`` over one connection; every call runs inside the caller's transaction."""
 
@@ -51,7 +80,7 @@ class SqliteStore:
 
     def add_writes(self, writes: list[Write]) -> None:
         self.conn.executemany(
-            f"INSERT OR IGNORE INTO reg_writes ({_COLS}) VALUES ({','.join('?' * 12)})",
+            f"INSERT OR REPLACE INTO reg_writes ({_COLS}) VALUES ({','.join('?' * 12)})",
             [_row(w) for w in writes],
         )
 
@@ -75,6 +104,8 @@ class SqliteStore:
         return {scope.removeprefix("origin:"): int(value) for scope, value in cur}
 
     def set_winner(self, reg: Reg, w: Write | None) -> None:
+        if reg[1] == state.STRUCT:
+            forget_structure(self.conn)
         self.conn.execute(
             "DELETE FROM reg_winners WHERE scope=? AND section=? AND field=?", reg
         )
@@ -88,6 +119,9 @@ class SqliteStore:
             f"SELECT {_COLS} FROM reg_winners WHERE scope=? AND section=?", (scope, section)
         )
         return {w.field: w for w in map(_write, cur)}
+
+    def structure(self) -> state.Structure:
+        return structure(self.conn)
 
     def structure_winners(self) -> list[Write]:
         cur = self.conn.execute(
@@ -174,6 +208,7 @@ class SqliteStore:
 
     def reset(self) -> None:
         """Forget every view (before a rebuild from the log)."""
+        forget_structure(self.conn)
         for table in ("reg_writes", "reg_winners", "mode_sections", "effective", "superseded"):
             self.conn.execute(f"DELETE FROM {table}")
 
@@ -185,4 +220,4 @@ def on_apply(conn: sqlite3.Connection, events: list[Event]) -> None:
 
 def admit(conn: sqlite3.Connection, event: Event) -> bool | None:
     """The event log's membership seam (``EventLog(admit=...)``): see ``state.may_write``."""
-    return state.may_write(state.structure_from(SqliteStore(conn).structure_winners()), event)
+    return state.may_write(structure(conn), event)

@@ -3,7 +3,8 @@
 URLs carry the mode, as the seed's pages do: ``/cluster/SECTION``, ``/group/NAME/SECTION``,
 ``/machine/HOST/SECTION`` (a machine's serial number works in place of its hostname); a mode's
 own page lists its sections. POSTs to ``…/SECTION/ACTION`` stage changes; ``/changes`` reviews,
-previews and commits them.
+previews and commits them. ``/commits/COMMIT`` details one commit; POSTs to
+``/clustercheck/resolve`` and ``/clustercheck/ignore`` act on superseded changes.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ def routes() -> list[BaseRoute]:
         Route("/audit", cluster_pages.audit, methods=["GET"]),
         Route("/blame", cluster_pages.blame, methods=["GET"]),
         Route("/commits", cluster_pages.commitdetail, methods=["GET"]),
+        Route("/commits/{commit}", cluster_pages.commit_view, methods=["GET"]),
         Route("/clustercheck", cluster_pages.clustercheck, methods=["GET"]),
+        Route("/clustercheck/{action}", cluster_pages.clustercheck_action, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
         Route("/{rest:path}", settings_pages.not_found, methods=["GET", "POST"]),
     ]

@@ -241,6 +241,13 @@ def test_an_operator_overrides_edits_commits_moves_and_deletes(server: str, driv
         assert "group:Paris" in p.find("#blame-table").text
         p.shot("blame")
 
+        # the newest commit's detail: what it changed, and when it arrived on each machine
+        p.open("/commits")
+        p.submit("#commits-table tbody tr:first-child a")
+        assert "Paris gets its own resolvers" in p.text()
+        assert "lab1" in p.find("#arrival-table").text and "yes" in p.find("#arrival-table").text
+        p.shot("commitdetail")
+
     # move the group's settings up to the cluster, commit, then delete them there
     p.open("/group/Paris/dns")
     p.find("#op-move").click()
@@ -263,6 +270,57 @@ def test_an_operator_overrides_edits_commits_moves_and_deletes(server: str, driv
     p.open("/members")
     assert "0F1FF7B3F0-CF2SX51" in p.text() and "Group Paris" in p.text()
     p.shot("members")
+
+
+def _superseded_change(home: Path, tmp_path: Path) -> None:
+    """lab2 joins lab1's cluster by hand and, cut off, changes the time zone at the same time as
+    lab1; the two logs are then exchanged (lab2 itself is never served: it stays unreachable)."""
+    import socket
+
+    from evstore.core import events
+    from evstore.ops import membership, settings
+    from evstore.ops.node import init_home, now_ms, open_node
+
+    def sync(src: Any, dst: Any) -> None:
+        theirs = dst.log.version_vector()
+        dst.log.ingest([(raw, sig) for raw, sig in membership.member_events(src)
+                        if theirs.get(events.parse(raw, sig).origin, 0)
+                        < events.parse(raw, sig).seq], now_ms=now_ms())
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    init_home(tmp_path / "lab2", hostname="lab2", passphrase=PASS, serial="0F1FF7B3F0-CF2SX52",
+              listen=f"127.0.0.1:{port}")
+    with open_node(home) as a, open_node(tmp_path / "lab2") as b:
+        membership.admit(a, "admin", membership.join_request(b), passphrase=PASS)
+        membership.take_up(b, "admin", membership.member_events(a))
+        sync(b, a)
+        settings.stage(a, "admin", "cluster", "timezone", {"zone": "Europe/Paris"})
+        settings.commit(a, "admin", "Paris time")
+        settings.stage(b, "admin", "cluster", "timezone", {"zone": "Asia/Tokyo"})
+        settings.commit(b, "admin", "Tokyo time")
+        sync(a, b)
+        sync(b, a)
+
+
+def test_the_cluster_check_shows_a_superseded_change_and_resolves_it(
+    server: str, driver: Any, home: Path, tmp_path: Path
+) -> None:
+    p = Pages(driver, server)
+    p.open("/clustercheck")
+    p.login("admin", PASS)
+    assert "No inconsistencies found" in p.text() and "No concurrent change" in p.text()
+    _superseded_change(home, tmp_path)
+    p.open("/clustercheck")
+    assert "Europe/Paris" in p.text() and "Asia/Tokyo" in p.text()
+    assert "lab2" in p.find("#inconsistencies").text  # nothing serves lab2: unreachable
+    p.shot("clustercheck")
+    button = p.find(".resolve-form button")
+    chosen = button.text.removeprefix("Resolve: use ").removesuffix("'s version")
+    p.submit(".resolve-form button")
+    assert f"resolved timezone@cluster: {chosen}'s version" in p.text()
+    assert "No concurrent change" in p.text()
 
 
 def test_a_forged_form_without_the_csrf_token_is_refused(server: str, driver: Any) -> None:

@@ -6,25 +6,28 @@ import os
 import socket
 import stat
 import sys
+import threading
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
-from evstore_cli.app import app as cli_app
 from typer.testing import CliRunner
 from web_helpers import PASS, READER_PASS, Browser, csrf_of
 
-from evstore.ops import settings, users
-from evstore.ops.node import open_node
+from evstore.core import events
+from evstore.ops import check, forensics, membership, settings, users
+from evstore.ops.node import init_home, now_ms, open_node
 from evstore.web import auth_pages
 from evstore.web.session import KEY_FILE, Backoff
 from evstore.web.shell import mode_of_path, mode_url, safe_next
+from evstore_cli.app import app as cli_app
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
 
 PAGES = ["/", "/machine/lab1/", "/cluster/dns", "/group/Paris/dns", "/machine/S1/dns",
          "/changes", "/changes/preview", "/members", "/status", "/audit", "/blame", "/commits",
-         "/clustercheck", "/go?mode=cluster", "/no/such/page", "/cluster/dns/override"]
+         "/commits/abcdef123456", "/clustercheck", "/go?mode=cluster", "/no/such/page", "/cluster/dns/override"]
 
 
 @pytest.fixture(autouse=True)
@@ -345,10 +348,208 @@ def test_audit_and_blame_when_forensics_is_available(browser: Browser) -> None:
     assert 'id="blame-table"' in page and "192.0.2.53" in page
 
 
-def test_commitdetail_and_clustercheck_are_placeholders(browser: Browser) -> None:
+# ---------------------------------------------------------------------- commits and the check
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (a peer there is unreachable at once)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _sync(src: Any, dst: Any) -> None:
+    """Anti-entropy by hand (as tests/ops/test_membership.py): dst gets what it lacks."""
+    theirs = dst.log.version_vector()
+    items = []
+    for raw, sig in membership.member_events(src):
+        ev = events.parse(raw, sig)
+        if theirs.get(ev.origin, 0) < ev.seq:
+            items.append((raw, sig))
+    dst.log.ingest(items, now_ms=now_ms())
+
+
+@pytest.fixture
+def superseded(home: Path, tmp_path: Path) -> dict[str, Any]:
+    """lab2 joins lab1's cluster by hand (and is unreachable afterwards: nothing serves it);
+    both change the time zone at cluster level without seeing each other, then exchange
+    events: one of the two changes is superseded. Returns the superseded row."""
+    other = tmp_path / "lab2"
+    init_home(other, hostname="lab2", passphrase=PASS, serial="S2",
+              listen=f"127.0.0.1:{_closed_port()}")
+    with open_node(home) as a, open_node(other) as b:
+        membership.admit(a, "admin", membership.join_request(b), passphrase=PASS)
+        membership.take_up(b, "admin", membership.member_events(a))
+        _sync(b, a)
+        settings.stage(a, "admin", "cluster", "timezone", {"zone": "Europe/Paris"})
+        settings.commit(a, "admin", "Paris time")
+        settings.stage(b, "admin", "cluster", "timezone", {"zone": "Asia/Tokyo"})
+        settings.commit(b, "admin", "Tokyo time")
+        _sync(a, b)
+        _sync(b, a)
+        rows = check.superseded(a)
+    assert len(rows) == 1 and rows[0]["section"] == "timezone"
+    return rows[0]
+
+
+def test_clustercheck_of_one_machine_is_consistent(browser: Browser) -> None:
     browser.login()
-    for url in ("/commits", "/clustercheck"):
-        assert "arrives with the network issue" in browser.get(url).text
+    page = browser.get("/clustercheck").text
+    assert 'id="consistent"' in page and 'id="inconsistent"' not in page
+    assert "<td>lab1</td>" in page and 'id="no-superseded"' in page
+
+
+def test_clustercheck_without_the_network_layer_checks_this_machine(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "evstore.net.client", None)
+    browser.login()
+    page = browser.get("/clustercheck").text
+    assert 'id="consistent"' in page and "no network layer" in page
+
+
+def test_the_check_waits_on_other_machines_without_holding_up_other_pages(
+    browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The network part runs in a worker thread of its own: while it waits for the other
+    machines, the pages' database limiter and the trio loop serve other pages."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_reports(node: Any) -> tuple[list[dict[str, Any]], list[str]]:
+        started.set()
+        assert release.wait(30), "the other page was not served while the check waited"
+        return [check.digests_at(node)], []
+
+    fake = types.ModuleType("evstore.net.client")
+    fake.clustercheck_reports = slow_reports  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "evstore.net.client", fake)
+    browser.login()
+    done: dict[str, Any] = {}
+    waiting = threading.Thread(target=lambda: done.update(page=browser.get("/clustercheck")))
+    waiting.start()
+    try:
+        assert started.wait(30)
+        assert browser.get("/status").status_code == 200
+    finally:
+        release.set()
+        waiting.join(30)
+    assert 'id="consistent"' in done["page"].text
+
+
+def test_clustercheck_shows_both_versions_and_unreachable_machines(
+    browser: Browser, superseded: dict[str, Any]
+) -> None:
+    browser.login()
+    page = browser.get("/clustercheck").text
+    assert 'id="inconsistent"' in page and "unreachable" in page  # lab2: nothing serves it
+    assert "<td>lab2</td>" in page
+    kept, lost = superseded["winner"], superseded["loser"]
+    assert "Europe/Paris" in page and "Asia/Tokyo" in page
+    for side in (kept, lost):
+        assert f"by admin on {side['machine']}" in page and f'datetime="{side["time"]}"' in page
+    assert f"Resolve: use {lost['machine']}'s version" in page
+    assert f"Ignore: keep {kept['machine']}'s version" in page
+
+
+def test_resolve_makes_the_lost_version_apply_as_the_logged_in_user(
+    browser: Browser, home: Path, superseded: dict[str, Any]
+) -> None:
+    lost = superseded["loser"]
+    with open_node(home) as node:
+        users.new_user(node, "admin", "alice", "admin", "alice's own passphrase")
+        settings.commit(node, "admin", "a second admin")
+    assert browser.login("alice", "alice's own passphrase").status_code == 303
+    res = browser.post("/clustercheck", "/clustercheck/resolve",
+                       {"section": "timezone", "mode": "cluster", "host": lost["machine"]})
+    assert res.status_code == 303 and res.headers["location"] == "/clustercheck"
+    page = browser.get("/clustercheck").text
+    assert f"resolved timezone@cluster: {lost['machine']}" in page
+    assert 'id="no-superseded"' in page
+    with open_node(home) as node:
+        assert node.store.section_value("cluster", "timezone") == {"zone": lost["value"]}
+        assert check.superseded(node) == []
+        last = forensics.audit(node, kind="clustercheck.resolve")[-1]
+    assert last["user"] == "alice"
+
+
+def test_ignore_keeps_the_result_and_stops_reporting_it(
+    browser: Browser, home: Path, superseded: dict[str, Any]
+) -> None:
+    browser.login()
+    res = browser.post("/clustercheck", "/clustercheck/ignore",
+                       {"section": "timezone", "mode": "cluster"})
+    assert res.status_code == 303
+    assert "ignored 1 superseded change(s) of timezone@cluster" in browser.get(
+        "/clustercheck").text
+    with open_node(home) as node:
+        kept = superseded["winner"]["value"]
+        assert node.store.section_value("cluster", "timezone") == {"zone": kept}
+        assert check.superseded(node) == []
+
+
+def test_only_an_admin_may_resolve_or_ignore(browser: Browser, home: Path,
+                                             superseded: dict[str, Any]) -> None:
+    browser.login("reader", READER_PASS)
+    page = browser.get("/clustercheck").text
+    assert "Asia/Tokyo" in page and 'id="cannot-act"' in page
+    assert "resolve-form" not in page and "ignore-form" not in page
+    form = {"section": "timezone", "mode": "cluster", "host": superseded["loser"]["machine"]}
+    res = browser.post("/clustercheck", "/clustercheck/resolve", form)
+    assert res.status_code == 403 and "readonly" in res.text
+    assert browser.post("/clustercheck", "/clustercheck/ignore", form).status_code == 403
+    with open_node(home) as node:
+        assert len(check.superseded(node)) == 1
+
+
+def test_resolve_needs_its_csrf_token_and_a_machine(browser: Browser, home: Path,
+                                                    superseded: dict[str, Any]) -> None:
+    browser.login()
+    form = {"section": "timezone", "mode": "cluster", "host": superseded["loser"]["machine"]}
+    assert browser.post("/clustercheck", "/clustercheck/resolve", form,
+                        csrf=False).status_code == 403
+    res = browser.post("/clustercheck", "/clustercheck/resolve", {**form, "host": ""})
+    assert res.status_code == 400
+    assert browser.post("/clustercheck", "/clustercheck/other", form).status_code == 404
+    with open_node(home) as node:
+        assert len(check.superseded(node)) == 1
+
+
+def test_commits_list_links_to_each_commits_detail(browser: Browser, home: Path) -> None:
+    browser.login()
+    with open_node(home) as node:
+        setup = forensics.audit(node, kind="config.commit")[-1]["commit"]
+    page = browser.get("/commits").text
+    assert 'id="commits-table"' in page and f'href="/commits/{setup}"' in page
+    assert "(setup)" in page  # the audit summary carries the comment
+    detail = browser.get(f"/commits/{setup}").text
+    assert setup in detail and "setup" in detail
+    assert 'href="/cluster/dns"' in detail and "set servers" in detail
+    arrival = detail[detail.index('id="arrival-table"'):]
+    assert "<td>lab1</td>" in arrival and "state-up" in arrival and "<time" in arrival
+
+
+def test_commit_lookup_by_prefix_and_unknown_commits(browser: Browser, home: Path) -> None:
+    browser.login()
+    with open_node(home) as node:
+        setup = forensics.audit(node, kind="config.commit")[-1]["commit"]
+    res = browser.get(f"/commits?commit={setup[:10]}")
+    assert res.status_code == 303 and res.headers["location"] == f"/commits/{setup[:10]}"
+    assert setup in browser.get(res.headers["location"]).text
+    assert browser.get("/commits/0000000000").status_code == 404
+    res = browser.get("/commits/not-hex")
+    assert res.status_code == 404 and "not an event id" in res.text
+
+
+def test_commit_detail_names_machines_it_could_not_reach(
+    browser: Browser, home: Path, superseded: dict[str, Any]
+) -> None:
+    browser.login()
+    commit = superseded["winner"]["event"]
+    page = browser.get(f"/commits/{commit}").text
+    assert 'id="unreachable"' in page and "Could not reach lab2" in page
+    arrival = page[page.index('id="arrival-table"'):]
+    assert "<td>lab1</td>" in arrival and "<td>lab2</td>" in arrival
+    assert "(not reached)" in arrival
 
 
 # ---------------------------------------------------------------------- the command
