@@ -587,14 +587,45 @@ def _recompute(store: Store, regs: set[Reg], cutoffs: Mapping[str, int]) -> None
         wins = store.winners_of(mode, section)
         store.set_section(mode, section, materialize(section, wins), last_event(wins))
     st = store.structure()
+    memo = _Memo(store)
     if any(r[1] == STRUCT for r in regs):
+        members = {m.mid for m in st.members()}
         for mid in sorted(st.machines):
-            refresh_machine(store, st, mid)
+            refresh_machine(store, st, mid, memo, members)
     else:
         known = sorted({s for _, s in pairs if s in catalog.SECTIONS})
         for mid in _affected_machines(st, {m for m, _ in pairs}):
             for section in known:
-                _refresh_one(store, st, mid, section)
+                _refresh_one(store, memo, st, mid, section)
+
+
+class Reads(Protocol):
+    """What resolving effective settings reads."""
+
+    def section_value(self, mode: str, section: str) -> dict[str, Any] | None: ...
+    def winners_of(self, scope: str, section: str) -> dict[str, Write]: ...
+
+
+class _Memo:
+    """Reads of one projection, cached: a cluster-level change reaches every machine, and
+    every machine would otherwise read the same modes again."""
+
+    def __init__(self, store: Reads) -> None:
+        self.store = store
+        self.values: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.wins: dict[tuple[str, str], dict[str, Write]] = {}
+
+    def section_value(self, mode: str, section: str) -> dict[str, Any] | None:
+        key = (mode, section)
+        if key not in self.values:
+            self.values[key] = self.store.section_value(mode, section)
+        return self.values[key]
+
+    def winners_of(self, scope: str, section: str) -> dict[str, Write]:
+        key = (scope, section)
+        if key not in self.wins:
+            self.wins[key] = self.store.winners_of(scope, section)
+        return self.wins[key]
 
 
 def _affected_machines(st: Structure, modes: set[str]) -> list[str]:
@@ -605,22 +636,24 @@ def _affected_machines(st: Structure, modes: set[str]) -> list[str]:
     return out
 
 
-def refresh_machine(store: Store, st: Structure, mid: str) -> None:
+def refresh_machine(store: Store, st: Structure, mid: str, memo: Reads | None = None,
+                    members: set[str] | None = None) -> None:
     """Recompute every section of one machine's effective settings."""
     store.clear_effective(mid)
-    if mid not in {m.mid for m in st.members()}:
+    if mid not in (members if members is not None else {m.mid for m in st.members()}):
         return
+    reads = memo if memo is not None else store
     for name in sorted(catalog.SECTIONS):
-        _refresh_one(store, st, mid, name)
+        _refresh_one(store, reads, st, mid, name)
 
 
-def _refresh_one(store: Store, st: Structure, mid: str, section: str) -> None:
-    value, source, event = resolve(store, st, mid, section)
+def _refresh_one(store: Store, reads: Reads, st: Structure, mid: str, section: str) -> None:
+    value, source, event = resolve(reads, st, mid, section)
     store.set_effective(mid, section, value, source, event)
 
 
 def resolve(
-    store: Store, st: Structure, mid: str, section: str
+    store: Reads, st: Structure, mid: str, section: str
 ) -> tuple[dict[str, Any], str, str | None]:
     """Effective settings of one section on one machine: (value, source mode, event)."""
     try:
