@@ -1,0 +1,378 @@
+"""Issue 4: the cluster network on loopback, with real ``evstore run`` processes.
+
+* **commit-to-applied-everywhere latency** for 3, 10, 20 and 50 nodes (full mesh, pings every
+  600 s): ``evstore set`` + ``evstore commit`` on one node (each its own process, as typed),
+  then every node's database polled (read-only) until it holds the commit. Latency is counted
+  from the commit event's own time stamp to the poll that found it, per node; the figure per
+  commit is the slowest node's. p50 and p99 over the commits (p99 of 20-30 commits is about
+  their maximum). Each node's own ``received_at`` stamp is reported as a cross-check. The
+  set-up time of each cluster is reported too. No target (report).
+* **catch-up** of a node that missed 100,000 commits: two nodes join, both stop, the first
+  gets 100,000 commits, it serves again, then the second starts; the time from starting the
+  second's process until it holds every event, against the raw time of 100,000
+  ``VerifyKey.verify`` calls on the same events, measured just before. Target: at most 2x.
+  The commits change no setting (see ``netbench_support.empty_commit``): the views' cost of
+  commits that do is measured apart (below), because it grows with the log and would swamp
+  everything else.
+* **views' cost of real commits**: in-process ingest of commits that all edit one field, the
+  first and the last batch, to show that the cost per event grows with earlier writes.
+* **bytes per anti-entropy round** between two nodes in sync, in-process with two
+  ``core.sync.Session`` objects over two copies of one real log: the hello, and one periodic
+  round (a ``vv`` each way), for 1,000 and 100,000 events of 3 origins, and for 1 to 30
+  origins. Target: independent of the log's size (within 5% for a 100x longer log: only the
+  digits of the seq numbers grow).
+* **resident memory per node** (VmRSS): an idle 3-node cluster, the same after 10,000 commits
+  reached every node, and idle at each cluster size.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import nacl.signing
+
+import evstore
+from bench import netbench_support as nb
+from bench.common import Result, log, median, seconds, workdir
+from evstore.core import events
+from evstore.core.noise import TAGLEN
+from evstore.core.sync import NeedRanges, Session
+from evstore.net.gossip import cluster_vector
+from evstore.net.transport import MAX_CHUNK
+from evstore.ops import cluster as cluster_ops
+from evstore.ops import settings
+from evstore.ops.node import DB_NAME, Node, init_home, now_ms, open_node
+from evstore.storage.connect import open_db, transaction
+from evstore.storage.log import EventLog
+
+TITLE = "Cluster network: latency, catch-up, anti-entropy bytes, memory (issue 4)"
+
+CATCHUP_TARGET = 2.0  # catch-up takes at most this many times the raw signature checks
+AE_TARGET = 1.05  # a round for a 100x longer log is at most this much bigger
+INGEST_BATCH = 500  # what one gossip message carries at most (core.sync.MAX_ITEMS)
+
+
+def run(quick: bool) -> list[Result]:
+    out: list[Result] = []
+    for size in nb.sizes(quick):
+        out += latency_results(nb.cluster_run(size, quick, nb.plan_for(size, quick)))
+    out += memory_results(quick)
+    out += bench_catchup(5_000 if quick else 100_000)
+    out += bench_views(200 if quick else 1_000, 100 if quick else INGEST_BATCH)
+    out += bench_antientropy(5_000 if quick else 100_000)
+    return out
+
+
+# ---------------------------------------------------------------------- latency and set-up
+
+
+def latency_results(f: nb.ClusterFigures) -> list[Result]:
+    n = f.size
+    if f.error or f.setup is None:
+        return [Result(f"commit to applied everywhere, {n} nodes", float("nan"), "ms",
+                       note=f"FAILED: {f.error}")]
+    ms = [c.everywhere * 1000 for c in f.commits]
+    stamped = [c.everywhere_stamped * 1000 for c in f.commits]
+    per_node = [v * 1000 for c in f.commits for k, v in c.seen.items() if k != "n00"]
+    common = (f"{len(ms)} commits; median arrival over every (commit, node) pair "
+              f"{median(per_node):.0f} ms; slowest node per commit by the nodes' own "
+              f"received_at stamps: p50 {median(stamped):.0f} ms, p99 "
+              f"{nb.percentile(stamped, 99):.0f} ms")
+    return [
+        Result(f"cluster set-up, {n} nodes", f.setup.total, "s", [f.setup.total],
+               target="report", note=f.setup.describe()),
+        Result(f"commit to applied everywhere, {n} nodes: p50", median(ms), "ms", ms,
+               target="report", note=common),
+        Result(f"commit to applied everywhere, {n} nodes: p99", nb.percentile(ms, 99), "ms",
+               ms, target="report"),
+        Result(f"CPU use of the idle {n}-node cluster, all nodes together", f.idle_cpu,
+               "cores", [f.idle_cpu], target="report",
+               note=f"over {nb.IDLE_WINDOW:.0f} s after set-up, of the machine's "
+               f"{os.cpu_count()} cores; periodic anti-entropy every 10 s per link, pings "
+               f"every {nb.PING_INTERVAL:.0f} s"),
+    ]
+
+
+# ---------------------------------------------------------------------- memory
+
+
+def memory_results(quick: bool) -> list[Result]:
+    out: list[Result] = []
+    for size in nb.sizes(quick):
+        f = nb.cluster_run(size, quick, nb.plan_for(size, quick))
+        if f.error or not f.rss_idle_kib:
+            continue
+        idle = [k / 1024 for k in f.rss_idle_kib]
+        out.append(Result(f"RSS per node, idle {size}-node cluster", median(idle), "MiB", idle,
+                          target="report", note=f"max {max(idle):.1f} MiB; full mesh, "
+                          f"{size - 1} links per node"))
+        if f.rss_after_kib:
+            after = [k / 1024 for k in f.rss_after_kib]
+            out.append(Result(
+                f"RSS per node, {size}-node cluster after {f.events_written:,} events",
+                median(after), "MiB", after, target="report",
+                note=f"max {max(after):.1f} MiB; the events were written on one node while it "
+                f"served and reached the others in {f.events_spread_s:.1f} s"))
+    return out
+
+
+# ---------------------------------------------------------------------- catch-up
+
+
+def raw_verify(home: Path, origin: str, after_seq: int) -> tuple[float, int]:
+    """Seconds to verify every event of ``origin`` past ``after_seq``, and how many."""
+    conn = sqlite3.connect(f"file:{home / DB_NAME}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT raw, sig FROM events WHERE origin=? AND seq>? ORDER BY seq",
+                            (origin, after_seq)).fetchall()
+    finally:
+        conn.close()
+    vk = nacl.signing.VerifyKey(bytes.fromhex(origin))
+    msgs = [(events.SIGNING_CONTEXT + bytes(raw), bytes(sig)) for raw, sig in rows]
+
+    def verify() -> None:
+        for msg, sig in msgs:
+            vk.verify(msg, sig)
+
+    return seconds(verify), len(msgs)
+
+
+def copy_home(src: Path, dst: Path) -> None:
+    """A copy of a stopped node's home; the database through SQLite's backup API."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(f"{DB_NAME}*", "run.pid"))
+    s, d = sqlite3.connect(src / DB_NAME), sqlite3.connect(dst / DB_NAME)
+    try:
+        s.backup(d)
+    finally:
+        s.close()
+        d.close()
+
+
+def ingest_alone(copy: Path, source: Path, origin: str, after_seq: int, count: int) -> float:
+    """Microseconds per event of ``EventLog.ingest`` of ``count`` of the events (read from
+    ``source``), in-process on ``copy``, a copy of the lagging node made before it caught up:
+    the same verification, membership checks and views, without the network."""
+    src = sqlite3.connect(f"file:{source / DB_NAME}?mode=ro", uri=True)
+    try:
+        rows = src.execute("SELECT raw, sig FROM events WHERE origin=? AND seq>? ORDER BY seq "
+                           "LIMIT ?", (origin, after_seq, count)).fetchall()
+    finally:
+        src.close()
+    items = [(bytes(r), bytes(s)) for r, s in rows]
+    with open_node(copy) as node:
+        t0 = time.perf_counter()
+        for i in range(0, len(items), INGEST_BATCH):
+            part = items[i : i + INGEST_BATCH]
+            res = node.log.ingest(part, now_ms=now_ms())
+            if len(res.applied) != len(part):
+                raise RuntimeError(f"in-process ingest did not apply everything: {res.counts()}")
+        return (time.perf_counter() - t0) / len(items) * 1e6
+
+
+def bench_catchup(count: int) -> list[Result]:
+    log(f"catch-up: 2 nodes join and stop; {count:,} commits on the first; the second starts")
+    with workdir("catchup") as root:
+        cluster = nb.Cluster(root, 2)
+        try:
+            cluster.build()
+            nb.stop_processes(cluster.machines)
+            return _catchup(cluster, root, count)
+        finally:
+            cluster.close()
+
+
+def _catchup(cluster: nb.Cluster, root: Path, count: int) -> list[Result]:
+    a, b = cluster.machines
+    origin = a.origin
+    before = a.db().head(origin)
+    copy_home(b.home, root / "lagging-copy")
+    made = seconds(lambda: nb.write_commits(a.home, count, nb.empty_commit))
+    log(f"  {count:,} commits made in {made:.1f} s; raw verify of them")
+    t_verify, verified = raw_verify(a.home, origin, before)
+    a.start(nb.PING_INTERVAL)
+    a.wait_serving()
+    assert a.proc is not None
+    cpu_a = nb.cpu_seconds(a.proc.pid)
+    log("  the lagging node starts")
+    t0 = time.perf_counter()
+    b.start(nb.PING_INTERVAL)
+    b.wait_serving()
+    t_serving = time.perf_counter() - t0
+    target = before + count
+    nb.wait_until("the lagging node to catch up", lambda: b.db().head(origin) >= target,
+                  3600, 0.05)
+    took = time.perf_counter() - t0
+    assert b.proc is not None
+    cpu_b = nb.cpu_seconds(b.proc.pid)
+    cpu_a = nb.cpu_seconds(a.proc.pid) - cpu_a
+    log(f"  caught up in {took:.1f} s; in-process ingest of a part for comparison")
+    alone_us = ingest_alone(root / "lagging-copy", a.home, origin, before, min(count, 10_000))
+    return _catchup_results(count, verified, t_verify, took, t_serving, cpu_a, cpu_b, alone_us)
+
+
+def _catchup_results(count: int, verified: int, t_verify: float, took: float,
+                     t_serving: float, cpu_a: float, cpu_b: float,
+                     alone_us: float) -> list[Result]:
+    ratio = took / t_verify
+    return [
+        Result(f"raw Ed25519 verify of {verified:,} events (baseline)", t_verify, "s",
+               [t_verify], note=f"{t_verify / verified * 1e6:.0f} us per signature; "
+               "VerifyKey.verify, key built once"),
+        Result(f"catch-up of a node that missed {count:,} commits", took, "s", [took],
+               target=f"<= {CATCHUP_TARGET:.0f}x raw verify",
+               baseline=f"raw verify {t_verify:.1f} s", ratio=ratio, ratio_unit="x time",
+               passed=ratio <= CATCHUP_TARGET,
+               note=f"from starting its `evstore run` process ({t_serving:.1f} s until it "
+               f"served) until its database held all; {count / took:,.0f} events/s; CPU "
+               f"used meanwhile: lagging node {cpu_b:.0f} s (from its start), sending node "
+               f"{cpu_a:.0f} s; EventLog.ingest alone (in-process, batches of {INGEST_BATCH}) "
+               f"costs {alone_us:.0f} us per event = {alone_us * count / 1e6 / t_verify:.1f}x "
+               "the raw verify time; one run"),
+    ]
+
+
+# ---------------------------------------------------------------------- views of real commits
+
+
+def _presign_one_field(node: Node, count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` commits of this node's key, continuing its chain, each editing dns/servers."""
+    settings.stage(node, "admin", node.to_internal("cluster"), "dns", {"servers": ["10.255.0.1"]})
+    settings.commit(node, "admin", "bench: first")
+    _value, base = settings.current(node, "cluster", "dns")
+    seq, prev, clock = node.conn.execute(
+        "SELECT seq, id, clock FROM events WHERE origin=? ORDER BY seq DESC LIMIT 1",
+        (node.origin,)).fetchone()
+    wall = now_ms()
+    items: list[tuple[bytes, bytes]] = []
+    for i in range(count):
+        ev = events.create(node.signing_key, seq=seq + 1 + i, prev=prev, clock=clock + 1 + i,
+                           wall=wall, user="admin", kind="config.commit",
+                           payload=nb.one_field_commit(i, base))
+        items.append((ev.raw, ev.sig))
+        prev, base = ev.id, ev.order_key
+    return items
+
+
+def _ms_per_event(node: Node, items: list[tuple[bytes, bytes]]) -> float:
+    """Milliseconds per event of one ``EventLog.ingest`` call, which must apply them all."""
+    t0 = time.perf_counter()
+    res = node.log.ingest(items, now_ms=now_ms())
+    took = time.perf_counter() - t0
+    if len(res.applied) != len(items):
+        raise RuntimeError(f"the one-field commits were not all applied: {res.counts()}")
+    return took / len(items) * 1000
+
+
+def bench_views(count: int, batch: int) -> list[Result]:
+    log(f"views: in-process ingest of {count} commits that all edit one field, batches of {batch}")
+    with workdir("views") as root:
+        init_home(root / "v", hostname="v", passphrase=nb.PASS, listen="127.0.0.1:1")
+        with open_node(root / "v") as node:
+            cluster_ops.create(node, "admin", "bench")
+            items = _presign_one_field(node, count)
+            per_batch = [_ms_per_event(node, items[i : i + batch])
+                         for i in range(0, count, batch)]
+            if settings.current(node, "cluster", "dns")[0] is None:
+                raise RuntimeError("the one-field commits were not applied")
+    first, last = per_batch[0], per_batch[-1]
+    return [Result(f"ingest of commits editing one field: events {count - batch + 1}-{count}",
+                   last, "ms/event", per_batch, target="report",
+                   baseline=f"events 1-{batch}: {first:.1f} ms/event", ratio=last / first,
+                   ratio_unit="x time",
+                   note="per batch: " + ", ".join(f"{x:.1f}" for x in per_batch) + " ms/event; "
+                   "each event re-reads (and JSON-decodes) every earlier write of its field "
+                   "(views.writes_for in state._recompute, flushed per event by the membership "
+                   "check), so a log's cost grows with the square of the edits to one field")]
+
+
+# ---------------------------------------------------------------------- anti-entropy bytes
+
+
+def make_log(path: Path | str, count: int, origins: int) -> sqlite3.Connection:
+    """A log of ``count`` events by ``origins`` keys, taking turns (no views)."""
+    conn = open_db(path)
+    evlog = EventLog(conn)
+    keys = [nacl.signing.SigningKey(f"bench-net-origin-{k:04d}".encode().ljust(32, b"."))
+            for k in range(origins)]
+    for start in range(0, count, 1000):
+        with transaction(conn):
+            for i in range(start, min(count, start + 1000)):
+                evlog.append(keys[i % origins], user="admin", kind="config.commit",
+                             payload=nb.empty_commit(i), now_ms=now_ms())
+    return conn
+
+
+def wire_bytes(message: bytes) -> int:
+    """A message's size on the link: frames of a 2-byte length, a record type byte, the
+    chunk and the 16-byte Noise tag (TCP/IP headers not counted)."""
+    chunks = max(1, -(-len(message) // MAX_CHUNK))
+    return len(message) + chunks * (2 + 1 + TAGLEN)
+
+
+def one_round(conn_a: sqlite3.Connection, conn_b: sqlite3.Connection) -> tuple[int, int, int]:
+    """(hello bytes, periodic-round bytes, periodic-round wire bytes) between two in-sync logs."""
+    log_a, log_b = EventLog(conn_a), EventLog(conn_b)
+    version = evstore.__version__
+    sa = Session(node="aa" * 32, version=version, vv=cluster_vector(log_a))
+    sb = Session(node="bb" * 32, version=version, vv=cluster_vector(log_b))
+    ha, hb = sa.start()[0], sb.start()[0]
+    for session, msg in ((sb, ha), (sa, hb)):
+        if any(isinstance(x, NeedRanges) for x in session.receive(msg, now_ms())):
+            raise RuntimeError("logs not in sync: the hello asked for events")
+    msgs: list[bytes] = []
+    for session, log_ in ((sa, log_a), (sb, log_b)):
+        if session.local_changed(cluster_vector(log_)):  # the shell's push check first
+            raise RuntimeError("logs not in sync: the push check found events to send")
+        msgs += session.resync()
+    for session, msg in ((sb, msgs[0]), (sa, msgs[1])):
+        if session.receive(msg, now_ms()):
+            raise RuntimeError("logs not in sync: the vv asked for events")
+    return len(ha) + len(hb), sum(map(len, msgs)), sum(map(wire_bytes, msgs))
+
+
+def pair(root: Path, name: str, count: int, origins: int) -> tuple[int, int, int]:
+    """Two copies of one log (the second by the backup API): one round between them."""
+    a = make_log(root / f"{name}-a.db", count, origins)
+    b = sqlite3.connect(root / f"{name}-b.db")
+    a.backup(b)
+    b.close()
+    b = open_db(root / f"{name}-b.db")
+    try:
+        return one_round(a, b)
+    finally:
+        a.close()
+        b.close()
+
+
+def bench_antientropy(big: int) -> list[Result]:
+    small = 1_000
+    log(f"anti-entropy bytes: in-process sessions over logs of {small:,} and {big:,} events")
+    with workdir("ae") as root:
+        sizes = {n: pair(root, f"e{n}", n, 3) for n in (small, big)}
+        by_origins = {k: pair(root, f"o{k}", small, k) for k in (1, 3, 10, 30)}
+    h_small, r_small, w_small = sizes[small]
+    h_big, r_big, w_big = sizes[big]
+    ratio = r_big / r_small
+    per_origin = (by_origins[30][1] - by_origins[1][1]) / 29
+    out = [
+        Result(f"anti-entropy round in sync, {small:,} events, 3 origins", r_small, "bytes",
+               [r_small], target="report",
+               note=f"a vv message each way; {w_small} bytes framed on the link; hello "
+               f"exchange {h_small} bytes"),
+        Result(f"anti-entropy round in sync, {big:,} events, 3 origins", r_big, "bytes",
+               [r_big], target=f"independent of log size (<= {AE_TARGET:.2f}x)",
+               baseline=f"{small:,} events: {r_small} bytes", ratio=ratio, ratio_unit="x",
+               passed=ratio <= AE_TARGET,
+               note=f"{w_big} bytes framed; hello exchange {h_big} bytes; only the seq "
+               "numbers' digits grow with the log"),
+    ]
+    for k, (hello, rnd, wire) in by_origins.items():
+        out.append(Result(f"anti-entropy round in sync, {small:,} events, {k} origin(s)", rnd,
+                          "bytes", [rnd], target="report",
+                          note=f"{wire} bytes framed; hello exchange {hello} bytes"))
+    out[-1].note += f"; about {per_origin:.0f} bytes per origin per round (both directions)"
+    return out

@@ -1,0 +1,634 @@
+"""Real ``evstore run`` clusters on loopback for the network benchmarks (bench_net, bench_check).
+
+Each node is its own ``evstore run`` process with its own home and a free 127.0.0.1 port.
+Homes are made in this process (``init_home``, the library call behind ``evstore init``), the
+first node creates the cluster, and the others join through the library call behind
+``clusterconfig join`` (``client.join``), four at a time in worker threads (a member takes at
+most four joins at once), all through the first node before the others serve; then every
+process starts and the full mesh forms in one go.
+
+The nodes are observed without disturbing them: read-only SQLite connections to their
+databases, ``/proc/PID/status`` for memory. Every process started here is stopped by its PID
+(SIGTERM, then SIGKILL after a deadline), in a ``finally``, also when a benchmark fails.
+
+One cluster of each size serves several benchmarks (commit latency, idle memory, clustercheck
+time); :func:`cluster_run` measures all of them once and keeps the figures for the module that
+asks second, so ``python -m bench`` builds each cluster once. Only figures are kept between
+modules, never processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.common import log, workdir
+from evstore.net import client
+from evstore.ops import cluster as cluster_ops
+from evstore.ops.node import DB_NAME, init_home, now_ms, open_node
+from evstore.storage.connect import transaction
+
+PASS = "bench passphrase"
+EVSTORE = [sys.executable, "-m", "evstore_cli.app"]
+PING_INTERVAL = 600.0  # seconds: keeps pings (and the liveness watchdog) out of the way
+JOIN_WORKERS = 4  # joins in flight at once (a member takes four; two cores take little more)
+SERVE_TIMEOUT = 60.0
+JOIN_TIMEOUT = 120.0
+MESH_TIMEOUT = 600.0
+COMMIT_TIMEOUT = 120.0
+IDLE_WINDOW = 10.0  # seconds over which an idle cluster's CPU use is measured
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, from ``/proc/PID/status`` (VmRSS, KiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for PID {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(xs: list[float], p: float) -> float:
+    """The p-th percentile, linear between closest ranks (p99 of 30 samples is near the max)."""
+    if not xs:
+        return float("nan")
+    s = sorted(xs)
+    k = (len(s) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def cli(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """One ``evstore`` command on ``home``, its own process, as an operator runs it."""
+    done = subprocess.run([*EVSTORE, "--home", str(home), *args], capture_output=True,
+                          env={**os.environ, "EVSTORE_PASSPHRASE": PASS}, timeout=300,
+                          check=False)
+    if check and done.returncode != 0:
+        raise RuntimeError(f"evstore {' '.join(args)} failed ({done.returncode}): "
+                           f"{done.stderr.decode(errors='replace').strip()[-500:]}")
+    return done
+
+
+# ---------------------------------------------------------------------- reading a node
+
+
+class Reader:
+    """A read-only connection to a node's database (WAL: it never blocks the node)."""
+
+    def __init__(self, home: Path) -> None:
+        self.conn = sqlite3.connect(f"file:{home / DB_NAME}?mode=ro", uri=True,
+                                    isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA busy_timeout = 5000")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def event_at(self, origin: str, seq: int) -> tuple[str, int, int] | None:
+        """(id, wall, received_at) of ``origin``'s event ``seq``, if this node holds it."""
+        row = self.conn.execute("SELECT id, wall, received_at FROM events WHERE origin=? AND "
+                                "seq=? AND status='applied'", (origin, seq)).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]), int(row[2]))
+
+    def received_at(self, event_id: str) -> int | None:
+        row = self.conn.execute("SELECT received_at FROM events WHERE id=?",
+                                (event_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def head(self, origin: str) -> int:
+        row = self.conn.execute("SELECT max(seq) FROM events WHERE origin=?", (origin,)).fetchone()
+        return int(row[0] or 0)
+
+    def vector(self) -> dict[str, int]:
+        return {str(o): int(s) for o, s in self.conn.execute(
+            "SELECT origin, max(seq) FROM events WHERE status='applied' GROUP BY origin")}
+
+    def links_up(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM links WHERE state='up'").fetchone()[0])
+
+
+# ---------------------------------------------------------------------- one node
+
+
+@dataclass
+class Machine:
+    """One node: its home, its port, and its ``evstore run`` process while it serves."""
+
+    name: str
+    home: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+    reader: Reader | None = None
+    _log_from: int = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home.parent / f"{self.name}.log"
+
+    @property
+    def origin(self) -> str:
+        return (self.home / "host.pub").read_text().strip()
+
+    def db(self) -> Reader:
+        if self.reader is None:
+            self.reader = Reader(self.home)
+        return self.reader
+
+    def start(self, ping_interval: float, fanout: int | None = None) -> None:
+        cmd = [*EVSTORE, "--home", str(self.home), "run", "--ping-interval", str(ping_interval)]
+        if fanout is not None:
+            cmd += ["--fanout", str(fanout)]
+        with open(self.log_path, "ab") as out:
+            self._log_from = out.tell()  # a restarted node says "serving" again below this
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+
+    def serving(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name}'s node exited with {self.proc.returncode}: "
+                               f"{self.log_tail()}")
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_from)
+                return b"serving" in f.read(4096)  # the node's first line
+        except FileNotFoundError:
+            return False
+
+    def wait_serving(self, timeout: float = SERVE_TIMEOUT) -> None:
+        wait_until(f"{self.name} serves", self.serving, timeout, 0.1)
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_bytes()[-800:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def rss_kib(self) -> int:
+        assert self.proc is not None
+        return rss_kib(self.proc.pid)
+
+
+def wait_until(what: str, pred: Callable[[], bool], timeout: float, every: float) -> float:
+    """Poll ``pred`` until it holds; the seconds it took. A TimeoutError names ``what``."""
+    t0 = time.perf_counter()
+    while not pred():
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
+    return time.perf_counter() - t0
+
+
+def stop_processes(machines: list[Machine], grace: float = 20.0) -> None:
+    """SIGTERM every started node by PID, wait, SIGKILL (by PID) what is still running."""
+    live = [m for m in machines if m.proc is not None and m.proc.poll() is None]
+    for m in live:
+        assert m.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            m.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for m in live:
+        assert m.proc is not None
+        try:
+            m.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{m.name} (PID {m.proc.pid}) ignored SIGTERM: SIGKILL")
+            m.proc.kill()
+            m.proc.wait()
+
+
+# ---------------------------------------------------------------------- a cluster
+
+
+@dataclass
+class SetupTimes:
+    """Seconds each phase of building a cluster took."""
+
+    homes: float = 0.0
+    first: float = 0.0  # create, start the first node, wait until it serves
+    joins: float = 0.0  # every join done, every process started and serving
+    mesh: float = 0.0  # from then until every link is up and every log the same
+    total: float = 0.0
+    join_each: list[float] = field(default_factory=list)
+
+    def describe(self) -> str:
+        each = statistics.median(self.join_each or [0.0])
+        return (f"homes {self.homes:.1f} s, create + first node {self.first:.1f} s, joins "
+                f"{self.joins:.1f} s (all through the first node, {JOIN_WORKERS} at a time, "
+                f"each {each:.2f} s median; then every process started), full mesh + same "
+                f"logs {self.mesh:.1f} s")
+
+
+class Cluster:
+    """``size`` real nodes on loopback; a context manager that stops them all on exit."""
+
+    def __init__(self, root: Path, size: int, *, ping_interval: float = PING_INTERVAL,
+                 fanout: int | None = None) -> None:
+        self.root = root
+        self.size = size
+        self.ping_interval = ping_interval
+        self.fanout = fanout
+        self.machines = [Machine(f"n{i:02d}", root / f"n{i:02d}", free_port())
+                         for i in range(size)]
+        self.setup = SetupTimes()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            stop_processes(self.machines)
+        finally:
+            for m in self.machines:
+                if m.reader is not None:
+                    m.reader.close()
+                    m.reader = None
+
+    @property
+    def first(self) -> Machine:
+        return self.machines[0]
+
+    # ------------------------------------------------------------------ building
+
+    def build(self) -> SetupTimes:
+        t0 = time.perf_counter()
+        self._homes()
+        self.setup.homes = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        with open_node(self.first.home) as node:
+            cluster_ops.create(node, "admin", "bench")
+        self.first.start(self.ping_interval, self.fanout)
+        self.first.wait_serving()
+        self.setup.first = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self._join_all()
+        self.setup.joins = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        self.wait_mesh()
+        self.setup.mesh = time.perf_counter() - t3
+        self.setup.total = time.perf_counter() - t0
+        return self.setup
+
+    def _homes(self) -> None:
+        def one(m: Machine) -> None:
+            init_home(m.home, hostname=m.name, passphrase=PASS, listen=m.address)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # argon2id hashing releases the GIL
+            list(pool.map(one, self.machines))
+
+    def _join_all(self) -> None:
+        """Every other node joins through the first, four at a time, before any of them
+        serves; then all their processes start at once and the mesh forms in one go.
+
+        Joining a serving mesh one node at a time costs every serving node a membership
+        refresh and a new link per join (with 50 nodes on two cores that took over eight
+        minutes and did not finish); this way each link is made once.
+        """
+        def one(m: Machine) -> None:
+            t0 = time.perf_counter()
+            self._join_through(m, self.first)
+            with self._lock:
+                self.setup.join_each.append(time.perf_counter() - t0)
+
+        with ThreadPoolExecutor(max_workers=JOIN_WORKERS) as pool:
+            list(pool.map(one, self.machines[1:]))
+        for m in self.machines[1:]:
+            m.start(self.ping_interval, self.fanout)
+        for m in self.machines:
+            m.wait_serving()
+
+    def _join_through(self, m: Machine, via: Machine) -> None:
+        fp = _fingerprint(via.home)
+        opts = client.JoinOptions(address=via.address, passphrase=PASS, fingerprint=fp)
+        questions = client.JoinQuestions(trust_key=lambda fp, addr: False,
+                                         confirm=lambda info: True,
+                                         before_change=lambda info: None)
+        deadline = time.monotonic() + JOIN_TIMEOUT
+        while True:
+            try:
+                with open_node(m.home) as node:
+                    client.join(node, "admin", opts, questions)
+                return
+            except Exception as e:  # "busy with other joins: try again" is worth a retry
+                if "busy" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def links_complete(self) -> bool:
+        want = self.size - 1 if self.fanout is None else 1
+        return all(m.db().links_up() >= want for m in self.machines)
+
+    def same_logs(self) -> bool:
+        return len({json.dumps(m.db().vector(), sort_keys=True) for m in self.machines}) == 1
+
+    def wait_mesh(self, timeout: float = MESH_TIMEOUT) -> float:
+        """Until every node has all its links up (full mesh) and every log is the same."""
+        return wait_until(f"the {self.size}-node mesh to form",
+                          lambda: self.links_complete() and self.same_logs(), timeout, 0.25)
+
+    def rss_kib(self) -> list[int]:
+        return [m.rss_kib() for m in self.machines]
+
+    def cpu_rate(self, window: float) -> float:
+        """CPU seconds per second that all the nodes together use over ``window`` seconds."""
+        pids = [m.proc.pid for m in self.machines if m.proc is not None]
+        before = sum(cpu_seconds(p) for p in pids)
+        time.sleep(window)
+        return (sum(cpu_seconds(p) for p in pids) - before) / window
+
+
+def _fingerprint(home: Path) -> str:
+    with open_node(home) as node:
+        return str(node.fingerprint())
+
+
+@contextlib.contextmanager
+def running_cluster(prefix: str, size: int, **kw: Any) -> Iterator[Cluster]:
+    """A built cluster in a fresh directory; every node stopped (by PID) and removed after."""
+    with workdir(prefix) as root:
+        cluster = Cluster(root, size, **kw)
+        try:
+            cluster.build()
+            yield cluster
+        finally:
+            cluster.close()
+
+
+# ---------------------------------------------------------------------- making events fast
+
+
+def write_commits(home: Path, count: int, payload: Callable[[int], dict[str, Any]],
+                  batch: int = 1000) -> None:
+    """``count`` signed ``config.commit`` events by this home's key, in large transactions.
+
+    ``payload(i)`` gives each commit's payload. One transaction per ``batch`` (not one flush
+    per commit) keeps 100,000 commits to about a minute.
+    """
+    with open_node(home) as node:
+        done = 0
+        while done < count:
+            with transaction(node.conn):
+                for i in range(done, min(count, done + batch)):
+                    node.log.append(node.signing_key, user="admin", kind="config.commit",
+                                    payload=payload(i), now_ms=now_ms())
+            done = min(count, done + batch)
+
+
+def empty_commit(i: int) -> dict[str, Any]:
+    """A commit that changes no setting, padded to the size of a real one (about 600 bytes).
+
+    The views' cost of a commit that does change a setting grows with the number of earlier
+    writes to that setting (bench_net measures it separately), which would swamp what these
+    benchmarks are about: moving, checking and storing the events.
+    """
+    return {"comment": f"bench commit {i}: " + "routine change, no setting touched. " * 8,
+            "changes": []}
+
+
+def one_field_commit(i: int, base: tuple[int, str, str] | None) -> dict[str, Any]:
+    """The commit ``evstore set dns servers=[...]`` + ``commit`` makes, its base the one before."""
+    server = f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+    return {"comment": f"bench commit {i}", "changes": [{
+        "mode": "cluster", "section": "dns", "op": "patch",
+        "base": list(base) if base else None, "set": {"servers": [server]}, "unset": [],
+    }]}
+
+
+# ---------------------------------------------------------------------- commit latency
+
+
+@dataclass
+class CommitTiming:
+    """One commit made by ``evstore commit`` on the first node, and when each node had it."""
+
+    event: str
+    wall_ms: int  # the commit event's own time stamp (made by the committing process)
+    seen: dict[str, float]  # node -> seconds after wall_ms when a poll first found it
+    stamped: dict[str, float]  # node -> seconds after wall_ms of its received_at stamp
+
+    @property
+    def everywhere(self) -> float:
+        return max(self.seen.values())
+
+    @property
+    def everywhere_stamped(self) -> float:
+        return max(self.stamped.values())
+
+
+def commit_and_time(cluster: Cluster, i: int, timeout: float = COMMIT_TIMEOUT) -> CommitTiming:
+    """``evstore set`` + ``evstore commit`` on the first node (two processes, as an operator
+    types them), then poll every node's database for the new event.
+
+    The first node is polled for the origin's next seq from before the commit starts, every
+    2 ms; the others once it is there (2 ms between rounds, 5 ms above 10 nodes, to leave
+    the two cores to the nodes). A node's ``received_at`` stamp is kept as a cross-check.
+    """
+    first = cluster.first
+    origin = first.origin
+    seq = first.db().head(origin) + 1
+    cli(first.home, "set", "dns", f'servers=["10.9.{i // 250}.{i % 250}"]', "--mode", "cluster")
+    proc = subprocess.Popen([*EVSTORE, "--home", str(first.home), "commit", "-m",
+                             f"bench latency {i}", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "EVSTORE_PASSPHRASE": PASS})
+    try:
+        found = _poll_first(first, origin, seq, proc, timeout)
+        timing = _poll_rest(cluster, found, timeout)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0 or json.loads(out)["commit"] != timing.event:
+        raise RuntimeError(f"commit {i}: {proc.returncode} {err.decode(errors='replace')[-300:]}")
+    return timing
+
+
+def _poll_first(m: Machine, origin: str, seq: int, proc: subprocess.Popen[bytes],
+                timeout: float) -> tuple[str, int, float, int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        hit = m.db().event_at(origin, seq)
+        if hit is not None:
+            return hit[0], hit[1], time.time(), hit[2]
+        if proc.poll() not in (None, 0) or time.monotonic() > deadline:
+            raise RuntimeError(f"the commit never appeared on {m.name} (exit {proc.poll()})")
+        time.sleep(0.002)
+
+
+def _poll_rest(cluster: Cluster, found: tuple[str, int, float, int],
+               timeout: float) -> CommitTiming:
+    event, wall, seen_first, stamp_first = found
+    timing = CommitTiming(event, wall, {cluster.first.name: seen_first - wall / 1000},
+                          {cluster.first.name: (stamp_first - wall) / 1000})
+    pending = list(cluster.machines[1:])
+    pause = 0.002 if cluster.size <= 10 else 0.005
+    deadline = time.monotonic() + timeout
+    while pending:
+        for m in list(pending):
+            stamp = m.db().received_at(event)
+            if stamp is not None:
+                timing.seen[m.name] = time.time() - wall / 1000
+                timing.stamped[m.name] = (stamp - wall) / 1000
+                pending.remove(m)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"commit {event[:12]} missing on {[m.name for m in pending]} "
+                               f"after {timeout:.0f} s")
+        time.sleep(pause)
+    return timing
+
+
+# ---------------------------------------------------------------------- one run per size
+
+
+@dataclass
+class ClusterFigures:
+    """Everything measured on one cluster of ``size`` nodes (see :func:`cluster_run`)."""
+
+    size: int
+    setup: SetupTimes | None = None
+    rss_idle_kib: list[int] = field(default_factory=list)
+    idle_cpu: float = float("nan")  # CPU seconds per second, all nodes together, when idle
+    commits: list[CommitTiming] = field(default_factory=list)
+    check_s: list[float] = field(default_factory=list)
+    check_baseline_s: list[float] = field(default_factory=list)
+    check_note: str = ""
+    events_written: int = 0
+    events_spread_s: float = 0.0
+    rss_after_kib: list[int] = field(default_factory=list)
+    error: str = ""
+
+
+@dataclass
+class Plan:
+    """What :func:`cluster_run` measures on a cluster of one size."""
+
+    commits: int
+    check_reps: int = 0  # clustercheck repetitions (0: none)
+    events: int = 0  # events to write for the memory figure (0: none)
+
+
+_RUNS: dict[tuple[int, bool], ClusterFigures] = {}
+
+
+def cluster_run(size: int, quick: bool, plan: Plan) -> ClusterFigures:
+    """Build a cluster of ``size`` nodes once per process and measure ``plan`` on it."""
+    key = (size, quick)
+    if key not in _RUNS:
+        _RUNS[key] = _measure(size, plan)
+    return _RUNS[key]
+
+
+def _measure(size: int, plan: Plan) -> ClusterFigures:
+    figs = ClusterFigures(size)
+    log(f"cluster of {size} real nodes: building (homes, create, joins {JOIN_WORKERS} at a "
+        "time, full mesh)")
+    try:
+        with workdir(f"net{size}") as root:
+            cluster = Cluster(root, size)
+            try:
+                figs.setup = cluster.build()
+                log(f"  set up in {figs.setup.total:.1f} s: {figs.setup.describe()}")
+                _on_cluster(cluster, figs, plan)
+            finally:
+                cluster.close()
+    except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as e:
+        figs.error = f"{type(e).__name__}: {e}"
+        log(f"  FAILED: {figs.error}")
+    return figs
+
+
+def _on_cluster(cluster: Cluster, figs: ClusterFigures, plan: Plan) -> None:
+    time.sleep(2.0)  # let the last link rows and pushes settle
+    figs.rss_idle_kib = cluster.rss_kib()
+    figs.idle_cpu = cluster.cpu_rate(IDLE_WINDOW)
+    log(f"  {plan.commits} commits by `evstore commit` on {cluster.first.name}")
+    for i in range(plan.commits):
+        figs.commits.append(commit_and_time(cluster, i))
+    if plan.check_reps:
+        _clustercheck(cluster, figs, plan.check_reps)
+    if plan.events:
+        _spread_events(cluster, figs, plan.events)
+
+
+def _clustercheck(cluster: Cluster, figs: ClusterFigures, reps: int) -> None:
+    log(f"  `evstore clustercheck --json` on {cluster.first.name} x {reps}")
+    home = cluster.first.home
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        cli(home, "clusterconfig", "fingerprint", "--json")
+        figs.check_baseline_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        done = cli(home, "clustercheck", "--json", check=False)
+        figs.check_s.append(time.perf_counter() - t0)
+        if done.returncode not in (0, 1):
+            raise RuntimeError(f"clustercheck failed ({done.returncode}): "
+                               f"{done.stderr.decode(errors='replace')[-300:]}")
+        report = json.loads(done.stdout)
+        figs.check_note = (f"checked {len(report.get('checked', []))} machines, consistent: "
+                           f"{report.get('consistent')}, unreachable: "
+                           f"{len(report.get('unreachable', []))}")
+
+
+def _spread_events(cluster: Cluster, figs: ClusterFigures, count: int) -> None:
+    """Write ``count`` commits on the first node while it serves; wait until all hold them."""
+    log(f"  {count} commits written on {cluster.first.name} while it serves")
+    origin = cluster.first.origin
+    target = cluster.first.db().head(origin) + count
+    t0 = time.perf_counter()
+    write_commits(cluster.first.home, count, empty_commit)
+    wait_until(f"{count} events to reach every node",
+               lambda: all(m.db().head(origin) >= target for m in cluster.machines), 900, 0.25)
+    figs.events_spread_s = time.perf_counter() - t0
+    figs.events_written = count
+    time.sleep(3.0)  # the relays' duplicate pushes and the writers' rows settle
+    figs.rss_after_kib = cluster.rss_kib()
+
+
+def sizes(quick: bool) -> tuple[int, ...]:
+    """The cluster sizes of the latency benchmark."""
+    return (3,) if quick else (3, 10, 20, 50)
+
+
+def check_sizes(quick: bool) -> tuple[int, ...]:
+    """The cluster sizes clustercheck is timed on."""
+    return (3,) if quick else (20, 50)
+
+
+def plan_for(size: int, quick: bool) -> Plan:
+    """One plan per size, whichever module asks first (bench_check or bench_net)."""
+    commits = 5 if quick else (20 if size >= 50 else 30)
+    reps = (3 if size >= 50 else 5) if size in check_sizes(quick) else 0
+    events = (1_000 if quick else 10_000) if size == 3 else 0
+    return Plan(commits=commits, check_reps=reps, events=events)
