@@ -454,6 +454,8 @@ class Store(Protocol):
 
     def add_writes(self, writes: list[Write]) -> None: ...
     def writes_for(self, reg: Reg) -> list[Write]: ...
+    def writes_between(self, reg: Reg, lo: Order, hi: Order) -> list[Write]: ...
+    def winner_of(self, reg: Reg) -> Write | None: ...
     def regs_of_origin(self, origin: str) -> list[Reg]: ...
     def cutoffs(self) -> dict[str, int]: ...
     def set_winner(self, reg: Reg, w: Write | None) -> None: ...
@@ -491,6 +493,12 @@ class MemoryStore:
 
     def writes_for(self, reg: Reg) -> list[Write]:
         return list(self.writes.get(reg, {}).values())
+
+    def writes_between(self, reg: Reg, lo: Order, hi: Order) -> list[Write]:
+        return [w for w in self.writes.get(reg, {}).values() if lo <= w.order <= hi]
+
+    def winner_of(self, reg: Reg) -> Write | None:
+        return self.winners.get(reg)
 
     def regs_of_origin(self, origin: str) -> list[Reg]:
         return sorted(self.by_origin.get(origin, set()))
@@ -563,22 +571,47 @@ def apply(store: Store, events: Iterable[Event]) -> set[Reg]:
     if not new:
         return set()
     store.add_writes(new)
-    touched = {w.reg for w in new}
+    latest: dict[Reg, dict[str, Write]] = {}
+    for w in new:  # as the stores do: the last write of an event to a register counts
+        latest.setdefault(w.reg, {})[w.event] = w
+    fresh = {reg: list(by_event.values()) for reg, by_event in latest.items()}
+    touched = set(fresh)
     before = store.cutoffs()
     for reg in [r for r in touched if r[1] == CUTOFF]:
         store.set_winner(reg, winner(store.writes_for(reg), before))
     after = store.cutoffs()
+    full: set[Reg] = set()
     for origin in set(after) | set(before):
         if after.get(origin) != before.get(origin):
-            touched.update(store.regs_of_origin(origin))
-    _recompute(store, touched, after)
+            full.update(store.regs_of_origin(origin))
+    touched |= full
+    _recompute(store, touched, after, fresh, full)
     return touched
 
 
-def _recompute(store: Store, regs: set[Reg], cutoffs: Mapping[str, int]) -> None:
+def _new_winner(store: Store, reg: Reg, fresh: list[Write],
+                cutoffs: Mapping[str, int]) -> tuple[Write | None, list[Write]]:
+    """The winner after new writes when no cutoff changed: the greater of the old winner and
+    the new writes (a register is a maximum), and the writes superseded() needs: those between
+    the winner's base and the winner. Reading only these keeps an update independent of how
+    often the register was written before."""
+    cur = store.winner_of(reg)
+    cands = [w for w in fresh if not excluded(w, cutoffs)] + ([cur] if cur is not None else [])
+    win = max(cands, key=lambda x: x.order) if cands else None
+    if win is None or win.base is None:
+        return win, []
+    return win, store.writes_between(reg, win.base, win.order)
+
+
+def _recompute(store: Store, regs: set[Reg], cutoffs: Mapping[str, int],
+               fresh: Mapping[Reg, list[Write]] | None = None,
+               full: set[Reg] | None = None) -> None:
     for reg in sorted(regs):
-        ws = store.writes_for(reg)
-        win = winner(ws, cutoffs)
+        if fresh is not None and full is not None and reg not in full and reg[1] != CUTOFF:
+            win, ws = _new_winner(store, reg, fresh.get(reg, []), cutoffs)
+        else:
+            ws = store.writes_for(reg)
+            win = winner(ws, cutoffs)
         store.set_winner(reg, win)
         if reg[1] not in (CUTOFF, IGNORED):
             store.set_superseded(reg, superseded(ws, win, cutoffs), win)

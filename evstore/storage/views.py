@@ -90,6 +90,19 @@ class SqliteStore:
         )
         return [_write(r) for r in cur]
 
+    def writes_between(self, reg: Reg, lo: state.Order, hi: state.Order) -> list[Write]:
+        cur = self.conn.execute(
+            f"SELECT {_COLS} FROM reg_writes WHERE scope=? AND section=? AND field=?"
+            " AND clock BETWEEN ? AND ?", (*reg, lo[0], hi[0]),
+        )
+        return [w for w in map(_write, cur) if lo <= w.order <= hi]
+
+    def winner_of(self, reg: Reg) -> Write | None:
+        row = self.conn.execute(
+            f"SELECT {_COLS} FROM reg_winners WHERE scope=? AND section=? AND field=?", reg
+        ).fetchone()
+        return _write(row) if row else None
+
     def regs_of_origin(self, origin: str) -> list[Reg]:
         cur = self.conn.execute(
             "SELECT DISTINCT scope, section, field FROM reg_writes WHERE origin=? ORDER BY 1,2,3",
