@@ -112,11 +112,11 @@ def _check_envelope(env: Any) -> None:
         raise EncodingError("event payload must be an object")
 
 
-def _from_parts(raw: bytes, sig: bytes, env: dict[str, Any]) -> Event:
+def _from_parts(raw: bytes, sig: bytes, env: dict[str, Any], known_id: str | None = None) -> Event:
     return Event(
         raw=raw,
         sig=sig,
-        id=event_id(raw),
+        id=known_id or event_id(raw),
         origin=env["origin"],
         seq=env["seq"],
         prev=env["prev"],
@@ -126,6 +126,12 @@ def _from_parts(raw: bytes, sig: bytes, env: dict[str, Any]) -> Event:
         kind=env["kind"],
         payload=env["payload"],
     )
+
+
+def trusted(raw: bytes, sig: bytes, known_id: str | None = None) -> Event:
+    """Rebuild an event from bytes that were verified before they were stored (no signature
+    check): for reading one's own log fast. Anything from outside goes through ``parse``."""
+    return _from_parts(raw, sig, encoding.decode(raw), known_id)
 
 
 def create(

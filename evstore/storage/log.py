@@ -39,7 +39,7 @@ from typing import Any
 
 import nacl.signing
 
-from evstore.core import clock, encoding, events
+from evstore.core import clock, events
 from evstore.core.errors import InvalidInput, OperationalError, VerificationError
 from evstore.core.events import Event
 from evstore.storage.connect import transaction
@@ -126,20 +126,7 @@ class _Tx:
 
 def _trusted(event_id: str, raw: bytes, sig: bytes) -> Event:
     """Rebuild an event that was verified before it was stored (no signature check)."""
-    env = encoding.decode(raw)
-    return Event(
-        raw=raw,
-        sig=sig,
-        id=event_id,
-        origin=env["origin"],
-        seq=env["seq"],
-        prev=env["prev"],
-        clock=env["clock"],
-        wall=env["wall"],
-        user=env["user"],
-        kind=env["kind"],
-        payload=env["payload"],
-    )
+    return events.trusted(raw, sig, event_id)
 
 
 def _verified(row: tuple[Any, ...]) -> Event:
