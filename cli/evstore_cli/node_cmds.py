@@ -62,6 +62,10 @@ def run(
     fanout: Annotated[int | None, typer.Option("--fanout", min=1, help="Dial only K members "
                                                "(big clusters); default: every member.",
                                                show_default=False)] = None,
+    sync_interval: Annotated[float | None, typer.Option(
+        "--sync-interval", min=0.5, help="Seconds between anti-entropy rounds on each link "
+        "(default: the ping interval, at most 10 s); raise it for big idle clusters.",
+        show_default=False)] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve this node: admin and cluster-only ports, pings, anti-entropy (Ctrl-C stops)."""
@@ -81,7 +85,8 @@ def run(
         output.say(f"serving {where} on {ports} (PID {os.getpid()}){extra}")
         sys.stdout.flush()
 
-    run_node(where, config=NodeConfig(ping_interval=ping_interval, fanout=fanout), gui=gui_at,
+    config = NodeConfig(ping_interval=ping_interval, fanout=fanout, sync_interval=sync_interval)
+    run_node(where, config=config, gui=gui_at,
              on_ready=ready)
     output.say("stopped")
 
