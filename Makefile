@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(BIN)/evstore demo
 
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
+	  echo "note: chromium or chromedriver is not installed: the browser tests will be SKIPPED (apt-get install chromium chromium-driver; .ci/run installs them)"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
