@@ -14,7 +14,7 @@ from starlette.responses import Response
 from evstore.core.errors import InvalidInput
 from evstore.ops import settings as ops
 from evstore.ops.node import Node
-from evstore.web.shell import Ctx, page
+from evstore.web.shell import Ctx, page, read_page
 
 HOW = ("", "discard", "force")
 
@@ -40,16 +40,10 @@ def _clear(node: Node, user: str) -> int:
     return ops.clear(node, user)
 
 
-@page()
-async def changes(ctx: Ctx) -> Response:
-    nav, data = await ctx.read(_changes)
-    return ctx.render("changes.html", nav, data=data)
+changes = read_page("changes.html", _changes)
 
 
-@page()
-async def preview(ctx: Ctx) -> Response:
-    nav, data = await ctx.read(_preview)
-    return ctx.render("preview.html", nav, data=data)
+preview = read_page("preview.html", _preview)
 
 
 @page()

@@ -34,7 +34,7 @@ from evstore.ops import check
 from evstore.ops import cluster as cluster_ops
 from evstore.ops import users as user_ops
 from evstore.ops.node import Node, open_node
-from evstore.web.shell import Ctx, Forbidden, NotFound, page
+from evstore.web.shell import Ctx, Forbidden, NotFound, page, read_page
 
 T = TypeVar("T")
 AUDIT_FILTERS = ("since", "until", "user", "section", "mode", "origin", "kind")
@@ -84,16 +84,10 @@ def _blame(node: Node, user: str, section: str, machine: str) -> dict[str, Any]:
     return {"available": True, "result": result, **choices}
 
 
-@page()
-async def members(ctx: Ctx) -> Response:
-    nav, data = await ctx.read(_members)
-    return ctx.render("members.html", nav, data=data)
+members = read_page("members.html", _members)
 
 
-@page()
-async def status(ctx: Ctx) -> Response:
-    nav, data = await ctx.read(_status)
-    return ctx.render("status.html", nav, data=data)
+status = read_page("status.html", _status)
 
 
 @page()

@@ -301,3 +301,14 @@ def _refused(web: Web, message: str) -> Response:
     response = HTMLResponse(html, status_code=403)
     response.headers.update(SECURITY_HEADERS)
     return response
+
+
+def read_page(template: str, read: Callable[..., Any]) -> Callable[[Request], Awaitable[Response]]:
+    """A page that only reads: ``read(node, user)`` in the database thread, then ``template``."""
+
+    async def handler(ctx: Ctx) -> Response:
+        nav, data = await ctx.read(read)
+        return ctx.render(template, nav, data=data)
+
+    handler.__name__ = handler.__qualname__ = template.removesuffix(".html")
+    return page()(handler)
