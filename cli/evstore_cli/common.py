@@ -63,6 +63,15 @@ def authenticated(node: Node, user: str | None, passphrase_file: Path | None,
     return name
 
 
+@contextmanager
+def staging(home: Path | None, user: str | None, passphrase_file: Path | None, mode: str | None,
+            section: str, switch: bool) -> Iterator[tuple[Node, str, str]]:
+    """Open the node for a settings change: (node, acting user, internal mode to act at)."""
+    with node_for(home) as node:
+        who = authenticated(node, user, passphrase_file)
+        yield node, who, settings_mode(node, who, mode, section, switch)
+
+
 def settings_mode(node: Node, user: str, mode: str | None, section: str, switch: bool) -> str:
     """The mode a settings command acts at, with the seed's restricted-mode handling."""
     if mode is not None:

@@ -26,7 +26,7 @@ from evstore_cli.common import (
     YesOpt,
     authenticated,
     node_for,
-    settings_mode,
+    staging,
     user_of,
 )
 from evstore_cli.output import handled
@@ -150,9 +150,7 @@ def set_(
     json_out: JsonOpt = False,
 ) -> None:
     """Stage a change at the current mode (defines SECTION there first if needed)."""
-    with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file)
-        internal = settings_mode(node, who, mode, section, switch)
+    with staging(home, user, passphrase_file, mode, section, switch) as (node, who, internal):
         value = ops.stage_set(node, who, internal, section, assignments)
         _stage_intro(node, internal, section)
         data = {"section": section, "mode": node.to_display(internal), "staged": value}
@@ -175,9 +173,7 @@ def edit(
         raise InvalidInput(f"cannot read {file}: {e.strerror}") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"{file} must hold a JSON object with the section's keys")
-    with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file)
-        internal = settings_mode(node, who, mode, section, switch)
+    with staging(home, user, passphrase_file, mode, section, switch) as (node, who, internal):
         staged = ops.stage(node, who, internal, section, value)
         _stage_intro(node, internal, section)
         data = {"section": section, "mode": node.to_display(internal), "staged": staged}
@@ -196,9 +192,7 @@ def override(
     """Define settings at this mode, from defaults (the default) or as a copy of another mode."""
     if defaults and copy_from:
         raise InvalidInput("give --defaults or --copy-from, not both")
-    with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file)
-        internal = settings_mode(node, who, mode, section, switch)
+    with staging(home, user, passphrase_file, mode, section, switch) as (node, who, internal):
         src = node.to_internal(copy_from) if copy_from else None
         value = ops.stage_override(node, who, internal, section, src)
         _stage_intro(node, internal, section)
@@ -214,9 +208,7 @@ def delete(
     json_out: JsonOpt = False,
 ) -> None:
     """Stage the removal of this mode's settings (it inherits again)."""
-    with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file)
-        internal = settings_mode(node, who, mode, section, switch)
+    with staging(home, user, passphrase_file, mode, section, switch) as (node, who, internal):
         ops.stage_delete(node, who, internal, section)
         inh, src = ops.inherited(node, internal, section)
         data = {"section": section, "mode": node.to_display(internal),
@@ -247,9 +239,7 @@ def clusterset(
     """Copy or move this mode's settings of SECTION to another mode or to all groups."""
     if copy == move:
         raise InvalidInput("give exactly one of --copy or --move")
-    with node_for(home) as node:
-        who = authenticated(node, user, passphrase_file)
-        internal = settings_mode(node, who, mode, section, switch)
+    with staging(home, user, passphrase_file, mode, section, switch) as (node, who, internal):
         targets = ops.clusterset(node, who, internal, section, move=move, to=to)
         data = {"section": section, "from": node.to_display(internal), "to": targets,
                 "op": "move" if move else "copy"}
