@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick venv clean
+.PHONY: demo test lint bench bench-quick screenshots venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick $(EVSTORE_BENCH_ARGS)
+
+screenshots: $(STAMP)
+	EVSTORE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/web/test_browser.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
