@@ -24,6 +24,9 @@ MAX_DEPTH = 64
 Value = Any  # None | bool | int | str | list[Value] | dict[str, Value]
 
 
+# The json module's C encoder, built once, for the fast paths of ``encode`` and ``decode``.
+_C_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')
 
 
@@ -87,8 +90,40 @@ def _enc(v: Value, parts: list[str], depth: int) -> None:
         raise EncodingError(f"cannot encode a value of type {type(v).__name__}")
 
 
+def _plain(v: Value, depth: int) -> bool:
+    """Only the exact types ``encode`` takes, ints in range, str keys, bounded depth?"""
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return True
+    if t is int:
+        return INT_MIN <= v <= INT_MAX
+    if depth >= MAX_DEPTH:
+        return False
+    if t is dict:
+        for k, x in v.items():  # noqa: SIM110 (a loop: faster than all() over a generator)
+            if type(k) is not str or not _plain(x, depth + 1):
+                return False
+        return True
+    if t is list:
+        for x in v:  # noqa: SIM110
+            if not _plain(x, depth + 1):
+                return False
+        return True
+    return False
+
+
 def encode(v: Value) -> bytes:
     """The canonical bytes of ``v``."""
+    if _plain(v, 0):
+        # The C encoder of the json module writes the same text as ``_enc`` for these types
+        # unless it escaped something (it writes "\n" where the canonical form has
+        # "\u000a"), and a lone surrogate cannot be encoded to UTF-8: both go the slow way.
+        text = _C_ENCODE(v)
+        if "\\" not in text:
+            try:
+                return text.encode("utf-8")
+            except UnicodeEncodeError:
+                pass
     parts: list[str] = []
     _enc(v, parts, 0)
     return "".join(parts).encode("utf-8")
@@ -126,7 +161,19 @@ def loads_json(text: str | bytes) -> Value:
         raise EncodingError(f"not valid JSON: {e}") from None
 
 
-_BIG_INT = re.compile(rb"(?:^|[:,\[])-?\d{19}")
+# For the fast check of ``decode``: the bytes where a number token may start (",", ":", "[",
+# and the start of the text) become "s", decimal digits "0", a minus sign stays, all else "."; a
+# number of 19 digits or more (maybe out of the signed 64-bit range) is then a substring.
+_NUMBER_SHAPE = bytes(
+    0x30 if 0x30 <= b <= 0x39 else 0x73 if b in b",:[" else b if b == 0x2D else 0x2E
+    for b in range(256)
+)
+_LONG_NUMBER = b"s" + b"0" * 19
+_LONG_NEGATIVE = b"s-" + b"0" * 19
+# One decoder, built once (json.loads with options builds a new one per call). It keeps the
+# last of duplicate keys: the comparison with the canonical text then fails, and ``decode``
+# takes the slow path, which names the duplicate.
+_FAST_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_bad_constant)
 
 
 def _plainly_canonical(data: bytes, value: Value) -> bool:
@@ -134,20 +181,30 @@ def _plainly_canonical(data: bytes, value: Value) -> bool:
 
     Without a backslash in the bytes no string needed escaping, so the json module's output
     (sorted keys, no whitespace, raw UTF-8) is exactly ``encode``'s; few brackets bound the
-    depth and no 19-digit number rules out out-of-range integers. Anything else goes the slow
-    way, so this can only say yes where ``encode`` would.
+    depth and no number of 19 digits or more rules out out-of-range integers. Anything else
+    goes the slow way, so this can only say yes where ``encode`` would.
     """
-    if b"\\" in data or data.count(b"[") + data.count(b"{") > MAX_DEPTH or _BIG_INT.search(data):
+    if b"\\" in data or data.count(b"[") + data.count(b"{") > MAX_DEPTH:
         return False
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return text.encode("utf-8") == data
+    shape = b"s" + data.translate(_NUMBER_SHAPE)
+    if _LONG_NUMBER in shape or _LONG_NEGATIVE in shape:
+        return False
+    return _C_ENCODE(value).encode("utf-8") == data
+
+
+_MISSING: Any = object()
 
 
 def decode(data: bytes) -> Value:
     """Parse canonical bytes; anything ``encode`` would not produce exactly is refused."""
-    value = loads_json(data)
-    if _plainly_canonical(data, value):
+    try:
+        value = _FAST_DECODER.decode(data.decode("utf-8"))
+    except (ValueError, RecursionError, EncodingError):
+        value = _MISSING
+    if value is not _MISSING and _plainly_canonical(data, value):
         return value
+    value = loads_json(data)  # the precise error: float, duplicate key, bad JSON…
     if encode(value) != data:
         raise EncodingError("bytes are valid JSON but not in canonical form")
     return value
+

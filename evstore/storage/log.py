@@ -42,6 +42,7 @@ import nacl.signing
 from evstore.core import clock, events
 from evstore.core.errors import InvalidInput, OperationalError, VerificationError
 from evstore.core.events import Event
+from evstore.storage import checking
 from evstore.storage.connect import transaction
 
 ANCHOR_KINDS = frozenset(
@@ -115,11 +116,32 @@ class ForkEvidence:
 
 
 @dataclass
+class _Head:
+    """An origin's row of ``anchors``, as this transaction has left it."""
+
+    first_seq: int
+    first_id: str
+    last_seq: int
+    last_id: str
+
+
+@dataclass
 class _Tx:
-    """The state of one write transaction."""
+    """The state of one write transaction.
+
+    The write lock is held from BEGIN IMMEDIATE to COMMIT and the hooks never write the log's
+    tables, so what this transaction read from them stays true unless it changes them itself:
+    the chain heads it has read are kept in ``heads`` (and written through), and the
+    ``has_*`` flags say which of the side tables held anything at all. An empty ``pending``
+    (the common case) spares every event the probes for conflicting and waiting events.
+    """
 
     now_ms: int
     hwm: int
+    has_pending: bool = True
+    has_held: bool = True
+    has_forks: bool = True
+    heads: dict[str, _Head | None] = field(default_factory=dict)
     result: IngestResult = field(default_factory=IngestResult)
     unflushed: list[Event] = field(default_factory=list)
 
@@ -210,12 +232,15 @@ class EventLog:
         """Verify and place remote events given as (raw, sig), in one transaction.
 
         A bad event is refused (listed in ``rejected``) and the rest of the batch goes on.
+        Signatures are checked on every core (storage/checking.py), the later events of a
+        large batch while the earlier ones are placed.
         """
+        batch = list(items)
         with transaction(self.conn):
             tx = self._begin(now_ms)
             self._release(tx)
-            for raw, sig in items:
-                self._receive(tx, raw, sig)
+            for (raw, _sig), checked in zip(batch, checking.check_all(batch), strict=True):
+                self._receive(tx, raw, checked)
             self._drain(tx)
             self._finish(tx)
         return tx.result
@@ -319,7 +344,15 @@ class EventLog:
     # ------------------------------------------------------------------ transaction steps
 
     def _begin(self, now_ms: int) -> _Tx:
-        return _Tx(now_ms=now_ms, hwm=self.hlc_hwm())
+        hwm, has_pending, has_held, has_forks = self.conn.execute(
+            "SELECT (SELECT value FROM meta WHERE key = 'hlc_hwm'), "
+            "EXISTS (SELECT 1 FROM pending), EXISTS (SELECT 1 FROM held), "
+            "EXISTS (SELECT 1 FROM forks)"
+        ).fetchone()
+        return _Tx(
+            now_ms=now_ms, hwm=0 if hwm is None else int(hwm), has_pending=bool(has_pending),
+            has_held=bool(has_held), has_forks=bool(has_forks),
+        )
 
     def _finish(self, tx: _Tx) -> None:
         """Hand the last applied events to the views and persist the clock, before COMMIT."""
@@ -329,7 +362,8 @@ class EventLog:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (tx.hwm,),
         )
-        tx.result.pending = [i for i in tx.result.pending if self._in_table(_PENDING, i)]
+        if tx.result.pending:
+            tx.result.pending = [i for i in tx.result.pending if self._in_table(_PENDING, i)]
 
     def _flush(self, tx: _Tx) -> None:
         if tx.unflushed and self._on_apply is not None:
@@ -352,10 +386,8 @@ class EventLog:
         payload: dict[str, Any],
     ) -> Event:
         origin = key.verify_key.encode().hex()
-        head = self.conn.execute(
-            "SELECT last_seq, last_id FROM anchors WHERE origin = ?", (origin,)
-        ).fetchone()
-        seq, prev = (1, None) if head is None else (head[0] + 1, head[1])
+        head = self._head(tx, origin)
+        seq, prev = (1, None) if head is None else (head.last_seq + 1, head.last_id)
         stamp = clock.tick(tx.hwm, tx.now_ms)
         if clock.too_far_ahead(stamp, tx.now_ms, self.max_offset_ms):
             ahead = clock.wall_ms_of(stamp) - tx.now_ms
@@ -376,23 +408,23 @@ class EventLog:
                 "not admit it; join or re-join the cluster first"
             )
 
-    def _receive(self, tx: _Tx, raw: bytes, sig: bytes) -> None:
-        """Verify one remote event and place it; a bad one is refused, nothing stored."""
-        if not isinstance(raw, bytes) or not isinstance(sig, bytes):
-            tx.result.rejected.append(Rejected("", "event bytes and signature must be bytes"))
+    def _receive(self, tx: _Tx, raw: object, checked: checking.Checked) -> None:
+        """Place one verified remote event; a refused one is listed, nothing stored."""
+        if isinstance(checked, InvalidInput):
+            event_id = events.event_id(raw) if isinstance(raw, bytes) else ""
+            tx.result.rejected.append(Rejected(event_id, str(checked)))
             return
-        try:
-            event = events.parse(raw, sig)
-        except InvalidInput as e:
-            tx.result.rejected.append(Rejected(events.event_id(raw), str(e)))
-            return
-        if self._is_known(event.id):
+        event = checked
+        if self._is_known(tx, event):
             tx.result.duplicates.append(event.id)
             return
         self._place(tx, event, tx.now_ms, _NEW)
 
     def _release(self, tx: _Tx) -> None:
         """Apply held events that are no longer too far ahead, earliest clock first."""
+        if not tx.has_held:
+            self._drain(tx)
+            return
         rows = self.conn.execute(
             "SELECT id, raw, sig, received_at FROM held ORDER BY clock, origin, id"
         ).fetchall()
@@ -407,14 +439,14 @@ class EventLog:
 
     def _place(self, tx: _Tx, event: Event, received_at: int, source: str) -> str:
         """Decide where an event not yet applied goes; return where it went."""
-        taken = self._applied_id(event.origin, event.seq)
+        taken = self._applied_id(tx, event.origin, event.seq)
         if taken is not None:
             self._record_fork(tx, event, taken, source)
             return "fork"
         if source == _NEW and clock.too_far_ahead(event.clock, tx.now_ms, self.max_offset_ms):
             self._hold(tx, event)
             return "held"
-        chain = self._chain_state(event)
+        chain = self._chain_state(tx, event)
         if chain not in ("ready", "wait"):
             self._reject(tx, event, chain, source, keep=False)
             return "rejected"
@@ -435,11 +467,11 @@ class EventLog:
         self._apply(tx, event, received_at, source)
         return "applied"
 
-    def _chain_state(self, event: Event) -> str:
+    def _chain_state(self, tx: _Tx, event: Event) -> str:
         """'ready', 'wait' (predecessor missing) or the reason the chain is broken."""
         if event.seq == 1:
             return "ready"
-        pred = self._applied_id(event.origin, event.seq - 1)
+        pred = self._applied_id(tx, event.origin, event.seq - 1)
         if pred is None:
             return "ready" if is_anchor(event) else "wait"
         if pred == event.prev:
@@ -457,8 +489,9 @@ class EventLog:
             (event.id, event.origin, event.seq, event.prev, event.clock, event.wall,
              event.user, event.kind, event.raw, event.sig, received_at),
         )
-        self._advance_anchor(event)
-        self._evict_conflicts(tx, event)
+        self._advance_anchor(tx, event)
+        if tx.has_pending:
+            self._evict_conflicts(tx, event)
         tx.hwm = clock.observe(tx.hwm, event.clock)
         tx.result.applied.append(event)
         tx.unflushed.append(event)
@@ -471,6 +504,7 @@ class EventLog:
             (event.id, event.origin, event.seq, applied_id, event.raw, event.sig, tx.now_ms),
         )
         self.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (applied_id,))
+        tx.has_forks = True
         tx.result.forks.append(event.id)
 
     def _hold(self, tx: _Tx, event: Event) -> None:
@@ -485,6 +519,7 @@ class EventLog:
             (event.id, event.origin, event.seq, event.clock, event.raw, event.sig,
              tx.now_ms, reason),
         )
+        tx.has_held = True
         tx.result.held.append(event.id)
 
     def _keep_pending(
@@ -494,6 +529,7 @@ class EventLog:
             self.conn.execute("UPDATE pending SET reason = ? WHERE id = ?", (reason, event.id))
             return
         self._leave(source, event.id)
+        tx.has_pending = True
         self.conn.execute(
             "INSERT INTO pending (id, origin, seq, prev, clock, kind, raw, sig, received_at, "
             "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -519,22 +555,30 @@ class EventLog:
 
     # ------------------------------------------------------------------ chains
 
-    def _advance_anchor(self, event: Event) -> None:
+    def _head(self, tx: _Tx, origin: str) -> _Head | None:
+        """``origin``'s row of ``anchors`` (None: nothing of it applied), read once per tx."""
+        if origin not in tx.heads:
+            row = self.conn.execute(
+                "SELECT first_seq, first_id, last_seq, last_id FROM anchors WHERE origin = ?",
+                (origin,),
+            ).fetchone()
+            tx.heads[origin] = None if row is None else _Head(*row)
+        return tx.heads[origin]
+
+    def _advance_anchor(self, tx: _Tx, event: Event) -> None:
         """Keep ``anchors`` at the chain ending in the origin's highest applied seq."""
-        row = self.conn.execute(
-            "SELECT first_seq, last_seq FROM anchors WHERE origin = ?", (event.origin,)
-        ).fetchone()
-        if row is None or event.seq > row[1] + 1:
-            self._set_anchor(event.origin, "first", event.seq, event.id, insert=True)
-        elif event.seq == row[1] + 1:
-            self._set_anchor(event.origin, "last", event.seq, event.id)
-        elif event.seq == row[0] - 1:
-            start = self._run_start(event.origin, event.seq)
-            start_id = self._applied_id(event.origin, start)
-            self._set_anchor(event.origin, "first", start, start_id or event.id)
+        head = self._head(tx, event.origin)
+        if head is None or event.seq > head.last_seq + 1:
+            self._set_anchor(tx, event.origin, "first", event.seq, event.id, insert=True)
+        elif event.seq == head.last_seq + 1:
+            self._set_anchor(tx, event.origin, "last", event.seq, event.id)
+        elif event.seq == head.first_seq - 1:
+            start = self._run_start(tx, event.origin, event.seq)
+            start_id = self._applied_id(tx, event.origin, start)
+            self._set_anchor(tx, event.origin, "first", start, start_id or event.id)
 
     def _set_anchor(
-        self, origin: str, end: str, seq: int, event_id: str, *, insert: bool = False
+        self, tx: _Tx, origin: str, end: str, seq: int, event_id: str, *, insert: bool = False
     ) -> None:
         if insert:
             self.conn.execute(
@@ -542,15 +586,22 @@ class EventLog:
                 " VALUES (?, ?, ?, ?, ?)",
                 (origin, seq, event_id, seq, event_id),
             )
+            tx.heads[origin] = _Head(seq, event_id, seq, event_id)
             return
         self.conn.execute(
             f"UPDATE anchors SET {end}_seq = ?, {end}_id = ? WHERE origin = ?",
             (seq, event_id, origin),
         )
+        head = tx.heads[origin]
+        assert head is not None  # read by _advance_anchor just before
+        if end == "first":
+            head.first_seq, head.first_id = seq, event_id
+        else:
+            head.last_seq, head.last_id = seq, event_id
 
-    def _run_start(self, origin: str, seq: int) -> int:
+    def _run_start(self, tx: _Tx, origin: str, seq: int) -> int:
         """The lowest seq from which every seq up to ``seq`` is applied."""
-        while self._applied_id(origin, seq - 1) is not None:
+        while self._applied_id(tx, origin, seq - 1) is not None:
             seq -= 1
         return seq
 
@@ -570,13 +621,13 @@ class EventLog:
         ).fetchall()
         for oid, raw, sig in orphans:
             orphan = _trusted(oid, raw, sig)
-            self._reject(tx, orphan, self._chain_state(orphan), _PENDING, keep=False)
+            self._reject(tx, orphan, self._chain_state(tx, orphan), _PENDING, keep=False)
 
     # ------------------------------------------------------------------ pending
 
     def _drain(self, tx: _Tx) -> None:
         """Apply pending events until none becomes appliable (gaps filled, members admitted)."""
-        while True:
+        while tx.has_pending:
             moved = False
             for event, received_at in self._ready_pending():
                 if self._in_table(_PENDING, event.id):
@@ -614,7 +665,17 @@ class EventLog:
 
     # ------------------------------------------------------------------ lookups
 
-    def _applied_id(self, origin: str, seq: int) -> str | None:
+    def _applied_id(self, tx: _Tx, origin: str, seq: int) -> str | None:
+        """The id of the applied event at (origin, seq), or None.
+
+        Applied events never lie above the origin's head, and the head is known: the common
+        questions (is the next seq taken? is its predecessor the head?) need no query.
+        """
+        head = self._head(tx, origin)
+        if head is None or seq > head.last_seq:
+            return None
+        if seq == head.last_seq:
+            return head.last_id
         row = self.conn.execute(
             "SELECT id FROM events WHERE origin = ? AND seq = ?", (origin, seq)
         ).fetchone()
@@ -624,6 +685,11 @@ class EventLog:
         row = self.conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (event_id,)).fetchone()
         return row is not None
 
-    def _is_known(self, event_id: str) -> bool:
+    def _is_known(self, tx: _Tx, event: Event) -> bool:
         """Already applied, pending, held or kept as fork evidence: a duplicate."""
-        return any(self._in_table(t, event_id) for t in ("events", _PENDING, _HELD, "forks"))
+        head = self._head(tx, event.origin)
+        above_head = head is None or event.seq > head.last_seq  # so not applied
+        tables = [] if above_head else ["events"]
+        tables += [t for t, has in ((_PENDING, tx.has_pending), (_HELD, tx.has_held),
+                                    ("forks", tx.has_forks)) if has]
+        return any(self._in_table(t, event.id) for t in tables)
