@@ -96,7 +96,7 @@ def _plain(v: Value, depth: int) -> bool:
     if t is str or t is bool or v is None:
         return True
     if t is int:
-        return INT_MIN <= v <= INT_MAX
+        return bool(INT_MIN <= v <= INT_MAX)
     if depth >= MAX_DEPTH:
         return False
     if t is dict:
