@@ -129,7 +129,7 @@ def cluster_vector(event_log: EventLog, floors: Mapping[str, int] | None = None)
 def _read(event_log: EventLog, ranges: Sequence[Range]) -> list[Item]:
     out: list[Item] = []
     for r in ranges:
-        out.extend((e.raw, e.sig) for e in event_log.read_range(r.origin, r.first, r.last))
+        out.extend(event_log.read_raw_range(r.origin, r.first, r.last))
     return out
 
 

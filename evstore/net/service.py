@@ -389,6 +389,6 @@ async def _send_scope(rt: Runtime, channel: SecureChannel) -> int:
 def _read_items(node: Node, group: list[Range]) -> list[tuple[bytes, bytes]]:
     out: list[tuple[bytes, bytes]] = []
     for r in group:
-        out.extend((e.raw, e.sig) for e in node.log.read_range(r.origin, r.first, r.last))
+        out.extend(node.log.read_raw_range(r.origin, r.first, r.last))
     return out
 

@@ -3,8 +3,8 @@
 An incoming event costs a canonical decode (``events.unverified``: JSON, the re-encoding
 check, the envelope) and an Ed25519 signature check (``events.check_signature``). The second
 is most of the cost, and PyNaCl releases the GIL while libsodium runs, so a batch is split
-into chunks that worker threads decode and check while the caller goes on placing the
-chunks already checked. The result is the same as checking one by one, in the same order:
+into chunks whose signatures worker threads check while the caller decodes the next chunks
+and then places the ones already checked. The result is the same as checking one by one, in the same order:
 each item becomes its ``Event`` or the ``InvalidInput`` that refuses it; nothing is stored
 here.
 
@@ -49,33 +49,52 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-def check_one(raw: object, sig: object) -> Checked:
-    """Decode and verify one incoming event; the refusal instead of raising it."""
+def _decode(raw: object, sig: object) -> Checked:
     if not isinstance(raw, bytes) or not isinstance(sig, bytes):
         return InvalidInput("event bytes and signature must be bytes")
     try:
-        event = events.unverified(raw, sig)
-        events.check_signature(event)
+        return events.unverified(raw, sig)
     except InvalidInput as e:
         return e
-    return event
 
 
-def _check_chunk(chunk: Sequence[tuple[bytes, bytes]]) -> list[Checked]:
-    return [check_one(raw, sig) for raw, sig in chunk]
+def _verify(decoded: Checked) -> Checked:
+    if isinstance(decoded, InvalidInput):
+        return decoded
+    try:
+        events.check_signature(decoded)
+    except InvalidInput as e:
+        return e
+    return decoded
+
+
+def check_one(raw: object, sig: object) -> Checked:
+    """Decode and verify one incoming event; the refusal instead of raising it."""
+    return _verify(_decode(raw, sig))
+
+
+def _verify_chunk(chunk: list[Checked]) -> list[Checked]:
+    return [_verify(d) for d in chunk]
 
 
 def check_all(items: Sequence[tuple[bytes, bytes]]) -> Iterator[Checked]:
-    """Each item checked, in order; later chunks are checked while earlier ones are used."""
+    """Each item checked, in order.
+
+    The caller's thread decodes (JSON needs the GIL) and hands each decoded chunk to the
+    workers, which check signatures (libsodium runs without the GIL) while the caller decodes
+    the next chunk and then uses the first results. Workers that only verify hold the GIL
+    for a few microseconds per event, so the caller's SQLite work is seldom kept waiting.
+    """
     if len(items) < 2 * CHUNK or workers() == 1:
         for raw, sig in items:
             yield check_one(raw, sig)
         return
     pool = _executor()
-    futures: list[Future[list[Checked]]] = [
-        pool.submit(_check_chunk, items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)
-    ]
+    futures: list[Future[list[Checked]]] = []
     try:
+        for i in range(0, len(items), CHUNK):
+            decoded = [_decode(raw, sig) for raw, sig in items[i : i + CHUNK]]
+            futures.append(pool.submit(_verify_chunk, decoded))
         for future in futures:
             yield from future.result()
     finally:

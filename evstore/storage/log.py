@@ -297,6 +297,14 @@ class EventLog:
         )
         return [_from_row(r, verify) for r in rows]
 
+    def read_raw_range(self, origin: str, first: int, last: int) -> list[tuple[bytes, bytes]]:
+        """``read_range`` as stored (raw bytes, signature): for sending, with nothing decoded."""
+        rows = self.conn.execute(
+            "SELECT raw, sig FROM events WHERE origin = ? AND seq BETWEEN ? AND ? ORDER BY seq",
+            (origin, first, last),
+        )
+        return [(bytes(raw), bytes(sig)) for raw, sig in rows]
+
     def get(self, event_id: str, *, verify: bool = False) -> Event | None:
         """The applied event with this id, or None."""
         row = self.conn.execute(
