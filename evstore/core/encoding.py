@@ -176,15 +176,35 @@ _LONG_NEGATIVE = b"s-" + b"0" * 19
 _FAST_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_bad_constant)
 
 
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in _BRACKETS)
+_OPENING = frozenset(b"[{")
+
+
+def _nesting_bound(data: bytes) -> int:
+    """At least the nesting depth of the JSON text ``data`` (brackets in strings count too)."""
+    opening = data.count(b"[") + data.count(b"{")
+    if opening <= MAX_DEPTH:
+        return opening
+    depth = deepest = 0
+    for b in data.translate(None, _NOT_BRACKETS):
+        if b in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
 def _plainly_canonical(data: bytes, value: Value) -> bool:
     """A fast check for the common case, with the C encoder of the json module.
 
     Without a backslash in the bytes no string needed escaping, so the json module's output
-    (sorted keys, no whitespace, raw UTF-8) is exactly ``encode``'s; few brackets bound the
+    (sorted keys, no whitespace, raw UTF-8) is exactly ``encode``'s; the brackets bound the
     depth and no number of 19 digits or more rules out out-of-range integers. Anything else
     goes the slow way, so this can only say yes where ``encode`` would.
     """
-    if b"\\" in data or data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+    if b"\\" in data or _nesting_bound(data) > MAX_DEPTH:
         return False
     shape = b"s" + data.translate(_NUMBER_SHAPE)
     if _LONG_NUMBER in shape or _LONG_NEGATIVE in shape:

@@ -106,7 +106,6 @@ MAX_ORIGINS: Final = 10_000
 MAX_VERSION_CHARS: Final = 64
 MAX_OUTSTANDING_PINGS: Final = 8
 SIG_BYTES: Final = 64
-_HEX_DIGITS: Final = "0123456789abcdef"
 
 
 class SyncError(InvalidInput):
@@ -283,9 +282,13 @@ def _hex(v: object, what: str, max_bytes: int) -> bytes:
     """Lower-case hex of 1..max_bytes bytes, in its one canonical spelling."""
     if not isinstance(v, str) or not 0 < len(v) <= 2 * max_bytes or len(v) % 2:
         raise SyncError(f"{what} must be lower-case hex of 1 to {max_bytes} bytes")
-    if v.strip(_HEX_DIGITS):
+    try:
+        data = bytes.fromhex(v)
+    except ValueError:
+        data = b""
+    if data.hex() != v:  # also refuses upper case and the spaces fromhex allows
         raise SyncError(f"{what} must be lower-case hex digits only")
-    return bytes.fromhex(v)
+    return data
 
 
 def _origin(v: object) -> str:

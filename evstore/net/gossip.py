@@ -235,6 +235,9 @@ class Peer:
         self.session: Session | None = None
         self.cancel_scope = trio.CancelScope()
         self._outbox, self._inbox = trio.open_memory_channel[_Work](math.inf)
+        # Received batches wait here for the log, one at most: the receiver decodes the next
+        # message while the log ingests this one, and a fast sender is held back (TCP).
+        self._to_ingest, self._ingest_queue = trio.open_memory_channel[Sequence[Item]](1)
         self._change_queued = False
         self._resync_queued = False
         self._send_lock = trio.Lock()
@@ -279,7 +282,8 @@ class Peer:
         for data in self.session.start():
             self._outbox.send_nowait(data)
         async with trio.open_nursery() as nursery:
-            for task in (self._receiver, self._writer, self._pinger, self._resyncer):
+            for task in (self._receiver, self._ingester, self._writer, self._pinger,
+                         self._resyncer):
                 nursery.start_soon(self._until_done, task, nursery.cancel_scope)
 
     async def _until_done(
@@ -302,6 +306,10 @@ class Peer:
                 await self._carry_out(action)
             if self.session.closed:
                 return
+
+    async def _ingester(self) -> None:
+        async for items in self._ingest_queue:
+            await self._ingest(items)
 
     async def _writer(self) -> None:
         async for work in self._inbox:
@@ -334,7 +342,7 @@ class Peer:
             case NeedRanges():
                 self._outbox.send_nowait(action)
             case Ingest(items):
-                await self._ingest(items)
+                await self._to_ingest.send(items)
             case Ready(node):
                 self._established(node)
             case Pong(offset_ms, rtt_ms):
