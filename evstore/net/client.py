@@ -209,6 +209,10 @@ async def _join(caller: Caller, user: str, opts: JoinOptions,
     channel, member_key = await _join_dial(caller, opts, questions)
     try:
         await wire.send(channel, {"t": "open", "want": "join", "version": caller.version})
+        ident = await caller.db(caller.node.identity)
+        await wire.send(channel, {"t": "credentials", "hostname": ident.hostname,
+                                  "preshared": opts.preshared,
+                                  "passphrase": None if opts.preshared else opts.passphrase})
         info = await wire.receive(channel, "cluster", timeout=REPLY_TIMEOUT)
         if not questions.confirm(info):
             await wire.send(channel, {"t": "cancel"})
@@ -257,8 +261,7 @@ async def _join_dial(caller: Caller, opts: JoinOptions,
 async def _join_exchange(caller: Caller, channel: SecureChannel, user: str, opts: JoinOptions,
                          info: dict[str, Any], member_key: str) -> dict[str, Any]:
     request = await caller.db(membership.join_request, caller.node, opts.group)
-    await wire.send(channel, {"t": "join", "request": request, "preshared": opts.preshared,
-                              "passphrase": None if opts.preshared else opts.passphrase})
+    await wire.send(channel, {"t": "join", "request": request})
     await wire.receive(channel, "admitted", timeout=REPLY_TIMEOUT)
     items: list[Item] = []
     while True:

@@ -279,13 +279,13 @@ _OPS: dict[str, Handler] = {
 async def _serve_join(rt: Runtime, channel: SecureChannel, port: str) -> None:
     view = rt.view
     if view.cluster is None or view.create_id is None:
-        await wire.send_error(channel, f"{view.hostname} is standalone: join through a member "
+        await wire.send_error(channel, "this machine is standalone: join through a member "
                               "of the cluster (or create one with `clusterconfig create`)")
         return
     try:
         rt._joins.acquire_nowait()
     except trio.WouldBlock:
-        await wire.send_error(channel, f"{view.hostname} is busy with other joins: try again")
+        await wire.send_error(channel, "this member is busy with other joins: try again")
         return
     try:
         await _join(rt, channel, port)
@@ -294,14 +294,23 @@ async def _serve_join(rt: Runtime, channel: SecureChannel, port: str) -> None:
 
 
 async def _join(rt: Runtime, channel: SecureChannel, port: str) -> None:
+    """The member's side of a join. The joining machine proves it may join (the admin
+    passphrase, or a pre-shared entry for the key this link proved) before it learns anything
+    about the cluster: a stranger learns neither its name nor this machine's."""
     view = rt.view
+    creds = await wire.receive(channel, "credentials", timeout=rt.config.join_wait)
+    try:
+        passphrase, preshared = await _check_credentials(rt, channel, port, creds)
+    except EvstoreError as e:
+        await wire.send_error(channel, str(e), e.exit_code)
+        return
     await wire.send(channel, {"t": "cluster", "name": view.cluster, "version": rt.config.version,
                               "hostname": view.hostname, "create": view.create_id})
     msg = await wire.receive(channel, "join", "cancel", timeout=rt.config.join_wait)
     if msg["t"] == "cancel":
         return
     try:
-        request, passphrase, preshared = await _join_request(rt, channel, port, msg)
+        request = await _join_request(rt, channel, msg, creds)
         await rt.db(_admit, rt.node, request, passphrase, preshared)
     except EvstoreError as e:
         await wire.send_error(channel, str(e), e.exit_code)
@@ -317,23 +326,40 @@ async def _join(rt: Runtime, channel: SecureChannel, port: str) -> None:
     await wire.send(channel, {"t": "ok"})
 
 
-async def _join_request(rt: Runtime, channel: SecureChannel, port: str,
-                        msg: dict[str, Any]) -> tuple[dict[str, Any], str | None, bool]:
-    request = msg.get("request")
-    if not isinstance(request, dict):
-        raise ProtocolError("join: request must be an object")
-    preshared = msg.get("preshared") is True
-    passphrase = msg.get("passphrase")
+async def _check_credentials(rt: Runtime, channel: SecureChannel, port: str,
+                             creds: dict[str, Any]) -> tuple[str | None, bool]:
+    preshared = creds.get("preshared") is True
+    passphrase = creds.get("passphrase")
+    host = creds.get("hostname")
     if passphrase is not None and not isinstance(passphrase, str):
         raise ProtocolError("join: passphrase must be a string")
+    if not isinstance(host, str):
+        raise ProtocolError("join: hostname must be a string")
     if port == "ccs" and not preshared:
         raise InvalidInput("the cluster-only port takes no passphrase logins: join over the "
                            "admin port, or with a pre-shared key (--preshared)")
+    await rt.db(_credentials_hold, rt.node, host, channel.peer_ed25519_hex, passphrase,
+                preshared)
+    return passphrase, preshared
+
+
+def _credentials_hold(node: Node, host: str, key: str, passphrase: str | None,
+                      preshared: bool) -> None:
+    membership.check_credentials(node, host, key, passphrase=passphrase, preshared=preshared)
+
+
+async def _join_request(rt: Runtime, channel: SecureChannel, msg: dict[str, Any],
+                        creds: dict[str, Any]) -> dict[str, Any]:
+    request = msg.get("request")
+    if not isinstance(request, dict):
+        raise ProtocolError("join: request must be an object")
     if request.get("key") != channel.peer_ed25519_hex or \
             request.get("transport_key") != channel.peer_x25519_hex:
         raise InvalidInput("the join request names other keys than the ones this link proved")
+    if request.get("hostname") != creds.get("hostname"):
+        raise InvalidInput("the join request names another host than its credentials did")
     await _check_resolves(str(request.get("listen", "")))
-    return request, passphrase, preshared
+    return request
 
 
 async def _check_resolves(listen: str) -> None:

@@ -54,14 +54,8 @@ def admit(node: Node, user: str, request: dict[str, Any], *, passphrase: str | N
         raise OperationalError(f"version mismatch: this cluster runs evstore {__version__}, "
                                f"the joining machine runs {version}; upgrade it first")
     key = str(request.get("key", ""))
-    if preshared:
-        _use_prepjoin(node, str(request.get("hostname", "")), key)
-    else:
-        admin = next((u for u in node.users() if u.get("name") == "admin"), None)
-        if admin is None or passphrase is None or not secrets.check_passphrase(
-            admin.get("passphrase_hash", ""), passphrase
-        ):
-            node.authenticate("admin", "\x00invalid")  # records the failure, then raises
+    check_credentials(node, str(request.get("hostname", "")), key, passphrase=passphrase,
+                      preshared=preshared)
     check_naming(node, str(request.get("listen", "")))
     gid = st.find_group(str(request.get("group") or "")) if request.get("group") else st.main_group
     if gid is None:
@@ -72,6 +66,23 @@ def admit(node: Node, user: str, request: dict[str, Any], *, passphrase: str | N
         "machine_id": key, "key": key, "machine": machine, "group": gid,
         "cluster": _create_id(node), "via": "preshared" if preshared else "passphrase",
     })
+
+
+def check_credentials(node: Node, host: str, key: str, *, passphrase: str | None,
+                      preshared: bool) -> None:
+    """May the machine holding ``key`` join? The admin passphrase, or its pre-shared entry.
+
+    A member asks this before it tells a joining machine anything about the cluster, and
+    again when it admits it.
+    """
+    if preshared:
+        _use_prepjoin(node, host, key)
+        return
+    admin = next((u for u in node.users() if u.get("name") == "admin"), None)
+    if admin is None or passphrase is None or not secrets.check_passphrase(
+        admin.get("passphrase_hash", ""), passphrase
+    ):
+        node.authenticate("admin", "\x00invalid")  # records the failure, then raises
 
 
 def _use_prepjoin(node: Node, host: str, key: str) -> None:

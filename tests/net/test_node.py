@@ -22,9 +22,10 @@ from evstore.net.node import HomeLock
 from evstore.net.transport import LinkError, PeerRefused, handshake
 from evstore.ops import cluster as cluster_ops
 from evstore.ops import settings, users
-from evstore.ops.node import Node
+from evstore.ops.node import Node, open_node
 from tests.net.cluster_helpers import (
     FAST,
+    PASS,
     Box,
     alerts,
     commit,
@@ -189,6 +190,32 @@ async def test_a_wrong_passphrase_changes_nothing_anywhere(tmp_path: Path) -> No
         assert await db(a.home, lambda n: n.log.count()) == before
         assert await db(d.home, lambda n: n.structure().name) is None
         assert any("wrong passphrase" in x for x in alerts(a.home))
+
+
+async def test_a_stranger_learns_nothing_about_the_cluster(tmp_path: Path) -> None:
+    """A machine that completes the handshake but not the credentials learns no names."""
+    async with running_cluster(tmp_path, ("a",)) as (a,):
+        d = make_box(tmp_path, "d")
+        shown: list[dict[str, object]] = []
+        fp = await db(a.home, lambda n: n.fingerprint())
+
+        def attempt(passphrase: str) -> None:
+            opts = client.JoinOptions(address=f"127.0.0.1:{a.port}", passphrase=passphrase,
+                                      fingerprint=fp)
+            asked = client.JoinQuestions(trust_key=lambda f, addr: False,
+                                         confirm=lambda info: bool(shown.append(info)),
+                                         before_change=lambda info: None)
+            with open_node(d.home) as node:
+                client.join(node, "admin", opts, asked)
+
+        with pytest.raises(InvalidInput) as refused:
+            await trio.to_thread.run_sync(attempt, "not it")
+        assert shown == []  # never asked to confirm: it was told no cluster name
+        assert "testcluster" not in str(refused.value) and "a is" not in str(refused.value)
+        with pytest.raises(OperationalError, match="cancelled"):
+            await trio.to_thread.run_sync(attempt, PASS)  # right passphrase; says no
+        assert shown and shown[0]["name"] == "testcluster"
+        assert await db(d.home, lambda n: n.structure().name) is None
 
 
 async def test_a_wrong_fingerprint_stops_before_the_passphrase_is_sent(tmp_path: Path) -> None:
