@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import struct
 from typing import Any
 
 import nacl.signing
@@ -154,9 +155,13 @@ GOLDEN: list[tuple[Message, bytes]] = [
         HelloMsg(B, "0.1.0", {}),
         b'{"node":"' + B.encode() + b'","t":"hello","version":"0.1.0","vv":{}}',
     ),
-    (
+    (  # binary batch: mark 0, kind 2 (push), count 1, length 2, the bytes, the signature
         PushMsg(((b"\x01\xff", b"\x00" * 64),)),
-        b'{"items":[{"raw":"01ff","sig":"' + b"00" * 64 + b'"}],"t":"push"}',
+        b"\x00\x02\x00\x01" + b"\x00\x00\x00\x02" + b"\x01\xff" + b"\x00" * 64,
+    ),
+    (
+        EventsMsg(((b"ab", b"\x07" * 64), (b"c", b"\x08" * 64))),
+        b"\x00\x01\x00\x02\x00\x00\x00\x02ab" + b"\x07" * 64 + b"\x00\x00\x00\x01c" + b"\x08" * 64,
     ),
 ]
 
@@ -198,6 +203,15 @@ def _wire(obj: dict[str, Any]) -> bytes:
 
 
 GOOD_ITEM = {"raw": "01", "sig": "00" * 64}
+SIG = b"\x00" * 64
+
+
+def _batch(kind: int, items: list[tuple[bytes, bytes]], count: int | None = None) -> bytes:
+    """A binary batch built by hand, limits unchecked, to feed the decoder bad ones."""
+    out = struct.pack(">BBH", 0, kind, len(items) if count is None else count)
+    for raw, sig in items:
+        out += struct.pack(">I", len(raw)) + raw + sig
+    return out
 REFUSED = [
     ("not JSON", b"hello", "canonical JSON"),
     ("not canonical", b'{"t": "bye"}', "canonical JSON"),
@@ -219,20 +233,18 @@ REFUSED = [
     ("vv bad run", _wire({"t": "vv", "vv": {A: [1]}}), "[first, last]"),
     ("vv backwards", _wire({"t": "vv", "vv": {A: [3, 2]}}), "ends before it starts"),
     ("vv seq 0", _wire({"t": "vv", "vv": {A: [0, 2]}}), "vv first"),
-    ("items not list", _wire({"t": "events", "items": {}}), "non-empty list"),
-    ("no items", _wire({"t": "push", "items": []}), "non-empty list"),
-    ("item keys", _wire({"t": "push", "items": [{"raw": "01"}]}), '"raw" and "sig"'),
-    ("odd hex", _wire({"t": "push", "items": [{**GOOD_ITEM, "raw": "011"}]}), "hex"),
-    ("spaced hex", _wire({"t": "push", "items": [{**GOOD_ITEM, "raw": "01 0"}]}), "hex digits"),
-    ("short sig", _wire({"t": "push", "items": [{**GOOD_ITEM, "sig": "00"}]}), "64 bytes"),
-    ("long sig", _wire({"t": "push", "items": [{**GOOD_ITEM, "sig": "00" * 65}]}), "hex of 1 to"),
-    ("empty raw", _wire({"t": "push", "items": [{**GOOD_ITEM, "raw": ""}]}), "event raw"),
-    (
-        "oversize raw",
-        _wire({"t": "push", "items": [{**GOOD_ITEM, "raw": "00" * (events.MAX_EVENT_BYTES + 1)}]}),
-        "event raw",
-    ),
-    ("too many items", _wire({"t": "events", "items": [GOOD_ITEM] * (MAX_ITEMS + 1)}), "over the"),
+    ("items as JSON", _wire({"t": "events", "items": [GOOD_ITEM]}), "unknown message type"),
+    ("batch header cut", b"\x00\x01\x00", "shorter than its header"),
+    ("batch kind", _batch(3, [(b"\x01", SIG)]), "unknown batch kind 3"),
+    ("no items", b"\x00\x02\x00\x00", "1 to 500 events, not 0"),
+    ("too many items", _batch(1, [(b"\x01", SIG)] * (MAX_ITEMS + 1)), "not 501"),
+    ("length cut", _batch(1, [(b"\x01", SIG)])[:-66], "inside an event's length"),
+    ("event cut", _batch(1, [(b"\x01\x02", SIG)])[:-1], "ends inside an event"),
+    ("short sig", _batch(1, [(b"\x01", SIG)], count=2)[:-1] + b"", "ends inside"),
+    ("empty raw", _batch(1, [(b"", SIG)]), "outside 1.."),
+    ("oversize raw", _batch(1, [(b"\x00" * (events.MAX_EVENT_BYTES + 1), SIG)]), "outside 1.."),
+    ("trailing bytes", _batch(1, [(b"\x01", SIG)]) + b"\x00", "1 bytes after the last event"),
+    ("oversize batch", b"\x00\x01" + b"\x00" * MAX_MESSAGE_BYTES, "byte limit"),
     ("oversize message", b" " * (MAX_MESSAGE_BYTES + 1), "byte limit"),
     ("float", b'{"nonce":1.5,"t":"ping","wall_ms":0}', "canonical JSON"),
     ("duplicate key", b'{"t":"bye","t":"bye"}', "canonical JSON"),
