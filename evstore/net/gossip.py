@@ -106,6 +106,8 @@ class LogAccess(Protocol):
 
     async def ingest(self, items: Sequence[Item]) -> list[Event]: ...
 
+    def take_evidence(self) -> list[Item]: ...
+
 
 # --------------------------------------------------------------------------- log access
 
@@ -133,11 +135,29 @@ def _read(event_log: EventLog, ranges: Sequence[Range]) -> list[Item]:
     return out
 
 
-def _ingest(event_log: EventLog, items: Sequence[Item], now_ms: int) -> list[Event]:
+def _ingest(event_log: EventLog, items: Sequence[Item], now_ms: int
+            ) -> tuple[list[Event], list[Item]]:
     result = event_log.ingest(items, now_ms=now_ms)
     if result.rejected or result.forks:
         log.warning("ingest refused events: %s", result.counts())
-    return result.applied
+    return result.applied, _fork_evidence(event_log, result.forks)
+
+
+def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str]) -> list[Item]:
+    """Each new fork as the two events at its position: the one kept and the other.
+
+    Version vectors count events, so two nodes holding different branches of equal length
+    look in sync; the evidence has to be sent for them to find the fork and settle it.
+    """
+    out: list[Item] = []
+    for fid in fork_ids:
+        row = event_log.conn.execute(
+            "SELECT f.raw, f.sig, e.raw, e.sig FROM forks AS f JOIN events AS e "
+            "ON e.id = f.applied_id WHERE f.id = ?", (fid,),
+        ).fetchone()
+        if row is not None:
+            out += [(bytes(row[2]), bytes(row[3])), (bytes(row[0]), bytes(row[1]))]
+    return out
 
 
 class InlineLog:
@@ -153,6 +173,7 @@ class InlineLog:
         self.log = event_log
         self.now_ms = now_ms
         self.floors: dict[str, int] = dict(floors or {})
+        self.evidence: list[Item] = []
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
@@ -164,7 +185,14 @@ class InlineLog:
         return await self._call(_read, self.log, list(ranges))
 
     async def ingest(self, items: Sequence[Item]) -> list[Event]:
-        return await self._call(_ingest, self.log, list(items), self.now_ms())
+        applied, evidence = await self._call(_ingest, self.log, list(items), self.now_ms())
+        self.evidence += evidence
+        return applied
+
+    def take_evidence(self) -> list[Item]:
+        """Fork evidence found by the ingests since the last call (see ``_fork_evidence``)."""
+        out, self.evidence = self.evidence, []
+        return out
 
 
 class ThreadedLog(InlineLog):
@@ -217,7 +245,16 @@ class _Mark:
 
 _CHANGED = _Mark("the log gained events: push what the peer lacks")
 _RESYNC = _Mark("periodic anti-entropy: refresh our vector, push, then send it")
-_Work = bytes | NeedRanges | _Mark
+
+
+@dataclass(frozen=True)
+class _Spread:
+    """Send these events to the peer whatever its version vector says (fork evidence)."""
+
+    items: tuple[Item, ...]
+
+
+_Work = bytes | NeedRanges | _Mark | _Spread
 
 
 # --------------------------------------------------------------------------- one link
@@ -317,6 +354,10 @@ class Peer:
                 await self._send(work)
             elif isinstance(work, NeedRanges):
                 await self._send_ranges(work)
+            elif isinstance(work, _Spread):
+                if self.session is not None and self.session.ready:
+                    for data in self.session.send_events(work.items, push=True):
+                        await self._send(data)
             elif work is _CHANGED:
                 self._change_queued = False
                 await self._push_changes()
@@ -358,6 +399,12 @@ class Peer:
         self.state.events_in += len(items)
         if applied:
             self.mesh.notify_local_change()
+        evidence = self.mesh.log.take_evidence()
+        if evidence:
+            self.mesh.spread(evidence)
+
+    def spread(self, items: Sequence[Item]) -> None:
+        self._outbox.send_nowait(_Spread(tuple(items)))
 
     def _established(self, node: str) -> None:
         if self.expected_node is not None and node != self.expected_node:
@@ -473,6 +520,11 @@ class Mesh:
         """The log gained events: every connected peer gets what it lacks, at once."""
         for peer in list(self._peers.values()):
             peer.local_changed()
+
+    def spread(self, items: Sequence[Item]) -> None:
+        """Send fork evidence to every connected peer, so each can settle the fork too."""
+        for peer in list(self._peers.values()):
+            peer.spread(items)
 
     def disconnect(self, name: str) -> bool:
         """End the link ``name`` now; False when there is none."""

@@ -109,9 +109,24 @@ class Node:
     def __init__(self, home: Path, conn: sqlite3.Connection) -> None:
         self.home = home
         self.conn = conn
-        self.log: EventLog = HomeLog(conn, admit=admit, on_apply=on_apply)
+        self.log: EventLog = HomeLog(conn, admit=admit, on_apply=on_apply,
+                                     settle_forks=self._settles, on_rewind=self._rewound)
         self.store = SqliteStore(conn)
         self._key: nacl.signing.SigningKey | None = None
+
+    # ------------------------------------------------------------------ forks
+
+    def _settles(self, origin: str) -> bool:
+        """Forks of other machines are settled by the log's rule (the earlier branch stays,
+        on every node alike); this machine's own are left to ``clusterconfig rekey``, which
+        issues its losing branch again from this log."""
+        return origin not in (self.origin, self.mid)
+
+    def _rewound(self, conn: sqlite3.Connection) -> None:
+        """A settled fork took a branch out of the log: recompute the views from the rest."""
+        from evstore.ops.cluster import rebuild_views  # ops.cluster imports this module
+
+        rebuild_views(self)
 
     # ------------------------------------------------------------------ identity
 

@@ -51,6 +51,8 @@ ANCHOR_KINDS = frozenset(
 
 Admit = Callable[[sqlite3.Connection, Event], bool | None]
 OnApply = Callable[[sqlite3.Connection, list[Event]], None]
+OnRewind = Callable[[sqlite3.Connection], None]
+Settles = Callable[[str], bool]
 
 _EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
 
@@ -83,6 +85,7 @@ class IngestResult:
     held: list[str] = field(default_factory=list)
     forks: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    rewound: list[str] = field(default_factory=list)  # applied here once, now fork evidence
 
     def counts(self) -> dict[str, int]:
         return {
@@ -92,6 +95,7 @@ class IngestResult:
             "held": len(self.held),
             "forks": len(self.forks),
             "rejected": len(self.rejected),
+            "rewound": len(self.rewound),
         }
 
 
@@ -142,6 +146,7 @@ class _Tx:
     has_held: bool = True
     has_forks: bool = True
     heads: dict[str, _Head | None] = field(default_factory=dict)
+    rewound: bool = False
     result: IngestResult = field(default_factory=IngestResult)
     unflushed: list[Event] = field(default_factory=list)
 
@@ -187,11 +192,15 @@ class EventLog:
         max_offset_ms: int = clock.DEFAULT_MAX_OFFSET_MS,
         admit: Admit | None = None,
         on_apply: OnApply | None = None,
+        settle_forks: Settles | None = None,
+        on_rewind: OnRewind | None = None,
     ) -> None:
         self.conn = conn
         self.max_offset_ms = max_offset_ms
         self._admit = admit
         self._on_apply = on_apply
+        self._settle_forks = settle_forks
+        self._on_rewind = on_rewind
 
     # ------------------------------------------------------------------ writes
 
@@ -365,6 +374,8 @@ class EventLog:
     def _finish(self, tx: _Tx) -> None:
         """Hand the last applied events to the views and persist the clock, before COMMIT."""
         self._flush(tx)
+        if tx.rewound and self._on_rewind is not None:
+            self._on_rewind(self.conn)
         self.conn.execute(
             "INSERT INTO meta (key, value) VALUES ('hlc_hwm', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -448,7 +459,10 @@ class EventLog:
     def _place(self, tx: _Tx, event: Event, received_at: int, source: str) -> str:
         """Decide where an event not yet applied goes; return where it went."""
         taken = self._applied_id(tx, event.origin, event.seq)
-        if taken is not None:
+        evidence = None
+        if taken is not None and self._wins_fork(tx, event, taken):
+            evidence = self._rewind(tx, event, taken)
+        elif taken is not None:
             self._record_fork(tx, event, taken, source)
             return "fork"
         if source == _NEW and clock.too_far_ahead(event.clock, tx.now_ms, self.max_offset_ms):
@@ -461,7 +475,10 @@ class EventLog:
         if chain == "wait":
             self._keep_pending(tx, event, received_at, "predecessor", source)
             return "pending"
-        return self._admit_and_apply(tx, event, received_at, source)
+        where = self._admit_and_apply(tx, event, received_at, source)
+        if evidence is not None:
+            self._settled(tx, event, where, evidence)
+        return where
 
     def _admit_and_apply(self, tx: _Tx, event: Event, received_at: int, source: str) -> str:
         verdict = self._ask_admit(tx, event)
@@ -514,6 +531,112 @@ class EventLog:
         self.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (applied_id,))
         tx.has_forks = True
         tx.result.forks.append(event.id)
+
+    # ------------------------------------------------------------------ settling forks
+
+    def _wins_fork(self, tx: _Tx, event: Event, applied_id: str) -> bool:
+        """Does ``event`` displace the applied event at its position (the settling rule)?
+
+        Two signed events at one (origin, seq) are a fork. Where ``settle_forks(origin)``
+        allows it, every node keeps the same one, whatever order the branches arrived in: the
+        lower (clock, id). The earlier write is the one most peers hold (a machine restored
+        from an old copy stamps its new branch later than the events it lost), and the later
+        branch's changes are issued again under a fresh key by ``clusterconfig rekey``.
+        Without ``settle_forks`` (or for the node's own origin, whose losing branch ``rekey``
+        needs in its own log), the first one applied stays: the older behaviour.
+        """
+        if self._settle_forks is None or event.id == applied_id:
+            return False
+        if not self._settle_forks(event.origin):
+            return False
+        if self._chain_state(tx, event) != "ready":
+            return False  # decided where the branches part, never deeper (same everywhere)
+        row = self.conn.execute("SELECT clock FROM events WHERE id = ?", (applied_id,)).fetchone()
+        return row is not None and (event.clock, event.id) < (int(row[0]), applied_id)
+
+    def _rewind(self, tx: _Tx, winner: Event, applied_id: str) -> list[tuple[Any, ...]]:
+        """Take the losing branch (``applied_id`` and its successors) out of ``events``.
+
+        Returns the fork evidence at the winner's position (the displaced event, and any
+        kept against it), to be recorded once the winner is applied (``_settled``). The
+        displaced event's successors go to ``rejected`` as evidence (their positions belong to
+        the winning branch, whose events arrive by anti-entropy); events kept as evidence
+        above the fork may continue the winning branch and wait in ``pending`` again. The
+        views are rebuilt before COMMIT (``on_rewind``): they hold what the branch changed.
+        Foreign keys point at ``events``, so references go before the rows they name.
+        """
+        self._flush(tx)
+        origin, seq = winner.origin, winner.seq
+        losing = self.conn.execute(
+            "SELECT id, raw, sig FROM events WHERE origin = ? AND seq >= ? ORDER BY seq",
+            (origin, seq),
+        ).fetchall()
+        evidence = self.conn.execute(
+            "SELECT id, raw, sig FROM forks WHERE origin = ? AND seq = ? ORDER BY id",
+            (origin, seq),
+        ).fetchall()
+        above = self.conn.execute(
+            "SELECT id, raw, sig FROM forks WHERE origin = ? AND seq > ? ORDER BY seq, id",
+            (origin, seq),
+        ).fetchall()
+        self.conn.execute("DELETE FROM forks WHERE origin = ? AND seq >= ?", (origin, seq))
+        self._cut_head(tx, origin, seq)
+        self.conn.execute("DELETE FROM events WHERE origin = ? AND seq >= ?", (origin, seq))
+        displaced = [row for row in losing if row[0] == applied_id]
+        for lid, raw, sig in losing:
+            tx.result.rewound.append(lid)
+            if lid != applied_id:
+                lost = _trusted(lid, raw, sig)
+                self._keep_rejected(tx, lost, f"on the losing branch of a fork at seq {seq}")
+        for fid, raw, sig in above:
+            self._keep_pending(tx, _trusted(fid, raw, sig), tx.now_ms, "predecessor", _NEW)
+        gone = set(tx.result.rewound)
+        tx.result.applied = [e for e in tx.result.applied if e.id not in gone]
+        tx.has_forks = tx.rewound = True
+        tx.result.forks.append(applied_id)
+        return displaced + evidence
+
+    def _settled(self, tx: _Tx, winner: Event, where: str, evidence: list[tuple[Any, ...]]
+                 ) -> None:
+        """Record the fork evidence against the winner (or keep it, if the winner waits)."""
+        for fid, raw, sig in evidence:
+            lost = _trusted(fid, raw, sig)
+            if where == "applied":
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO forks (id, origin, seq, applied_id, raw, sig, "
+                    "detected_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (lost.id, lost.origin, lost.seq, winner.id, lost.raw, lost.sig, tx.now_ms),
+                )
+            else:
+                self._keep_rejected(tx, lost, f"displaced at seq {lost.seq} by {winner.id[:16]}…, "
+                                    f"which is {where}")
+        if where == "applied":
+            self.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (winner.id,))
+
+    def _keep_rejected(self, tx: _Tx, event: Event, reason: str) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO rejected (id, origin, seq, reason, raw, sig, rejected_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (event.id, event.origin, event.seq, reason, event.raw, event.sig, tx.now_ms),
+        )
+
+    def _cut_head(self, tx: _Tx, origin: str, seq: int) -> None:
+        """The origin's chain now ends below ``seq``."""
+        head = self._head(tx, origin)
+        if head is None:
+            return
+        if seq <= head.first_seq:
+            self.conn.execute("DELETE FROM anchors WHERE origin = ?", (origin,))
+            tx.heads[origin] = None
+            return
+        row = self.conn.execute(
+            "SELECT id FROM events WHERE origin = ? AND seq = ?", (origin, seq - 1)
+        ).fetchone()
+        self.conn.execute(
+            "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?",
+            (seq - 1, row[0], origin),
+        )
+        head.last_seq, head.last_id = seq - 1, str(row[0])
 
     def _hold(self, tx: _Tx, event: Event) -> None:
         ahead = clock.wall_ms_of(event.clock) - tx.now_ms
@@ -621,7 +744,10 @@ class EventLog:
             (event.origin, event.seq, event.id),
         ).fetchall()
         for rid, raw, sig in rivals:
-            self._record_fork(tx, _trusted(rid, raw, sig), event.id, _PENDING)
+            rival = _trusted(rid, raw, sig)
+            if self._wins_fork(tx, rival, event.id):
+                continue  # it stays pending: ``_drain`` places it, and ``_place`` settles
+            self._record_fork(tx, rival, event.id, _PENDING)
         orphans = self.conn.execute(
             "SELECT id, raw, sig FROM pending WHERE origin = ? AND seq = ? "
             "AND prev IS NOT ? ORDER BY id",

@@ -138,3 +138,43 @@ async def test_restored_and_written_while_cut_off_forks_then_rekey_recovers(
             after = await commit(b, "ntp", {"servers": ["ntp.after.rekey"]})
             await wait_until("b writes again, under its new key", lambda: holds(a.home, after), 5)
             await stop(b)
+
+
+async def test_a_losing_branch_that_reached_a_lagging_peer_is_settled_everywhere(
+    tmp_path: Path,
+) -> None:
+    """The restored machine reaches a peer that lacks its lost events first: that peer takes
+    the later branch. When the original branch reaches it, every node settles the fork the
+    same way (the earlier branch stays), and rekey issues the later branch's change again."""
+    async with running_cluster(tmp_path) as (a, b, c):
+        await stop(c)
+        await stop(b)
+        _copy(b, tmp_path / "old-b")
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)
+            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
+            await wait_until("the original on a", lambda: holds(a.home, original), 5)
+            await stop(b)
+        _restore(b, tmp_path / "old-b")
+        later = on(b.home, lambda n: commit_now(n, "ldap", {
+            "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+        await stop(a)
+        async with trio.open_nursery() as nursery:
+            await start(nursery, c)
+            await start(nursery, b)
+            await wait_until("the later branch on c", lambda: holds(c.home, later), 10)
+            await start(nursery, a)
+            await wait_until("c settles on the original branch",
+                             lambda: holds(c.home, original) and not holds(c.home, later), 10)
+            await wait_until("b finds its fork", lambda: on(
+                b.home, lambda n: n.status()["selfsync"]) == "fork", 10)
+            done = await db(b.home, lambda n: client.rekey(n, "admin"))
+            assert done["reissued"] == 1
+            await wait_until("one state everywhere", same_digest(a, b, c), 15)
+            for box in (a, b, c):  # nothing acknowledged is lost, on any machine
+                assert holds(box.home, original)
+                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
+                ldap = _value(box, "ldap")
+                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            for box in (a, b, c):
+                await stop(box)
