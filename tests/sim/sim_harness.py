@@ -155,6 +155,13 @@ class Trace:
 # --------------------------------------------------------------------------- nodes
 
 
+def _rebuild_views(conn: Any) -> None:
+    """After a settled fork: the views from every applied event, as ``rebuild_views`` does."""
+    store = views.SqliteStore(conn)
+    store.reset()
+    views.on_apply(conn, list(EventLog(conn).iter_all()))
+
+
 class SimNode:
     """One machine: key, log over in-memory SQLite with views, and its Mesh."""
 
@@ -165,7 +172,10 @@ class SimNode:
         self.node_id = self.key.verify_key.encode().hex()
         self.skew_ms = skew_ms
         self.conn = open_db(":memory:")
-        self.log = EventLog(self.conn, on_apply=views.on_apply)
+        # forks of other origins are settled as a serving node settles them (ops/node.py)
+        self.log = EventLog(self.conn, on_apply=views.on_apply,
+                            settle_forks=lambda origin: origin != self.node_id,
+                            on_rewind=_rebuild_views)
         self.mesh = Mesh(
             node=self.node_id,
             log=InlineLog(self.log, now_ms=self.now_ms),

@@ -30,7 +30,8 @@ from sim_harness import (
     signing_key,
 )
 
-from evstore.core import sync
+from evstore.core import clock, events, sync
+from evstore.core.events import Event
 from evstore.net.gossip import InlineLog, LinkState, ThreadedLog
 from evstore.storage import views
 from evstore.storage.connect import open_db
@@ -289,3 +290,55 @@ async def test_threaded_log_matches_inline_log() -> None:
     assert await threaded.read_events(sync.plan(vv, {})) == items
     for event_log in logs:
         event_log.conn.close()
+
+
+# --------------------------------------------------------------------------- forks
+
+
+def _ghost_branches() -> tuple[list[Event], list[Event], list[Event]]:
+    """A machine's history that forked: a prefix, the original branch, a later branch."""
+    ghost = signing_key(99)
+    t = T0 + 500
+
+    def chain(start: list[Event], n: int, at: int, tag: str) -> list[Event]:
+        out = list(start)
+        for i in range(n):
+            prev = out[-1] if out else None
+            change = {"mode": "cluster", "section": "ntp", "op": "define", "base": None,
+                      "value": {"servers": [f"{tag}{i}.example"]}}
+            out.append(events.create(
+                ghost, seq=(prev.seq + 1 if prev else 1), prev=prev.id if prev else None,
+                clock=clock.pack(at + i), wall=at + i, user="admin", kind="config.commit",
+                payload={"comment": tag, "changes": [change]}))
+        return out[len(start):]
+
+    prefix = chain([], 2, t, "p")
+    return prefix, chain(prefix, 3, t + 1_000, "original"), chain(prefix, 2, t + 9_000, "later")
+
+
+def test_a_fork_injected_at_both_ends_of_a_line_settles_the_same_everywhere() -> None:
+    """n0 - n1 - n2 - n3 - n4: the original branch enters at n0, the later one at n4 (each
+    end applies its own first). Equal-length vectors would hide the fork; the evidence is
+    pushed, every node keeps the original branch, and the views are byte-identical."""
+    sim = Sim(5, 5)
+    prefix, original, later = _ghost_branches()
+
+    async def body() -> float:
+        for node in sim.nodes:
+            node.genesis()
+        for a in range(4):
+            await sim.connect(a, a + 1)
+        await wait_until(sim.converged, LIVENESS_BOUND_S)
+        ends = (sim.nodes[0], sim.nodes[4])
+        for node, branch in zip(ends, (original, later), strict=True):
+            node.log.ingest([(e.raw, e.sig) for e in prefix + branch], now_ms=node.now_ms())
+            node.mesh.notify_local_change()
+        took = await wait_until(lambda: sim.converged() and all(
+            n.log.get(original[-1].id) is not None for n in sim.nodes), LIVENESS_BOUND_S)
+        for node in sim.nodes:  # the later branch is evidence everywhere, never applied
+            assert node.log.get(later[0].id) is None
+            forked = {r[0] for r in node.conn.execute("SELECT id FROM forks")}
+            assert later[0].id in forked
+        return took
+
+    assert run_sim(sim, body) < LIVENESS_BOUND_S
