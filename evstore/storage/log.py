@@ -803,12 +803,13 @@ class EventLog:
         """The id of the applied event at (origin, seq), or None.
 
         Applied events never lie above the origin's head, and the head is known: the common
-        questions (is the next seq taken? is its predecessor the head?) need no query.
+        questions (is the next seq taken? is its predecessor the head?) need no query. An
+        origin without a head is asked of ``events`` (a restore may leave older events).
         """
         head = self._head(tx, origin)
-        if head is None or seq > head.last_seq:
+        if head is not None and seq > head.last_seq:
             return None
-        if seq == head.last_seq:
+        if head is not None and seq == head.last_seq:
             return head.last_id
         row = self.conn.execute(
             "SELECT id FROM events WHERE origin = ? AND seq = ?", (origin, seq)
@@ -822,7 +823,7 @@ class EventLog:
     def _is_known(self, tx: _Tx, event: Event) -> bool:
         """Already applied, pending, held or kept as fork evidence: a duplicate."""
         head = self._head(tx, event.origin)
-        above_head = head is None or event.seq > head.last_seq  # so not applied
+        above_head = head is not None and event.seq > head.last_seq  # so not applied
         tables = [] if above_head else ["events"]
         tables += [t for t, has in ((_PENDING, tx.has_pending), (_HELD, tx.has_held),
                                     ("forks", tx.has_forks)) if has]
