@@ -42,7 +42,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from evstore.core import catalog
 from evstore.core.events import Event
@@ -89,20 +89,23 @@ class Write:
 # --------------------------------------------------------------------------- event -> writes
 
 
-class _Writer:
-    """Collects the writes of one event (keeps ``writes_of`` short and flat)."""
+RawWrite = tuple[str, str, str, bool, Any, Order | None]
+"""One write before it is tied to its event: (scope, section, field, present, value, base)."""
+FieldWrite = tuple[bool, Any, Order | None]
+"""The last write of one event to one field of a (scope, section): (present, value, base)."""
 
-    def __init__(self, ev: Event, base: Order | None = None) -> None:
-        self.ev = ev
-        self.base = base
-        self.out: list[Write] = []
+
+class _Writer:
+    """Collects the writes of one event, in order (keeps ``raw_writes`` short and flat)."""
+
+    __slots__ = ("base", "out")
+
+    def __init__(self) -> None:
+        self.base: Order | None = None
+        self.out: list[RawWrite] = []
 
     def put(self, scope: str, section: str, fld: str, value: Any, present: bool = True) -> None:
-        ev = self.ev
-        self.out.append(
-            Write(scope, section, fld, present, value if present else None,
-                  ev.order_key, ev.seq, self.base, ev.user, ev.wall)
-        )
+        self.out.append((scope, section, fld, present, value if present else None, self.base))
 
     def struct(self, scope: str, fld: str, value: Any) -> None:
         self.put(scope, STRUCT, fld, value)
@@ -134,6 +137,28 @@ class _Writer:
             self.define(mode, section, value)
 
 
+class _Grouped(_Writer):
+    """The same writes, kept per (scope, section) with the last write to each field: what
+    every store keeps of an event (``pair_writes``)."""
+
+    __slots__ = ("groups", "cur", "scope", "section")
+
+    def __init__(self) -> None:  # not super().__init__(): ``out`` is not used here
+        self.base = None
+        self.groups: dict[tuple[str, str], dict[str, FieldWrite]] = {}
+        self.cur: dict[str, FieldWrite] = {}
+        self.scope: str | None = None
+        self.section: str | None = None
+
+    def put(self, scope: str, section: str, fld: str, value: Any, present: bool = True) -> None:
+        if scope is not self.scope or section is not self.section:  # a shortcut, not a test
+            cur = self.groups.get((scope, section))
+            if cur is None:
+                cur = self.groups[(scope, section)] = {}
+            self.cur, self.scope, self.section = cur, scope, section
+        self.cur[fld] = (present, value if present else None, self.base)
+
+
 def _base(raw: Any) -> Order | None:
     if isinstance(raw, list) and len(raw) == 3:
         return (int(raw[0]), str(raw[1]), str(raw[2]))
@@ -153,11 +178,20 @@ def fields_of(section: str, value: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_ITEM_FIELDS: dict[str, frozenset[str]] = {}
+
+
 def _item_fields(section: str) -> frozenset[str]:
-    try:
-        return catalog.item_fields(section)
-    except Exception:  # unknown section (a newer peer's): treat every key as a scalar
-        return frozenset()
+    """``catalog.item_fields``, remembered: the catalog is fixed, and this runs per write."""
+    known = _ITEM_FIELDS.get(section)
+    if known is None:
+        try:
+            known = catalog.item_fields(section)
+        except Exception:  # unknown section (a newer peer's): treat every key as a scalar
+            known = frozenset()
+        if len(_ITEM_FIELDS) < 4096:
+            _ITEM_FIELDS[section] = known
+    return known
 
 
 def _apply_change(w: _Writer, ch: Mapping[str, Any]) -> None:
@@ -173,30 +207,58 @@ def _apply_change(w: _Writer, ch: Mapping[str, Any]) -> None:
 
 def writes_of(ev: Event) -> list[Write]:
     """The register writes an event makes: a pure function of the event alone."""
-    w = _Writer(ev)
-    p = ev.payload
-    kind = ev.kind
-    if kind in ("node.init", "node.standalone"):
-        mid = p.get("machine_id", ev.origin)
+    order, seq, user, wall = ev.order_key, ev.seq, ev.user, ev.wall
+    return [
+        Write(scope, section, fld, present, value, order, seq, base, user, wall)
+        for scope, section, fld, present, value, base in raw_writes(
+            ev.kind, ev.id, ev.origin, ev.payload
+        )
+    ]
+
+
+W = TypeVar("W", bound=_Writer)
+
+
+def raw_writes(kind: str, event_id: str, origin: str, payload: Mapping[str, Any]) -> list[RawWrite]:
+    """``writes_of`` without the event's order, seq, user and wall, which every write shares."""
+    return _emit(_Writer(), kind, event_id, origin, payload).out
+
+
+def pair_writes(kind: str, event_id: str, origin: str, payload: Mapping[str, Any]) -> dict[
+    tuple[str, str], dict[str, FieldWrite]
+]:
+    """The writes of ``raw_writes`` per (scope, section), the last write to each field kept,
+    as the stores keep them: what a bulk rebuild needs, without an ``Event`` or a ``Write``."""
+    return _emit(_Grouped(), kind, event_id, origin, payload).groups
+
+
+def _emit(w: W, kind: str, event_id: str, origin: str, payload: Mapping[str, Any]) -> W:
+    """The one definition of what each kind of event writes."""
+    p = payload
+    if kind in SETTINGS_KINDS:  # by far the most common kind: tested first
+        for ch in p.get("changes", []):
+            _apply_change(w, ch)
+    elif kind in ("node.init", "node.standalone"):
+        mid = p.get("machine_id", origin)
         w.machine(mid, p.get("machine", {}))
         w.settings(machine_mode(mid), p.get("settings", {}))
     elif kind == "cluster.create":
-        gid = group_id_of(ev.id)
+        gid = group_id_of(event_id)
         w.struct(CLUSTER, "name", p["name"])
         w.struct(CLUSTER, "main_group", gid)
         w.struct(group_mode(gid), "name", p.get("group_name", "Main_Group"))
-        w.machine(ev.origin, {**p.get("machine", {}), "key": ev.origin})
-        w.struct(machine_mode(ev.origin), "group", gid)
-        w.struct(machine_mode(ev.origin), "member", True)
+        w.machine(origin, {**p.get("machine", {}), "key": origin})
+        w.struct(machine_mode(origin), "group", gid)
+        w.struct(machine_mode(origin), "member", True)
         w.settings(CLUSTER, p.get("cluster_settings", {}))
-        w.settings(machine_mode(ev.origin), p.get("machine_settings", {}))
+        w.settings(machine_mode(origin), p.get("machine_settings", {}))
     elif kind == "cluster.admit":
         mid = p["machine_id"]
         w.machine(mid, {**p.get("machine", {}), "key": p["key"]})
         w.struct(machine_mode(mid), "group", p["group"])
         w.struct(machine_mode(mid), "member", True)
     elif kind == "cluster.join":
-        mid = p.get("machine_id", ev.origin)
+        mid = p.get("machine_id", origin)
         w.machine(mid, p.get("machine", {}))
         w.struct(machine_mode(mid), "joined", True)
         w.settings(machine_mode(mid), p.get("machine_settings", {}))
@@ -204,7 +266,7 @@ def writes_of(ev: Event) -> list[Write]:
         w.base = _base(p.get("base"))
         w.struct(CLUSTER, "name", p["name"])
     elif kind == "group.add":
-        w.struct(group_mode(group_id_of(ev.id)), "name", p["name"])
+        w.struct(group_mode(group_id_of(event_id)), "name", p["name"])
     elif kind == "group.rename":
         w.base = _base(p.get("base"))
         w.struct(group_mode(p["group"]), "name", p["name"])
@@ -217,20 +279,17 @@ def writes_of(ev: Event) -> list[Write]:
         w.struct(machine_mode(p["machine"]), "group", p["group"])
     elif kind == "machine.remove":
         w.struct(machine_mode(p["machine"]), "removed", True)
-        for origin, seq in sorted(p.get("cutoffs", {}).items()):
-            w.put(f"origin:{origin}", CUTOFF, "seq", int(seq))
+        for o, seq in sorted(p.get("cutoffs", {}).items()):
+            w.put(f"origin:{o}", CUTOFF, "seq", int(seq))
     elif kind == "machine.announce":
         info = p.get("machine", {})
-        w.machine(p.get("machine_id", ev.origin), {k: info[k] for k in ("listen", "ccs") if k in info})
+        w.machine(p.get("machine_id", origin), {k: info[k] for k in ("listen", "ccs") if k in info})
     elif kind == "machine.detach":
         w.struct(machine_mode(p["machine"]), "detached", bool(p["detached"]))
     elif kind == "clustercheck.ignore":
         for rec in p.get("records", []):
             w.put(IGNORED, IGNORED, f"{rec['loser']}>{rec['winner']}", True)
-    elif kind in SETTINGS_KINDS:
-        for ch in p.get("changes", []):
-            _apply_change(w, ch)
-    return w.out
+    return w
 
 
 # --------------------------------------------------------------------------- register rules

@@ -4,44 +4,192 @@ The rules live in evstore/core/state.py; this module only stores what they compu
 from the event log's ``on_apply`` hook inside the log's own transaction, so a view can never be
 ahead of or behind its log, even across kill -9.
 
-Tables (migration m0003): ``reg_writes`` (every register write of every applied event),
-``reg_winners`` (the write holding each register), ``mode_sections`` (each section's value at
-each mode that defines it), ``effective`` (each machine's effective settings per section, with
-the mode and event they come from) and ``superseded`` (concurrent changes that lost).
+Tables (migrations m0003 and m0006): ``section_writes`` (the register writes of every applied
+event, one row per event and (scope, section): see below), ``origin_sections`` (the
+(scope, section) pairs each origin wrote, where the registers to recompute are found when a
+removal's cutoff moves), ``reg_winners`` (the write holding each register), ``mode_sections``
+(each section's value at each mode that defines it), ``effective`` (each machine's effective
+settings per section, with the mode and event they come from) and ``superseded`` (concurrent
+changes that lost).
+
+``section_writes`` holds, per event and (scope, section), the last write of that event to
+each field, keyed by ``(scope, section, clock, origin, event)``: the registers' total order
+within a section, so "the writes of a register between two orders" is one range of the key.
+Everything else is in one column, ``writes``, the canonical JSON (core/encoding.py) of
+``[seq, user, wall, base, sets, unsets, bases]``: ``sets`` maps each field written as
+present to its value, ``unsets`` lists the fields written as absent, ``base`` is the base of
+the first field (in sorted order) and ``bases`` maps the fields whose base differs from it
+(two changes of one section in one commit) to theirs. Why this shape: a full rebuild
+(storage/rebuild.py) writes this table and little else, and SQLite's cost per row grows with
+the number of columns more than with their bytes; a one-change commit is one row of six
+columns, where a row per register write took 2.3 rows of twelve columns in four B-trees
+(migration m0006).
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import sqlite3
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from evstore.core import encoding, state
 from evstore.core.events import Event
-from evstore.core.state import Reg, Write
+from evstore.core.state import FieldWrite, Order, Reg, Write
 from evstore.storage.connect import on_rollback
 
+orjson: Any
+try:  # an optional accelerator: the json module gives the same texts and values, slower
+    orjson = importlib.import_module("orjson")
+except ImportError:  # pragma: no cover - the tests run both ways by swapping the functions
+    orjson = None
+
 _COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
+SECTION_COLS = "scope, section, clock, origin, event, writes"
+SECTION_INSERT = f"INSERT INTO section_writes ({SECTION_COLS}) VALUES (?,?,?,?,?,?)"
+_SECTION_UPSERT = SECTION_INSERT.replace("INSERT", "INSERT OR REPLACE", 1)
+VIEW_TABLES = ("section_writes", "origin_sections", "reg_winners", "mode_sections", "effective",
+               "superseded")
+_ORIGIN_INSERT = "INSERT OR IGNORE INTO origin_sections (origin, scope, section) VALUES (?,?,?)"
 
 
-def _row(w: Write) -> tuple[Any, ...]:
+# ---------------------------------------------------------------------- canonical JSON text
+
+
+def _json_module_text() -> Callable[[Any], str]:
+    return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
+def _orjson_text() -> Callable[[Any], str]:
+    dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+
+    def text(value: Any) -> str:
+        out: bytes = dumps(value, option=sort)
+        return out.decode()
+
+    return text
+
+
+_FAST_TEXT = _json_module_text() if orjson is None else _orjson_text()
+fast_loads: Callable[[str | bytes], Any] = json.loads if orjson is None else orjson.loads
+"""Parse JSON text this program wrote or verified as canonical (no float or duplicate checks)."""
+
+
+def canonical_text(value: Any) -> str:
+    """``encoding.encode(value).decode()`` for a value decoded from canonical bytes, faster.
+
+    Only for such values (every value the views hold comes from an event or the catalog):
+    a float or an integer past 64 bits, which ``encode`` refuses, would be written here.
+
+    orjson and the json module (sorted keys, no spaces, raw UTF-8) write the canonical text
+    unless they had to escape a character (they write ``\\n`` where the canonical form writes
+    ``\\u000a``): any backslash sends the value to the canonical encoder. Keys are sorted by
+    code point, which is the UTF-8 byte order of the canonical form.
+    """
+    try:
+        text = _FAST_TEXT(value)
+    except (TypeError, ValueError, OverflowError):  # not a JSON value: let encode say why
+        return encoding.encode(value).decode()
+    if "\\" in text:
+        return encoding.encode(value).decode()
+    return text
+
+
+def _listed(b: Order | None) -> list[Any] | None:
+    return None if b is None else list(b)
+
+
+def _base_text(b: Order | None) -> str | None:
+    return None if b is None else canonical_text(list(b))
+
+
+# ---------------------------------------------------------------------- section rows
+
+
+def section_row(scope: str, section: str, order: Order, seq: int, user: str, wall: int,
+                fields: Mapping[str, FieldWrite]) -> tuple[Any, ...]:
+    """The ``section_writes`` row of one event's writes to one (scope, section)."""
+    names = sorted(fields)
+    base = fields[names[0]][2]
+    sets: dict[str, Any] = {}
+    unsets: list[str] = []
+    bases: dict[str, list[Any] | None] = {}
+    for f in names:
+        present, value, b = fields[f]
+        if present:
+            sets[f] = value
+        else:
+            unsets.append(f)
+        if b != base:
+            bases[f] = _listed(b)
+    clock, origin, event = order
+    return (scope, section, clock, origin, event,
+            canonical_text([seq, user, wall, _listed(base), sets, unsets, bases]))
+
+
+def _order(raw: Any) -> Order | None:
+    return None if raw is None else (raw[0], raw[1], raw[2])
+
+
+def row_writes(row: tuple[Any, ...], only: str | None = None) -> list[Write]:
+    """The writes a ``section_writes`` row holds (those to field ``only``, when given)."""
+    scope, section, clock, origin, event, writes = row
+    seq, user, wall, base, sets, unsets, bases = fast_loads(writes)
+    order = (clock, origin, event)
+    row_base = _order(base)
+    out = []
+    for fld, present, value in [*((f, True, v) for f, v in sets.items()),
+                                *((f, False, None) for f in unsets)]:
+        if only is not None and fld != only:
+            continue
+        b = _order(bases[fld]) if fld in bases else row_base
+        out.append(Write(scope, section, fld, present, value, order, seq, b, user, wall))
+    return out
+
+
+def row_fields(writes: str) -> list[str]:
+    """The fields a ``section_writes`` row wrote."""
+    _, _, _, _, sets, unsets, _ = fast_loads(writes)
+    return [*sets, *unsets]
+
+
+def section_rows(writes: Iterable[Write]) -> list[tuple[Any, ...]]:
+    """``section_writes`` rows of some writes: per event and (scope, section), the last write
+    of that event to each field counts, as ``INSERT OR REPLACE`` per register used to."""
+    groups: dict[tuple[str, str, str], tuple[Write, dict[str, FieldWrite]]] = {}
+    for w in writes:
+        key = (w.scope, w.section, w.event)
+        got = groups.get(key)
+        if got is None:
+            got = groups[key] = (w, {})
+        got[1][w.field] = (w.present, w.value, w.base)
+    return [section_row(w.scope, w.section, w.order, w.seq, w.user, w.wall, fields)
+            for w, fields in groups.values()]
+
+
+# ---------------------------------------------------------------------- winner rows
+
+
+def write_row(w: Write) -> tuple[Any, ...]:
+    """The ``reg_winners`` row of a write."""
     return (
         w.scope, w.section, w.field, w.event, w.order[0], w.origin, w.seq, int(w.present),
-        encoding.encode(w.value).decode(), encoding.encode(list(w.base)).decode() if w.base else None,
-        w.user, w.wall,
+        canonical_text(w.value), _base_text(w.base), w.user, w.wall,
     )
 
 
 def _write(r: sqlite3.Row | tuple[Any, ...]) -> Write:
     scope, section, fld, event, clock, origin, seq, present, value, base, user, wall = r
-    b = encoding.loads_json(base) if base else None
+    b = fast_loads(base) if base else None
     return Write(
-        scope, section, fld, bool(present), encoding.loads_json(value),
+        scope, section, fld, bool(present), fast_loads(value),
         (clock, origin, event), seq, (b[0], b[1], b[2]) if b else None, user, wall,
     )
 
 
 def _dump(v: Any) -> str:
-    return encoding.encode(v).decode()
+    return canonical_text(v)
 
 
 # The structure (cluster, groups, machines) is read on every admit and every projection; it
@@ -79,23 +227,21 @@ class SqliteStore:
         self.conn = conn
 
     def add_writes(self, writes: list[Write]) -> None:
-        self.conn.executemany(
-            f"INSERT OR REPLACE INTO reg_writes ({_COLS}) VALUES ({','.join('?' * 12)})",
-            [_row(w) for w in writes],
-        )
+        self.conn.executemany(_SECTION_UPSERT, section_rows(writes))
+        self.conn.executemany(_ORIGIN_INSERT, sorted({(w.origin, w.scope, w.section) for w in writes}))
 
     def writes_for(self, reg: Reg) -> list[Write]:
         cur = self.conn.execute(
-            f"SELECT {_COLS} FROM reg_writes WHERE scope=? AND section=? AND field=?", reg
+            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=?", reg[:2]
         )
-        return [_write(r) for r in cur]
+        return [w for row in cur for w in row_writes(row, reg[2])]
 
     def writes_between(self, reg: Reg, lo: state.Order, hi: state.Order) -> list[Write]:
         cur = self.conn.execute(
-            f"SELECT {_COLS} FROM reg_writes WHERE scope=? AND section=? AND field=?"
-            " AND clock BETWEEN ? AND ?", (*reg, lo[0], hi[0]),
+            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=?"
+            " AND clock BETWEEN ? AND ?", (reg[0], reg[1], lo[0], hi[0]),
         )
-        return [w for w in map(_write, cur) if lo <= w.order <= hi]
+        return [w for row in cur for w in row_writes(row, reg[2]) if lo <= w.order <= hi]
 
     def winner_of(self, reg: Reg) -> Write | None:
         row = self.conn.execute(
@@ -104,11 +250,18 @@ class SqliteStore:
         return _write(row) if row else None
 
     def regs_of_origin(self, origin: str) -> list[Reg]:
-        cur = self.conn.execute(
-            "SELECT DISTINCT scope, section, field FROM reg_writes WHERE origin=? ORDER BY 1,2,3",
-            (origin,),
-        )
-        return [(a, b, c) for a, b, c in cur]
+        pairs = self.conn.execute(
+            "SELECT scope, section FROM origin_sections WHERE origin=?", (origin,)
+        ).fetchall()
+        out: set[Reg] = set()
+        for scope, section in pairs:
+            cur = self.conn.execute(
+                "SELECT writes FROM section_writes WHERE scope=? AND section=? AND origin=?",
+                (scope, section, origin),
+            )
+            for (writes,) in cur:
+                out.update((scope, section, f) for f in row_fields(writes))
+        return sorted(out)
 
     def cutoffs(self) -> dict[str, int]:
         cur = self.conn.execute(
@@ -124,7 +277,7 @@ class SqliteStore:
         )
         if w is not None:
             self.conn.execute(
-                f"INSERT INTO reg_winners ({_COLS}) VALUES ({','.join('?' * 12)})", _row(w)
+                f"INSERT INTO reg_winners ({_COLS}) VALUES ({','.join('?' * 12)})", write_row(w)
             )
 
     def winners_of(self, scope: str, section: str) -> dict[str, Write]:
@@ -156,7 +309,7 @@ class SqliteStore:
         row = self.conn.execute(
             "SELECT value FROM mode_sections WHERE mode=? AND section=?", (mode, section)
         ).fetchone()
-        return encoding.loads_json(row[0]) if row else None
+        return fast_loads(row[0]) if row else None
 
     def defined_sections(self) -> list[tuple[str, str]]:
         cur = self.conn.execute("SELECT mode, section FROM mode_sections ORDER BY 1, 2")
@@ -197,7 +350,7 @@ class SqliteStore:
             "SELECT section, value, source, event FROM effective WHERE machine=? ORDER BY 1",
             (mid,),
         )
-        return {s: (encoding.loads_json(v), src, ev) for s, v, src, ev in cur}
+        return {s: (fast_loads(v), src, ev) for s, v, src, ev in cur}
 
     def superseded_rows(self) -> list[tuple[Reg, Write, Write]]:
         """Each superseded write with the write that beat it, oldest first."""
@@ -213,16 +366,23 @@ class SqliteStore:
         return out
 
     def _one(self, scope: str, section: str, fld: str, event: str) -> Write | None:
+        """One register's write by one event. The log gives the event's clock, so this is a
+        key lookup; an event missing from the log (a bare store) costs a scan of the pair."""
         row = self.conn.execute(
-            f"SELECT {_COLS} FROM reg_writes WHERE scope=? AND section=? AND field=? AND event=?",
-            (scope, section, fld, event),
+            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=?"
+            " AND clock=(SELECT clock FROM events WHERE id=?) AND event=?",
+            (scope, section, event, event),
+        ).fetchone() or self.conn.execute(
+            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=? AND event=?",
+            (scope, section, event),
         ).fetchone()
-        return _write(row) if row else None
+        got = row_writes(row, fld) if row else []
+        return got[0] if got else None
 
     def reset(self) -> None:
         """Forget every view (before a rebuild from the log)."""
         forget_structure(self.conn)
-        for table in ("reg_writes", "reg_winners", "mode_sections", "effective", "superseded"):
+        for table in VIEW_TABLES:
             self.conn.execute(f"DELETE FROM {table}")
 
 

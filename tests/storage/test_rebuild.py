@@ -3,15 +3,18 @@
 Random logs of a few hundred events (cluster structure, commits at every level with define,
 patch and delete, group moves and deletions, removals with cutoffs, concurrent changes with
 stale bases, duplicates) are applied incrementally through ``state.apply`` + ``SqliteStore``
-in random order and batches, and rebuilt in one pass; every row of the five view tables must
-be equal.
+in random order and batches, and rebuilt in one pass: from events, and from the log on one
+core and on two (with a worker process, and when the worker fails); every row of every view
+table must be equal, with orjson and with the json module alike.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nacl.signing
@@ -21,13 +24,15 @@ from hypothesis import strategies as st
 
 from evstore.core import encoding, events, state
 from evstore.core.modes import group_id_of, group_mode, machine_mode
+from evstore.storage import rebuild as rebuild_mod
+from evstore.storage import views
 from evstore.storage.connect import open_db
-from evstore.storage.rebuild import canonical_text, rebuild, stored_events
+from evstore.storage.rebuild import canonical_text, rebuild, rebuild_stored, stored_events
 from evstore.storage.views import SqliteStore
 
 KEYS = [nacl.signing.SigningKey(bytes([0x40 + i]) * 32) for i in range(4)]
 ORIGINS = [k.verify_key.encode().hex() for k in KEYS]
-VIEW_TABLES = ("reg_writes", "reg_winners", "mode_sections", "effective", "superseded")
+VIEW_TABLES = views.VIEW_TABLES
 
 
 class LogMaker:
@@ -204,21 +209,124 @@ def test_rebuild_replaces_stale_views() -> None:
     assert dump(conn) == expected
 
 
-def test_stored_events_round_trip(tmp_path: Any) -> None:
-    """Events read back as stored rebuild the same views as the events themselves."""
-    evs = random_log(9, 100)
-    conn = open_db(tmp_path / "e.db")
+def stored(path: Path, evs: list[events.Event]) -> sqlite3.Connection:
+    """A home whose log holds ``evs`` (inserted as the log stores them) and no views."""
+    conn = open_db(path)
     conn.executemany(
         "INSERT INTO events (id, origin, seq, prev, clock, wall, user, kind, raw, sig, "
         "received_at) VALUES (?,?,?,?,?,?,?,?,?,?,0)",
         [(e.id, e.origin, e.seq, e.prev, e.clock, e.wall, e.user, e.kind, e.raw, e.sig)
          for e in evs],
     )
+    return conn
+
+
+def test_stored_events_round_trip(tmp_path: Path) -> None:
+    """Events read back as stored rebuild the same views as the events themselves."""
+    evs = random_log(9, 100)
+    conn = stored(tmp_path / "e.db", evs)
     assert [e.as_dict() for e in stored_events(conn)] == [e.as_dict() for e in evs]
     other = open_db(":memory:")
     rebuild(conn, stored_events(conn))
     rebuild(other, evs)
     assert dump(conn) == dump(other)
+
+
+def phases_of(conn: sqlite3.Connection, **kw: Any) -> list[str]:
+    seen: list[str] = []
+    rebuild_stored(conn, phase=seen.append, **kw)
+    return seen
+
+
+@pytest.mark.parametrize("seed", [21, 22, 23])
+def test_rebuild_from_the_log_on_one_and_two_cores(seed: int, tmp_path: Path) -> None:
+    """Both ways of ``rebuild_stored`` write the incremental path's tables, byte for byte."""
+    evs = random_log(seed, 300)
+    expected = dump(incremental(evs, random.Random(seed)))
+    conn = stored(tmp_path / "home.db", evs)
+    assert "merge" not in phases_of(conn, split=False)
+    assert dump(conn) == expected
+    assert "merge" in phases_of(conn, split=True)  # the worker did its half
+    assert dump(conn) == expected
+    assert not conn.in_transaction
+    assert [r[1] for r in conn.execute("PRAGMA database_list")] == ["main"]
+
+
+def test_two_cores_fall_back_to_one_when_the_worker_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    evs = random_log(24, 200)
+    expected = dump(incremental(evs, random.Random(24)))
+    conn = stored(tmp_path / "home.db", evs)
+    monkeypatch.setattr(rebuild_mod.sys, "executable", str(tmp_path / "no-such-python"))
+    assert "merge" not in phases_of(conn, split=True)
+    assert dump(conn) == expected
+    monkeypatch.undo()
+    # the worker dies after its first answer: everything written so far is rolled back
+    state.apply(SqliteStore(conn), random_log(25, 30))
+    real = rebuild_mod._recv
+    calls = iter(range(100))
+
+    def dying(inp: Any) -> Any:
+        if next(calls) == 1:
+            raise rebuild_mod._WorkerFailed("gone")
+        return real(inp)
+
+    monkeypatch.setattr(rebuild_mod, "_recv", dying)
+    seen = phases_of(conn, split=True)
+    assert "resolve" in seen and "merge" not in seen[seen.index("resolve"):]
+    assert dump(conn) == expected
+    assert [r[1] for r in conn.execute("PRAGMA database_list")] == ["main"]
+
+
+def test_a_log_in_memory_or_in_a_transaction_is_rebuilt_on_one_core(tmp_path: Path) -> None:
+    evs = random_log(26, 80)
+    expected = dump(incremental(evs, random.Random(26)))
+    mem = stored(Path(":memory:"), evs)
+    assert "merge" not in phases_of(mem, split=True)
+    assert dump(mem) == expected
+    conn = stored(tmp_path / "home.db", evs)
+    conn.execute("BEGIN")
+    assert "merge" not in phases_of(conn, split=True)
+    conn.execute("COMMIT")
+    assert dump(conn) == expected
+
+
+def test_the_json_module_writes_what_orjson_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """orjson is an optional accelerator: without it every table is the same."""
+    evs = random_log(27, 250)
+    with_orjson = dump(incremental(evs, random.Random(27)))
+    monkeypatch.setattr(views, "_FAST_TEXT", views._json_module_text())
+    monkeypatch.setattr(views, "fast_loads", json.loads)
+    assert dump(incremental(evs, random.Random(27))) == with_orjson
+    conn = stored(tmp_path / "home.db", evs)
+    rebuild_stored(conn, split=False)
+    assert dump(conn) == with_orjson
+
+
+def test_pair_writes_keep_the_last_write_of_an_event_to_each_field() -> None:
+    maker = LogMaker(28)
+    maker.genesis()
+    for _ in range(200):
+        maker.random_event()
+    for ev in maker.events:
+        grouped: dict[tuple[str, str], dict[str, Any]] = {}
+        for scope, section, fld, present, value, base in state.raw_writes(
+            ev.kind, ev.id, ev.origin, ev.payload
+        ):
+            grouped.setdefault((scope, section), {})[fld] = (present, value, base)
+        assert state.pair_writes(ev.kind, ev.id, ev.origin, ev.payload) == grouped
+
+
+def test_section_rows_hold_the_writes() -> None:
+    """``row_writes`` gives back, from each row, the last write of its event to each field."""
+    for ev in random_log(29, 150):
+        writes = state.writes_of(ev) + state.writes_of(ev)  # a repeat changes nothing
+        last = {(w.reg, w.event): w for w in writes}
+        back = [w for row in views.section_rows(writes) for w in views.row_writes(row)]
+        assert sorted(back, key=repr) == sorted(last.values(), key=repr)
 
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]))  # no lone surrogates
@@ -233,3 +341,12 @@ json_values = st.recursive(
 @given(json_values)
 def test_canonical_text_is_the_canonical_encoding(value: Any) -> None:
     assert canonical_text(value) == encoding.encode(value).decode()
+    assert views.fast_loads(canonical_text(value)) == value
+
+
+@settings(max_examples=200)
+@given(json_values)
+def test_canonical_text_without_orjson_too(value: Any) -> None:
+    plain = views._json_module_text()
+    text = plain(value)
+    assert (text if "\\" not in text else encoding.encode(value).decode()) == canonical_text(value)

@@ -1,0 +1,111 @@
+"""Migration 0006 converts a home's register writes to ``section_writes`` exactly as the new
+store would have written them, and the views work on after it.
+
+A schema-5 database is filled the way the schema-5 store did (one ``reg_writes`` row per
+register write, ``INSERT OR REPLACE`` on (register, event)), then migrated; its
+``section_writes`` and ``origin_sections`` must equal those of a schema-6 database fed the same
+events, and incremental application must carry on from the converted tables.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from test_rebuild import ORIGINS, LogMaker, dump, random_log
+
+from evstore.core import encoding, events, state
+from evstore.storage.connect import open_db
+from evstore.storage.migrate import migrate, schema_version
+from evstore.storage.views import SqliteStore
+
+_OLD_COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
+
+
+def _old_row(w: state.Write) -> tuple[Any, ...]:
+    """A ``reg_writes`` row as the schema-5 store wrote it."""
+    return (
+        w.scope, w.section, w.field, w.event, w.order[0], w.origin, w.seq, int(w.present),
+        encoding.encode(w.value).decode(),
+        encoding.encode(list(w.base)).decode() if w.base else None, w.user, w.wall,
+    )
+
+
+def schema5_home(path: Path, evs: list[events.Event]) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, target=5)
+    conn.execute("BEGIN")
+    for ev in evs:
+        conn.executemany(f"INSERT OR REPLACE INTO reg_writes ({_OLD_COLS}) VALUES "
+                         f"({','.join('?' * 12)})", [_old_row(w) for w in state.writes_of(ev)])
+    conn.execute("COMMIT")
+    return conn
+
+
+def tricky_events(maker: LogMaker) -> None:
+    """One commit changing one section twice with different bases (``bases``), and one
+    unsetting a key and an entry whose name needs escaping."""
+    ldap = {"servers": [{"name": "s\n1", "host": "h", "port": 389}], "queries": []}
+    maker.emit(1, "config.commit", {"comment": "", "changes": [
+        {"mode": "cluster", "section": "ldap", "op": "define", "base": None, "value": ldap},
+        {"mode": "cluster", "section": "ldap", "op": "patch", "base": list(maker.events[2].order_key),
+         "set": {"queries/q\u00e9": {"name": "q\u00e9", "server": "s", "base": "", "filter": ""}},
+         "unset": ["servers/s\n1"]},
+    ]})
+    maker.emit(2, "config.commit", {"comment": "", "changes": [
+        {"mode": f"machine:{ORIGINS[2]}", "section": "dns", "op": "patch", "base": None,
+         "set": {}, "unset": ["servers"]}]})
+
+
+def test_section_writes_converted_equal_written(tmp_path: Path) -> None:
+    maker = LogMaker(11)
+    maker.genesis()
+    tricky_events(maker)
+    for _ in range(250):
+        maker.random_event()
+    evs = maker.events
+    old = schema5_home(tmp_path / "old.db", evs + evs[:20])
+    migrate(old)
+    assert schema_version(old) == 6
+    new = open_db(":memory:")
+    SqliteStore(new).add_writes([w for ev in evs for w in state.writes_of(ev)])
+    for table, key in (("section_writes", "1, 2, 3, 4, 5"), ("origin_sections", "1, 2, 3")):
+        got = old.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
+        want = new.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
+        assert got == want and got, table
+    assert old.execute("SELECT COUNT(*) FROM section_writes WHERE writes NOT LIKE '%,{}]'").fetchone()[0]
+    assert old.execute("SELECT COUNT(*) FROM section_writes WHERE writes NOT LIKE '%,[],{%'").fetchone()[0]
+    assert not old.execute("SELECT name FROM sqlite_master WHERE name LIKE 'reg_writes%'").fetchall()
+
+
+def test_views_carry_on_after_the_migration(tmp_path: Path) -> None:
+    """A home upgraded mid-log ends with the views of one that was never upgraded."""
+    evs = random_log(12, 200)
+    rng = random.Random(12)
+    rng.shuffle(evs)
+    first, rest = evs[:120], evs[120:]
+    path = tmp_path / "home.db"
+    home = schema5_home(path, [])
+    home.close()
+    # the schema-5 views of the first part: every table as the old store filled it
+    home = sqlite3.connect(path, isolation_level=None)
+    home.execute("BEGIN")
+    for ev in first:
+        home.executemany(f"INSERT OR REPLACE INTO reg_writes ({_OLD_COLS}) VALUES "
+                         f"({','.join('?' * 12)})", [_old_row(w) for w in state.writes_of(ev)])
+    home.execute("COMMIT")
+    home.close()
+    upgraded = open_db(path)
+    # the other view tables of the first part, as the (unchanged) new store computes them
+    reference = open_db(":memory:")
+    state.apply(SqliteStore(reference), first)
+    for table in ("reg_winners", "mode_sections", "effective", "superseded"):
+        rows = reference.execute(f"SELECT * FROM {table}").fetchall()
+        if rows:
+            upgraded.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})",
+                                 rows)
+    state.apply(SqliteStore(upgraded), rest)
+    state.apply(SqliteStore(reference), rest)
+    assert dump(upgraded) == dump(reference)
