@@ -20,7 +20,7 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, group_id_of, machine_mode
 from evstore.ops.node import Node, iso, now_ms
 from evstore.ops.settings import current, inherited
-from evstore.storage.views import SqliteStore
+from evstore.storage import rebuild
 
 ANCHORS = ("node.init", "node.standalone", "cluster.create", "cluster.join", "node.rekey")
 
@@ -53,9 +53,7 @@ def in_scope_events(node: Node) -> list[Any]:
 
 def rebuild_views(node: Node) -> None:
     """Drop and recompute every view from the in-scope events (inside the caller's transaction)."""
-    store = SqliteStore(node.conn)
-    store.reset()
-    state.apply(store, in_scope_events(node))
+    rebuild.rebuild(node.conn, in_scope_events(node))
 
 
 # ---------------------------------------------------------------------- create

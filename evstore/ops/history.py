@@ -350,7 +350,9 @@ def _keep(best: dict[Reg, Write], ev: Event, cutoffs: Mapping[str, int]) -> None
         if state.excluded(w, cutoffs):
             continue
         old = best.get(w.reg)
-        if old is None or _beats(w, old):
+        # a later write of the same event to one register replaces its earlier one, as in
+        # the stores (storage/views.py, core/state.py MemoryStore)
+        if old is None or old.order == w.order or _beats(w, old):
             best[w.reg] = w
 
 
