@@ -18,7 +18,7 @@ from evstore.core import catalog, encoding, events, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
-from evstore.storage.connect import rolled_back, transaction
+from evstore.storage.connect import begin_write, rolled_back, transaction
 
 Value = dict[str, Any]
 
@@ -353,7 +353,7 @@ def dry_run(node: Node, user: str) -> dict[str, Any]:
     before = {m.mid: node.store.effective_of(m.mid) for m in members}
     machines: list[dict[str, Any]] = []
     broken: list[dict[str, Any]] = []
-    node.conn.execute("BEGIN IMMEDIATE")
+    begin_write(node.conn)
     try:
         if changes:
             ev = events.create(

@@ -82,6 +82,22 @@ def rolled_back(conn: sqlite3.Connection) -> None:
         hook(conn)
 
 
+# Write transactions begun per connection: while one is open (it holds the write lock), no
+# other connection can commit, so what it read earlier in the same transaction still holds.
+_TX_COUNT: dict[int, int] = {}
+
+
+def begin_write(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, counted (see ``write_transaction_id``): the only way to begin one."""
+    conn.execute("BEGIN IMMEDIATE")
+    _TX_COUNT[id(conn)] = _TX_COUNT.get(id(conn), 0) + 1
+
+
+def write_transaction_id(conn: sqlite3.Connection) -> int | None:
+    """An id of the write transaction open on ``conn`` (from ``transaction``), or None."""
+    return _TX_COUNT.get(id(conn)) if conn.in_transaction else None
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """``BEGIN IMMEDIATE`` … ``COMMIT``; ``ROLLBACK`` when the block raises.
@@ -94,7 +110,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         with _savepoint(conn):
             yield conn
         return
-    conn.execute("BEGIN IMMEDIATE")
+    begin_write(conn)
     try:
         yield conn
         conn.execute("COMMIT")

@@ -127,6 +127,7 @@ class _Head:
     first_id: str
     last_seq: int
     last_id: str
+    dirty: bool = False  # last_seq/last_id moved; written to ``anchors`` by ``_write_heads``
 
 
 @dataclass
@@ -233,6 +234,7 @@ class EventLog:
             self._drain(tx)
             self._flush(tx)
             if also is not None:
+                self._write_heads(tx)
                 also()
             self._finish(tx)
         return event
@@ -373,6 +375,7 @@ class EventLog:
 
     def _finish(self, tx: _Tx) -> None:
         """Hand the last applied events to the views and persist the clock, before COMMIT."""
+        self._write_heads(tx)
         self._flush(tx)
         if tx.rewound and self._on_rewind is not None:
             self._on_rewind(self.conn)
@@ -622,6 +625,7 @@ class EventLog:
 
     def _cut_head(self, tx: _Tx, origin: str, seq: int) -> None:
         """The origin's chain now ends below ``seq``."""
+        self._write_heads(tx)
         head = self._head(tx, origin)
         if head is None:
             return
@@ -719,16 +723,28 @@ class EventLog:
             )
             tx.heads[origin] = _Head(seq, event_id, seq, event_id)
             return
-        self.conn.execute(
-            f"UPDATE anchors SET {end}_seq = ?, {end}_id = ? WHERE origin = ?",
-            (seq, event_id, origin),
-        )
         head = tx.heads[origin]
         assert head is not None  # read by _advance_anchor just before
         if end == "first":
+            self.conn.execute(
+                "UPDATE anchors SET first_seq = ?, first_id = ? WHERE origin = ?",
+                (seq, event_id, origin),
+            )
             head.first_seq, head.first_id = seq, event_id
-        else:
-            head.last_seq, head.last_id = seq, event_id
+        else:  # the common case, once per event: written once per origin, before COMMIT
+            head.last_seq, head.last_id, head.dirty = seq, event_id, True
+
+    def _write_heads(self, tx: _Tx) -> None:
+        """Write the chain heads this transaction moved (before anything else reads them)."""
+        moved = [(h.last_seq, h.last_id, o) for o, h in tx.heads.items() if h is not None and h.dirty]
+        if moved:
+            self.conn.executemany(
+                "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?", moved
+            )
+            for _seq, _id, origin in moved:
+                head = tx.heads[origin]
+                assert head is not None
+                head.dirty = False
 
     def _run_start(self, tx: _Tx, origin: str, seq: int) -> int:
         """The lowest seq from which every seq up to ``seq`` is applied."""

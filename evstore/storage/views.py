@@ -37,7 +37,7 @@ from typing import Any
 from evstore.core import encoding, state
 from evstore.core.events import Event
 from evstore.core.state import FieldWrite, Order, Reg, Write
-from evstore.storage.connect import on_rollback
+from evstore.storage.connect import on_rollback, write_transaction_id
 
 orjson: Any
 try:  # an optional accelerator: the json module gives the same texts and values, slower
@@ -197,6 +197,7 @@ def _dump(v: Any) -> str:
 # structure register or rolls back, or when another connection commits (data_version).
 _STRUCT: dict[int, tuple[sqlite3.Connection, int, int, state.Structure]] = {}
 _GEN: dict[int, int] = {}
+_CHECKED_IN: dict[int, int | None] = {}  # the write transaction the cache was last checked in
 
 
 def forget_structure(conn: sqlite3.Connection) -> None:
@@ -208,9 +209,14 @@ on_rollback(forget_structure)
 
 def structure(conn: sqlite3.Connection) -> state.Structure:
     """The current structure, from the cache when nothing has changed it."""
-    dv = conn.execute("PRAGMA data_version").fetchone()[0]
     gen = _GEN.get(id(conn), 0)
     hit = _STRUCT.get(id(conn))
+    tx = write_transaction_id(conn)
+    if hit is not None and hit[0] is conn and hit[2] == gen and tx is not None and \
+            _CHECKED_IN.get(id(conn)) == tx:
+        return hit[3]  # checked earlier in this write transaction: nobody else can commit
+    dv = conn.execute("PRAGMA data_version").fetchone()[0]
+    _CHECKED_IN[id(conn)] = tx
     if hit is not None and hit[0] is conn and hit[1] == dv and hit[2] == gen:
         return hit[3]
     st = state.structure_from(SqliteStore(conn).structure_winners())
