@@ -74,6 +74,17 @@ class Identity:
 SELFSYNC_KEY = "needs_selfsync"
 
 
+def settings_only(event: Event) -> bool:
+    """Does ``event`` change settings only, never the structure that admission reads?"""
+    if event.kind not in state.SETTINGS_KINDS:
+        return False
+    changes = event.payload.get("changes", [])
+    return isinstance(changes, list) and all(
+        isinstance(ch, dict) and not str(ch.get("section", "@")).startswith("@")
+        for ch in changes
+    )
+
+
 class HomeLog(EventLog):
     """The log of a home. Local writes are refused while ``evstore run`` has found that this
     home was restored from an older copy (the ``needs_selfsync`` mark in the ``node`` table):
@@ -110,7 +121,8 @@ class Node:
         self.home = home
         self.conn = conn
         self.log: EventLog = HomeLog(conn, admit=admit, on_apply=on_apply,
-                                     settle_forks=self._settles, on_rewind=self._rewound)
+                                     settle_forks=self._settles, on_rewind=self._rewound,
+                                     cannot_affect_admission=settings_only)
         self.store = SqliteStore(conn)
         self._key: nacl.signing.SigningKey | None = None
 

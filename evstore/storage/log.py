@@ -148,6 +148,7 @@ class _Tx:
     has_forks: bool = True
     heads: dict[str, _Head | None] = field(default_factory=dict)
     rewound: bool = False
+    unflushed_inert: bool = True  # no unflushed event can change admission (``_ask_admit``)
     result: IngestResult = field(default_factory=IngestResult)
     unflushed: list[Event] = field(default_factory=list)
 
@@ -195,6 +196,7 @@ class EventLog:
         on_apply: OnApply | None = None,
         settle_forks: Settles | None = None,
         on_rewind: OnRewind | None = None,
+        cannot_affect_admission: Callable[[Event], bool] | None = None,
     ) -> None:
         self.conn = conn
         self.max_offset_ms = max_offset_ms
@@ -202,6 +204,7 @@ class EventLog:
         self._on_apply = on_apply
         self._settle_forks = settle_forks
         self._on_rewind = on_rewind
+        self._inert = cannot_affect_admission
 
     # ------------------------------------------------------------------ writes
 
@@ -391,12 +394,16 @@ class EventLog:
         if tx.unflushed and self._on_apply is not None:
             self._on_apply(self.conn, list(tx.unflushed))
         tx.unflushed.clear()
+        tx.unflushed_inert = True
 
     def _ask_admit(self, tx: _Tx, event: Event) -> bool | None:
         """The membership verdict; the views first see everything applied so far."""
         if self._admit is None:
             return True
-        self._flush(tx)
+        # Events that cannot change anyone's admission (settings changes) may wait, and go to
+        # the views together: one projection per batch instead of one per event.
+        if not tx.unflushed_inert:
+            self._flush(tx)
         return self._admit(self.conn, event)
 
     def _new_local_event(
@@ -523,6 +530,8 @@ class EventLog:
         tx.hwm = clock.observe(tx.hwm, event.clock)
         tx.result.applied.append(event)
         tx.unflushed.append(event)
+        if tx.unflushed_inert and (self._inert is None or not self._inert(event)):
+            tx.unflushed_inert = False
 
     def _record_fork(self, tx: _Tx, event: Event, applied_id: str, source: str) -> None:
         self._leave(source, event.id)
