@@ -563,6 +563,8 @@ class EventLog:
             return False
         if self._chain_state(tx, event) != "ready":
             return False  # decided where the branches part, never deeper (same everywhere)
+        if clock.too_far_ahead(event.clock, tx.now_ms, self.max_offset_ms):
+            return False  # it would be held, not applied: nothing is taken out for it now
         row = self.conn.execute("SELECT clock FROM events WHERE id = ?", (applied_id,)).fetchone()
         return row is not None and (event.clock, event.id) < (int(row[0]), applied_id)
 
