@@ -11,11 +11,19 @@ compares), so one value has exactly one encoding. docs/format.md is the byte-lev
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from evstore.core.errors import EncodingError
+
+orjson: Any
+try:  # an optional accelerator: it writes the same bytes (see ``_fast_bytes``)
+    orjson = importlib.import_module("orjson")
+except ImportError:  # pragma: no cover - depends on the installation
+    orjson = None
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
@@ -26,6 +34,43 @@ Value = Any  # None | bool | int | str | list[Value] | dict[str, Value]
 
 # The json module's C encoder, built once, for the fast paths of ``encode`` and ``decode``.
 _C_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
+
+def _json_module_bytes(v: Value) -> bytes | None:
+    text = _C_ENCODE(v)
+    if "\\" in text:
+        return None
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+
+
+def _orjson_bytes() -> Callable[[Value], bytes | None]:
+    dumps, sort = orjson.dumps, orjson.OPT_SORT_KEYS
+
+    def fast(v: Value) -> bytes | None:
+        try:
+            out: bytes = dumps(v, option=sort)
+        except TypeError:  # orjson.JSONEncodeError: a lone surrogate, too deep...
+            return None
+        return None if b"\\" in out else out
+
+    return fast
+
+
+_fast_bytes: Callable[[Value], bytes | None] = (
+    _json_module_bytes if orjson is None else _orjson_bytes()
+)
+"""The canonical bytes of a value ``_plain`` accepts, or None: then ``_enc`` decides.
+
+Both encoders behind it (orjson when installed, else the json module's C encoder) write, for
+those exact types, JSON with no whitespace, keys sorted by code point (the order of their
+UTF-8 bytes), strings as raw UTF-8 and integers in shortest form: the canonical text, unless
+a string needed an escape. They escape some control characters differently from the
+canonical form (``\\n`` where it writes ``\\u000a``), so any backslash in the output sends the
+value the slow way; so does anything they refuse (a lone surrogate)."""
 
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')
 
@@ -115,15 +160,9 @@ def _plain(v: Value, depth: int) -> bool:
 def encode(v: Value) -> bytes:
     """The canonical bytes of ``v``."""
     if _plain(v, 0):
-        # The C encoder of the json module writes the same text as ``_enc`` for these types
-        # unless it escaped something (it writes "\n" where the canonical form has
-        # "\u000a"), and a lone surrogate cannot be encoded to UTF-8: both go the slow way.
-        text = _C_ENCODE(v)
-        if "\\" not in text:
-            try:
-                return text.encode("utf-8")
-            except UnicodeEncodeError:
-                pass
+        out = _fast_bytes(v)
+        if out is not None:
+            return out
     parts: list[str] = []
     _enc(v, parts, 0)
     return "".join(parts).encode("utf-8")
@@ -209,7 +248,7 @@ def _plainly_canonical(data: bytes, value: Value) -> bool:
     shape = b"s" + data.translate(_NUMBER_SHAPE)
     if _LONG_NUMBER in shape or _LONG_NEGATIVE in shape:
         return False
-    return _C_ENCODE(value).encode("utf-8") == data
+    return _fast_bytes(value) == data
 
 
 _MISSING: Any = object()

@@ -169,6 +169,7 @@ def _drop_after(node: Node, origin: str, prefix: int) -> None:
         conn.execute(
             "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?", (prefix, last, origin)
         )
+    node.log.keep_clock()  # the clock stays past the events deleted here
     conn.execute("DELETE FROM events WHERE origin = ? AND seq > ?", (origin, prefix))
 
 

@@ -15,7 +15,11 @@ knows about it (tables are created by migrations m0001/m0002):
              equivocation, never applied; the applied one is flagged ``status='forked'``.
 ``rejected`` validly signed events whose author ``admit`` refused.
 ``anchors``  per origin, the chain held here: ``first_seq`` (its anchor) .. ``last_seq``.
-``meta``     ``hlc_hwm``: the highest clock stamped or applied, so the clock never goes back.
+``meta``     ``hlc_hwm``: a floor for the clock, written only before applied events are
+             deleted (a fork's losing branch, a restore). The clock's high-water mark is
+             the larger of that floor and the highest clock in ``events`` (one index probe),
+             so an append or ingest persists the clock by storing its events, with no write
+             of its own, and the clock never goes back, across restarts too.
 
 Chains and anchors. An origin's chain in a cluster starts at an *anchor* (seq 1 or a kind in
 ``ANCHOR_KINDS``): its predecessor stays in that machine's own log, so the anchor is accepted
@@ -25,8 +29,8 @@ applied events above an origin's anchor are contiguous, and the version vector i
 origin's head.
 
 Transactions. ``append``, ``ingest`` and ``release_held`` each run in one ``BEGIN IMMEDIATE``
-transaction that also calls ``on_apply`` (the materialized views) and persists the clock, so
-a crash leaves log, views and clock together at a commit boundary; callers acknowledge only
+transaction that also calls ``on_apply`` (the materialized views), so a crash leaves log,
+views and clock together at a commit boundary; callers acknowledge only
 after the method returns, i.e. after COMMIT.
 """
 
@@ -54,6 +58,11 @@ OnApply = Callable[[sqlite3.Connection, list[Event]], None]
 OnRewind = Callable[[sqlite3.Connection], None]
 Settles = Callable[[str], bool]
 
+_HWM = (
+    "MAX(COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'hlc_hwm'), 0), "
+    "COALESCE((SELECT MAX(clock) FROM events), 0))"
+)
+"""The clock's high-water mark: its floor in ``meta`` or the highest clock applied."""
 _EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
 
 # Where an event comes from when it is placed; also the table it leaves when it moves on.
@@ -228,8 +237,9 @@ class EventLog:
         ``max_offset_ms`` ahead of ``now_ms`` or ``admit`` does not admit the event, and
         ``InvalidInput`` for a payload that cannot be encoded; nothing is stored then.
         """
+        origin = signing_key.verify_key.encode().hex()
         with transaction(self.conn):
-            tx = self._begin(now_ms)
+            tx = self._begin(now_ms, origin)
             self._release(tx)
             event = self._new_local_event(tx, signing_key, user, kind, payload)
             self._admit_local(tx, event)
@@ -360,33 +370,42 @@ class EventLog:
 
     def hlc_hwm(self) -> int:
         """The highest clock value this node has stamped or applied."""
-        row = self.conn.execute("SELECT value FROM meta WHERE key = 'hlc_hwm'").fetchone()
-        return 0 if row is None else int(row[0])
+        return int(self.conn.execute(f"SELECT {_HWM}").fetchone()[0])
+
+    def keep_clock(self) -> None:
+        """Write the clock's floor: before applied events are deleted (see ``meta``)."""
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('hlc_hwm', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self.hlc_hwm(),),
+        )
 
     # ------------------------------------------------------------------ transaction steps
 
-    def _begin(self, now_ms: int) -> _Tx:
-        hwm, has_pending, has_held, has_forks = self.conn.execute(
-            "SELECT (SELECT value FROM meta WHERE key = 'hlc_hwm'), "
-            "EXISTS (SELECT 1 FROM pending), EXISTS (SELECT 1 FROM held), "
-            "EXISTS (SELECT 1 FROM forks)"
+    def _begin(self, now_ms: int, origin: str = "") -> _Tx:
+        """What a transaction reads first, in one statement: the clock, which side tables
+        hold anything, and the chain head of ``origin`` (the local one, for an append)."""
+        hwm, has_pending, has_held, has_forks, *head = self.conn.execute(
+            f"SELECT {_HWM}, EXISTS (SELECT 1 FROM pending), EXISTS (SELECT 1 FROM held), "
+            "EXISTS (SELECT 1 FROM forks), a.first_seq, a.first_id, a.last_seq, a.last_id "
+            "FROM (SELECT 1) LEFT JOIN anchors AS a ON a.origin = ?",
+            (origin,),
         ).fetchone()
-        return _Tx(
-            now_ms=now_ms, hwm=0 if hwm is None else int(hwm), has_pending=bool(has_pending),
+        tx = _Tx(
+            now_ms=now_ms, hwm=int(hwm), has_pending=bool(has_pending),
             has_held=bool(has_held), has_forks=bool(has_forks),
         )
+        if origin:
+            tx.heads[origin] = None if head[0] is None else _Head(*head)
+        return tx
 
     def _finish(self, tx: _Tx) -> None:
-        """Hand the last applied events to the views and persist the clock, before COMMIT."""
+        """Hand the last applied events to the views, before COMMIT. (The clock needs no
+        write: the events hold it; see ``meta``.)"""
         self._write_heads(tx)
         self._flush(tx)
         if tx.rewound and self._on_rewind is not None:
             self._on_rewind(self.conn)
-        self.conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('hlc_hwm', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (tx.hwm,),
-        )
         if tx.result.pending:
             tx.result.pending = [i for i in tx.result.pending if self._in_table(_PENDING, i)]
 
@@ -595,6 +614,7 @@ class EventLog:
         ).fetchall()
         self.conn.execute("DELETE FROM forks WHERE origin = ? AND seq >= ?", (origin, seq))
         self._cut_head(tx, origin, seq)
+        self.keep_clock()
         self.conn.execute("DELETE FROM events WHERE origin = ? AND seq >= ?", (origin, seq))
         displaced = [row for row in losing if row[0] == applied_id]
         for lid, raw, sig in losing:

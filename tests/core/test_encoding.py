@@ -133,3 +133,35 @@ def test_keys_sort_by_utf8_bytes_not_utf16_units() -> None:
     # UTF-8 bytes (ef bd a1 < f0 9f 98 80), like code points, put U+FF61 first.
     raw = encoding.encode({"\U0001f600": 1, "\uff61": 2})
     assert raw.index("\uff61".encode()) < raw.index("\U0001f600".encode())
+
+
+def _slow(v: Any) -> bytes:
+    parts: list[str] = []
+    encoding._enc(v, parts, 0)
+    return "".join(parts).encode("utf-8")
+
+
+FAST_ENCODERS = [pytest.param(encoding._json_module_bytes, id="json-module")]
+if encoding.orjson is not None:
+    FAST_ENCODERS.append(pytest.param(encoding._orjson_bytes(), id="orjson"))
+
+
+@pytest.mark.parametrize("fast", FAST_ENCODERS)
+@given(v=values | objects)
+def test_fast_encoders_write_the_canonical_bytes_or_step_aside(fast: Any, v: Any) -> None:
+    # Whichever encoder is installed, the fast path writes exactly the slow path's bytes, or
+    # declines (an escape was needed) and leaves the value to the slow path.
+    out = fast(v)
+    assert out is None or out == _slow(v)
+    assert encoding.encode(v) == _slow(v)
+
+
+@pytest.mark.parametrize("fast", FAST_ENCODERS)
+@pytest.mark.parametrize("value", ["\ud800", {"\udfff": 1}, "a\nb", "\x7f\u2028é", {"\U0001f600": 1, "\uff61": 2}])
+def test_fast_encoders_on_edge_strings(fast: Any, value: Any) -> None:
+    try:
+        expected: bytes | None = _slow(value)
+    except EncodingError:
+        expected = None
+    out = fast(value)
+    assert out is None or out == expected

@@ -84,6 +84,10 @@ def test_the_later_branch_applied_first_is_rewound_and_the_views_rebuilt(tmp_pat
     kept = {r[0]: r[1] for r in log.conn.execute("SELECT id, reason FROM rejected")}
     assert set(kept) == {e.id for e in RESTORED[1:]}
     assert all("losing branch" in why for why in kept.values())
+    # The rewound branch held the highest clocks; the clock stays past them (a floor is
+    # written before the events go), across a restart too.
+    assert log.hlc_hwm() == RESTORED[-1].clock
+    assert EventLog(open_db(tmp_path / "x.db")).hlc_hwm() == RESTORED[-1].clock
 
 
 def test_without_settling_the_first_applied_stays(tmp_path: Path) -> None:

@@ -137,6 +137,20 @@ def test_clock_never_goes_backwards_across_reopen(db_path: Path) -> None:
     conn.close()
 
 
+def test_the_clock_floor_outlives_deleted_events(db_path: Path) -> None:
+    # The clock is the highest applied clock unless events were deleted (a fork's losing
+    # branch, a restore): ``keep_clock`` writes a floor first, and a later append stays above.
+    conn = open_db(db_path)
+    log = EventLog(conn)
+    top = append(log, now=T0 + 30_000)
+    log.keep_clock()
+    conn.execute("DELETE FROM anchors")
+    conn.execute("DELETE FROM events")
+    assert log.hlc_hwm() == top.clock
+    assert append(log, now=T0).clock > top.clock
+    conn.close()
+
+
 def test_remote_clocks_push_the_local_clock(db_path: Path) -> None:
     remote = make_chain(B, 1, t0=T0 + 50_000)  # 50 s ahead: within the allowed offset
     conn = open_db(db_path)
