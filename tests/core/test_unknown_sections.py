@@ -1,0 +1,55 @@
+"""A section the catalog does not know (written by a newer peer) is kept, merged and counted
+in the digest like any other, and the effective views do not depend on how events were
+batched: no machine gets an effective row for it, whichever path refreshed the machine."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from test_state import ORIGINS, _ev, _genesis
+
+from evstore.core import catalog, events, state
+from evstore.storage.connect import open_db
+from evstore.storage.views import SqliteStore
+
+FUTURE = "futuresection"
+
+
+def _events() -> list[events.Event]:
+    evs = _genesis()
+    evs.append(_ev(1, 1, 10 << 16, "config.commit", {"comment": "", "changes": [
+        {"mode": "cluster", "section": FUTURE, "op": "define", "base": None,
+         "value": {"knob": 1}},
+        {"mode": f"machine:{ORIGINS[1]}", "section": FUTURE, "op": "define", "base": None,
+         "value": {"knob": 2}},
+    ]}))
+    evs.append(_ev(0, 4, 11 << 16, "group.add", {"name": "later"}))
+    return evs
+
+
+def _tables(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
+    rows = []
+    for table in ("mode_sections", "effective"):
+        rows += [(table, *r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
+    return rows
+
+
+def _applied(batches: list[list[events.Event]]) -> list[tuple[object, ...]]:
+    conn = open_db(":memory:")
+    store = SqliteStore(conn)
+    conn.execute("BEGIN")
+    for batch in batches:
+        state.apply(store, batch)
+    conn.execute("COMMIT")
+    return _tables(conn)
+
+
+def test_an_unknown_section_gives_the_same_views_in_any_batching() -> None:
+    assert FUTURE not in catalog.SECTIONS
+    evs = _events()
+    one = _applied([evs])
+    each = _applied([[e] for e in evs])
+    without_structure = _applied([evs[:-1], evs[-1:]])
+    assert one == each == without_structure
+    assert any(r[0] == "mode_sections" and r[2] == FUTURE for r in one)  # kept, at both modes
+    assert not any(r[0] == "effective" and r[2] == FUTURE for r in one)
