@@ -5,11 +5,15 @@ reads back that register's stored writes, and it refreshes the effective setting
 machine the change may reach. Replaying a long log through it repeats that work per batch. A
 rebuild knows every event up front, so it can do each step once:
 
-1. **fold**: ``state.pair_writes`` of every event (what ``state.writes_of`` is made of,
-   grouped per (scope, section) with the last write of the event to each field, without an
-   ``Event`` or a ``Write`` object per write), turned at once into that event's
-   ``section_writes`` row by ``views.section_row``, the function ``SqliteStore.add_writes``
-   uses. A repeat of an event gives the same row again, a no-op.
+1. **fold**: every event's ``section_writes`` rows, one per (scope, section) it writes, kept
+   as flat entries ``(clock, origin, event id, writes text, fields)``. The general path is
+   ``state.pair_writes`` (what ``state.writes_of`` is made of, grouped per (scope, section)
+   with the last write of the event to each field) turned into rows by ``views.section_row``,
+   the function ``SqliteStore.add_writes`` uses. A settings event with one change (nearly
+   every event of a long log) takes ``_change_entry`` instead, which builds the same row
+   without the intermediate objects, and copies the commonest patch's row straight from
+   the event's canonical bytes (tests/storage/test_rebuild_fast.py checks, with hypothesis,
+   that every entry it makes is the general path's). A repeat of an event is dropped.
 2. **resolve**, with the public pure rules of ``evstore.core.state`` and nothing else: the
    ``@cutoff`` winners give the cutoffs; ``state.winner`` and ``state.superseded`` of every
    register under those cutoffs; ``state.materialize`` and ``state.last_event`` of every
@@ -18,9 +22,11 @@ rebuild knows every event up front, so it can do each step once:
    in order, so ``winner`` is given the newest write that counts, and ``superseded`` the
    writes between the winner's base and the winner: the only ones either rule can pick, so
    the result is what they give over all the writes. Only these writes are decoded back
-   from their rows (``views.row_writes``).
-3. **write**: the view tables are emptied and filled in key order, inside one transaction (a
-   savepoint when the caller already holds one, e.g. the log's ``also`` hook).
+   from their rows (``views.row_writes``), found by walking back from each register's
+   newest entry.
+3. **write**: the view tables are emptied and filled in key order (``insert_rows``: up to
+   ``ROWS_PER_INSERT`` rows of one (scope, section) to a statement), inside one transaction
+   (a savepoint when the caller already holds one, e.g. the log's ``also`` hook).
 
 Why it equals the incremental path: a register's winner is a maximum over the set of its
 writes and the cutoffs are a maximum too, so both depend only on the set of events, which is
@@ -42,17 +48,22 @@ no garbage) and restored afterwards.
 worker process (``_serve``, started with this interpreter) folds the events of the origins
 from ``K`` on, through its own read-only connection, which sees exactly the log this one
 does (the write lock is held from before either reads, and nothing is uncommitted); this
-process folds the others. ``K`` is the origin that splits the log's events about in half.
-Every register may have writes on both sides, so the halves are resolved together with the
-same rules, exchanging only a few values per register: each side's ``@cutoff`` writes (the
-cutoffs count everywhere), each side's newest counting write of every register (the winner
-is ``state.winner`` over the two), and, for each winner with a base, the writes of each side
-between that base and the winner (``state.superseded`` over both). This side writes its rows
-while the worker puts its rows in an SQLite database image, which this side then copies in
-(``INSERT ... SELECT``: SQLite orders them). Splitting by origin, a machine's own settings
-come from one side, so the two sides' rows interleave only in shared sections. The tables
-are the same as on one core, byte for byte: the same functions make every row and every
-winner. If the worker cannot start or fails, the rebuild runs again on one core.
+process folds the others (``EVENTS_HERE`` of them: it also writes every table and commits).
+Meanwhile each side writes its rows: this one empties the views and inserts its own; the
+worker puts its rows, in key order, in up to ``PARTS`` scratch files (no journal, large
+pages), sending each file's name as soon as it is written, and this side copies each in
+(``INSERT ... SELECT``: SQLite orders them) while the worker writes the next. Every register
+may have writes on both sides, so the halves are resolved together with the same rules,
+exchanging only a few values per register: each side's ``@cutoff`` writes (the cutoffs count
+everywhere), each side's newest counting write of every register (the winner is
+``state.winner`` over the two), and, for each winner with a base, the writes of each side
+between that base and the winner (``state.superseded`` over both). Both sides do that in a
+thread (``_answer`` in the worker, ``_resolve_with_worker`` here, which then computes the
+views), while SQLite, which runs without the GIL, fills the scratch files there and copies
+them in here. Splitting by origin, a machine's own settings come from one side, so the two
+sides' rows interleave only in shared sections. The tables are the same as on one core, byte
+for byte: the same functions make every row and every winner. If the worker cannot start or
+fails, the rebuild runs again on one core.
 """
 
 from __future__ import annotations
@@ -60,14 +71,17 @@ from __future__ import annotations
 import gc
 import marshal
 import os
+import queue
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -84,13 +98,14 @@ __all__ = ["Fold", "Views", "canonical_text", "fold", "fold_stored", "rebuild", 
 SPLIT_MIN_EVENTS = 50_000  # below this, starting a worker costs more than it saves
 _WRITE_COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
 _EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
-_SECTION_INSERT = views.SECTION_INSERT
 _PART = "evstore_rebuild_part"
 
 Row = tuple[Any, ...]
-Entry = tuple[Order, Row, tuple[str, ...]]
-"""One event's writes to one (scope, section): its order, ``section_writes`` row and fields
-(led by the order, so a list of entries sorts in the registers' order)."""
+Entry = tuple[int, str, str, str, tuple[str, ...]]
+"""One event's writes to one (scope, section): its order (clock, origin, event id), the
+``writes`` text of its ``section_writes`` row, and the fields it wrote. Led by the order, so a
+list of entries sorts in the registers' order; flat, so a fold of millions holds one tuple an
+event and pair (the row is the pair followed by the first four)."""
 Pair = tuple[str, str]
 Ordered = list[tuple[Pair, list[Entry]]]
 Lost = tuple[str, str, str, str, str]
@@ -125,53 +140,154 @@ def stored_events(conn: sqlite3.Connection) -> Iterator[Event]:
 # ---------------------------------------------------------------------- 1. fold
 
 
+_SET_KEY = b'"set":{'
+_SET_END = b'},"unset":[]}],"comment":"'
+_DEFINED_RESET = (state.DEFINED, state.RESET)
+
+
+def _change_entry(event_id: str, raw: bytes, env: Mapping[str, Any]) -> tuple[Pair, Entry] | None:
+    """The fold entry of a settings event with one change (most of any log), built here
+    without ``state.pair_writes``, or None: then the general path.
+
+    What ``state._emit`` writes for it, all with the change's base: a patch, ``@defined``
+    true, then each field set, then each field unset (absent); a define, ``@defined`` true,
+    ``@reset``, then ``state.fields_of`` the value; a delete, ``@defined`` false and
+    ``@reset``. The row of one (scope, section) whose writes share one base is
+    ``[seq, user, wall, base, {present fields}, [absent fields, sorted], {}]``
+    (``views.section_row``).
+
+    The most common patch of all (fields set, none unset, each sorting after ``@defined``,
+    a base null or ``[int, str, str]``, nothing else in the change or the payload but a
+    string ``comment``, bytes with no backslash) is copied from the event's bytes: an event's
+    bytes are canonical (``events.create`` makes them so, and the log checks them on entry),
+    so the text of ``set`` in them is the canonical text of its value; with no backslash, no
+    string holds a quote, so the first ``"set":{`` is the change's own and the last
+    ``},"unset":[]}],"comment":"`` ends it. tests/storage/test_rebuild_fast.py checks that
+    every entry made here equals the general path's.
+    """
+    if env["kind"] not in state.SETTINGS_KINDS:
+        return None
+    p = env["payload"]
+    try:
+        (ch,) = p["changes"]
+        op, mode, section, b = ch["op"], ch["mode"], ch["section"], ch["base"]
+    except (KeyError, TypeError, ValueError):  # not exactly one change, or not a plain one
+        return None
+    if type(mode) is not str or type(section) is not str or type(ch) is not dict:
+        return None
+    origin, clock = env["origin"], env["clock"]
+    if op == "patch" and len(ch) == 6 and len(p) == 2 and ch.get("unset") == [] \
+            and type(p.get("comment")) is str and type(ch.get("set")) is dict:
+        if b is None:
+            base = "null"
+        elif type(b) is list and len(b) == 3 and type(b[0]) is int and type(b[1]) is str \
+                and type(b[2]) is str:
+            base = f'[{b[0]},"{b[1]}","{b[2]}"]'
+        else:
+            base = ""
+        if base and raw.find(b"\\") < 0:
+            at = raw.index(_SET_KEY) + len(_SET_KEY)
+            if raw[at] == 0x22 and raw[at + 1] > 0x40:  # a first key after "@defined"
+                text = (f'[{env["seq"]},"{env["user"]}",{env["wall"]},{base},'
+                        f'{{"@defined":true,{raw[at:raw.rindex(_SET_END) + 1].decode()},[],{{}}]')
+                return (mode, section), (clock, origin, event_id, text,
+                                         (state.DEFINED, *ch["set"]))
+    try:
+        base_order = state._base(b)
+        if op == "patch":
+            sets, unsets = ch.get("set", {}), ch.get("unset", [])
+            if type(sets) is not dict or type(unsets) is not list \
+                    or any(type(u) is not str for u in unsets):
+                return None
+            present = {state.DEFINED: True, **sets}
+            names = dict.fromkeys(present)
+            names.update(dict.fromkeys(unsets))
+            for u in unsets:
+                present.pop(u, None)
+            absent = sorted(set(unsets))
+        elif op == "define":
+            value = ch["value"]
+            if type(value) is not dict:
+                return None
+            present = {state.DEFINED: True, state.RESET: None,
+                       **state.fields_of(section, value)}
+            names = dict.fromkeys(present)
+            absent = []
+        elif op == "delete":
+            present = {state.DEFINED: False, state.RESET: None}
+            names = dict.fromkeys(_DEFINED_RESET)
+            absent = []
+        else:
+            return None
+    except (KeyError, TypeError, ValueError, AttributeError):  # the general path decides
+        return None
+    text = canonical_text([env["seq"], env["user"], env["wall"],
+                           None if base_order is None else list(base_order), present, absent,
+                           {}])
+    return (mode, section), (clock, origin, event_id, text, tuple(names))
+
+
 @dataclass
 class Fold:
-    """Every event's ``section_writes`` rows, per (scope, section) and event id."""
+    """Every event's ``section_writes`` rows, per (scope, section), in no order (each event
+    once: ``add`` drops repeats, and the log holds none)."""
 
-    pairs: dict[Pair, dict[str, Entry]] = field(default_factory=dict)
+    pairs: dict[Pair, list[Entry]] = field(default_factory=dict)
     events: int = 0
+    seen: set[str] = field(default_factory=set)
 
     def add(self, events: Iterable[Event]) -> Fold:
-        """Fold decoded events."""
+        """Fold decoded events (a repeat of an event is dropped: it would give the same row)."""
+        seen = self.seen
         for ev in events:
-            self.add_one(ev.id, ev.kind, ev.order_key, ev.seq, ev.user, ev.wall, ev.payload)
+            self.events += 1
+            if ev.id in seen:
+                continue
+            seen.add(ev.id)
+            env = {"kind": ev.kind, "payload": ev.payload, "origin": ev.origin,
+                   "clock": ev.clock, "seq": ev.seq, "user": ev.user, "wall": ev.wall}
+            self._put(ev.id, ev.raw, env)
         return self
 
     def add_stored(self, rows: Iterable[tuple[str, bytes]]) -> Fold:
-        """Fold ``(id, raw)`` rows of the log: canonical bytes, parsed here. (``add_one``
-        inlined: this loop runs once per event of the log.)"""
-        loads, writes, row = views.fast_loads, state.pair_writes, views.section_row
+        """Fold ``(id, raw)`` rows of the log: canonical bytes, parsed here, ids unique."""
+        loads, fast, put = views.fast_loads, _change_entry, self._put
         pairs, n = self.pairs, 0
         for event_id, raw in rows:
-            env = loads(raw)
-            origin, seq, user, wall = env["origin"], env["seq"], env["user"], env["wall"]
-            order = (env["clock"], origin, event_id)
-            for key, fields in writes(env["kind"], event_id, origin, env["payload"]).items():
-                per = pairs.get(key)
-                if per is None:
-                    per = pairs[key] = {}
-                per[event_id] = (order, row(key[0], key[1], order, seq, user, wall, fields),
-                                 tuple(fields))
             n += 1
+            env = loads(raw)
+            got = fast(event_id, raw, env)
+            if got is None:
+                put(event_id, raw, env, general=True)
+                continue
+            key, entry = got
+            per = pairs.get(key)
+            if per is None:
+                pairs[key] = [entry]
+            else:
+                per.append(entry)
         self.events += n
         return self
 
-    def add_one(self, event_id: str, kind: str, order: Order, seq: int, user: str, wall: int,
-                payload: dict[str, Any]) -> None:
-        self.events += 1
-        pairs, row = self.pairs, views.section_row
-        for key, fields in state.pair_writes(kind, event_id, order[1], payload).items():
-            per = pairs.get(key)
-            if per is None:
-                per = pairs[key] = {}
-            per[event_id] = (order, row(key[0], key[1], order, seq, user, wall, fields),
-                             tuple(fields))
+    def _put(self, event_id: str, raw: bytes, env: Mapping[str, Any],
+             general: bool = False) -> None:
+        got = None if general else _change_entry(event_id, raw, env)
+        if got is not None:
+            self.pairs.setdefault(got[0], []).append(got[1])
+            return
+        origin, clock, seq, user, wall = (env["origin"], env["clock"], env["seq"], env["user"],
+                                          env["wall"])
+        order = (clock, origin, event_id)
+        row = views.section_row
+        for key, fields in state.pair_writes(env["kind"], event_id, origin,
+                                             env["payload"]).items():
+            text = row(key[0], key[1], order, seq, user, wall, fields)[5]
+            self.pairs.setdefault(key, []).append((clock, origin, event_id, text, tuple(fields)))
 
     @property
     def writes(self) -> int:
         """Register writes held: one per register and event."""
-        return sum(len(e[2]) for per in self.pairs.values() for e in per.values())
+        return sum(len(e[4]) for per in self.pairs.values() for e in per)
 
 
 def fold(events: Iterable[Event]) -> Fold:
@@ -213,22 +329,32 @@ class _Indexed(state.MemoryStore):
         return self.by_pair.get((scope, section), {})
 
 
+_FIELDS, _ORIGIN = itemgetter(4), itemgetter(1)
+
+
 class _Register:
-    """One register's writes, oldest first, as positions in its pair's ordered entries."""
+    """One register: the entries of its pair that wrote field ``fld``, found by walking back
+    from ``last``, the newest (its writes are decoded from their rows only when asked)."""
 
-    def __init__(self, pair: Pair, fld: str, entries: list[Entry], at: list[int]) -> None:
-        self.pair, self.fld, self.entries, self.at = pair, fld, entries, at
+    def __init__(self, pair: Pair, fld: str, entries: list[Entry], last: int) -> None:
+        self.pair, self.fld, self.entries, self.last = pair, fld, entries, last
 
-    def write(self, k: int) -> Write:
-        return views.row_writes(self.entries[self.at[k]][1], self.fld)[0]
+    def _back(self) -> Iterator[int]:
+        fld, entries = self.fld, self.entries
+        for i in range(self.last, -1, -1):
+            if fld in entries[i][4]:
+                yield i
+
+    def _write(self, i: int) -> Write:
+        return views.row_writes((*self.pair, *self.entries[i][:4]), self.fld)[0]
 
     def all(self) -> list[Write]:
-        return [self.write(k) for k in range(len(self.at))]
+        return [self._write(i) for i in reversed(list(self._back()))]
 
     def newest_counting(self, cutoffs: dict[str, int]) -> Write | None:
         """The newest write that counts: the only one ``state.winner`` can pick."""
-        for k in range(len(self.at) - 1, -1, -1):
-            w = self.write(k)
+        for i in self._back():
+            w = self._write(i)
             if not state.excluded(w, cutoffs):
                 return w
         return None
@@ -236,27 +362,30 @@ class _Register:
     def between_orders(self, lo: Order, hi: Order) -> list[Write]:
         """The writes with an order strictly between ``lo`` and ``hi``."""
         out = []
-        for j in range(len(self.at) - 1, -1, -1):
-            w = self.write(j)
-            if w.order <= lo:
+        for i in self._back():
+            e = self.entries[i]
+            order = (e[0], e[1], e[2])
+            if order <= lo:
                 break
-            if w.order < hi:
-                out.append(w)
+            if order < hi:
+                out.append(self._write(i))
         return out
 
 
 def _registers(ordered: Ordered) -> list[_Register]:
+    """Every register of ``ordered``, with the position of its newest write: the fields of
+    a pair are the union of its entries' (most entries write the same few), and a walk back
+    from the newest entry finds each field's newest write, usually among the last few."""
     out: list[_Register] = []
     for pair, entries in ordered:
-        at: dict[str, list[int]] = {}
-        for i, entry in enumerate(entries):
-            for fld in entry[2]:
-                got = at.get(fld)
-                if got is None:
-                    at[fld] = [i]
-                else:
-                    got.append(i)
-        out.extend(_Register(pair, fld, entries, positions) for fld, positions in at.items())
+        left = set().union(*set(map(_FIELDS, entries)))
+        for i in range(len(entries) - 1, -1, -1):
+            for fld in entries[i][4]:
+                if fld in left:
+                    left.discard(fld)
+                    out.append(_Register(pair, fld, entries, i))
+            if not left:
+                break
     return out
 
 
@@ -265,9 +394,9 @@ class _Registers:
     what resolving needs of them: each register's newest write that counts, the writes in a
     range of orders, and the ``@cutoff`` registers whole."""
 
-    def __init__(self, folded: Fold) -> None:
-        self.ordered = _ordered(folded)
-        self.regs = {(r.pair[0], r.pair[1], r.fld): r for r in _registers(self.ordered)}
+    def __init__(self, ordered: Ordered) -> None:
+        self.ordered = ordered
+        self.regs = {(r.pair[0], r.pair[1], r.fld): r for r in _registers(ordered)}
 
     def cutoff_writes(self) -> dict[Reg, list[Write]]:
         return {reg: r.all() for reg, r in self.regs.items() if reg[1] == state.CUTOFF}
@@ -378,13 +507,16 @@ def _effective(store: _Indexed, st: state.Structure) -> list[
 def _origin_sections(ordered: Ordered) -> list[tuple[str, str, str]]:
     out: set[tuple[str, str, str]] = set()
     for (scope, section), entries in ordered:
-        out.update((origin, scope, section) for origin in {e[0][1] for e in entries})
+        out.update((origin, scope, section) for origin in set(map(_ORIGIN, entries)))
     return sorted(out)
 
 
 def _ordered(folded: Fold) -> Ordered:
     """Every pair's entries in the registers' order, pairs in key order."""
-    return [(pair, sorted(folded.pairs[pair].values())) for pair in sorted(folded.pairs)]
+    pairs = folded.pairs
+    for entries in pairs.values():
+        entries.sort()
+    return [(pair, pairs[pair]) for pair in sorted(pairs)]
 
 
 def _views(ordered: Ordered, winners: dict[Reg, Write], lost: list[Lost],
@@ -400,7 +532,7 @@ def _views(ordered: Ordered, winners: dict[Reg, Write], lost: list[Lost],
 def resolve(folded: Fold) -> Views:
     """Compute every view from the folded writes, with the rules of ``evstore.core.state``."""
     with _gc_paused():
-        regs = _Registers(folded)
+        regs = _Registers(_ordered(folded))
         cutoffs = _cutoffs_of(regs.cutoff_writes())
         winners = _winners(regs, {}, {}, cutoffs)
         lost = _superseded(winners, regs.between(_queries(winners)), cutoffs)
@@ -410,42 +542,61 @@ def resolve(folded: Fold) -> Views:
 # ---------------------------------------------------------------------- 3. write
 
 
-def _section_rows(ordered: Ordered) -> Iterator[Row]:
-    """``section_writes`` rows in key order, so the B-tree is filled front to back."""
-    for _, entries in ordered:
-        for entry in entries:
-            yield entry[1]
+ROWS_PER_INSERT = 256
+_INSERTS = {k: f"INSERT INTO section_writes ({views.SECTION_COLS}) VALUES "
+               + ",".join(["(?1,?2,?,?,?,?)"] * k)
+            for k in (ROWS_PER_INSERT >> i for i in range(ROWS_PER_INSERT.bit_length()))}
 
 
-def _write_rest(conn: sqlite3.Connection, v: Views) -> None:
-    """Every view table but ``section_writes``."""
-    conn.executemany(
-        "INSERT INTO origin_sections (origin, scope, section) VALUES (?,?,?)", v.origin_sections
-    )
-    conn.executemany(
-        f"INSERT INTO reg_winners ({_WRITE_COLS}) VALUES ({','.join('?' * 12)})",
-        (views.write_row(w) for _, w in sorted(v.winners.items())),
-    )
-    conn.executemany(
-        "INSERT INTO mode_sections (mode, section, value, event) VALUES (?,?,?,?)",
-        ((m, s, canonical_text(x), e) for (m, s), (x, e) in sorted(v.sections.items())),
-    )
-    conn.executemany(
-        "INSERT INTO effective (machine, section, value, source, event) VALUES (?,?,?,?,?)",
-        ((m, s, canonical_text(x), src, e) for m, s, x, src, e in v.effective),
-    )
-    conn.executemany(
-        "INSERT INTO superseded (scope, section, field, loser, winner) VALUES (?,?,?,?,?)",
-        sorted(v.superseded),
-    )
+def insert_rows(conn: sqlite3.Connection, ordered: Ordered) -> None:
+    """Insert the ``section_writes`` rows of ``ordered`` in key order (the B-tree is filled
+    front to back), up to ``ROWS_PER_INSERT`` rows of one (scope, section) to a statement
+    that takes the scope and section once: a statement per row, and every value bound again,
+    cost more than SQLite's own work for the row."""
+    statements, execute = _INSERTS, conn.execute
+    for (scope, section), entries in ordered:
+        at, end, k = 0, len(entries), ROWS_PER_INSERT
+        while at < end:
+            while k > end - at:
+                k >>= 1
+            values: list[Any] = [scope, section]
+            put = values.extend
+            for entry in entries[at:at + k]:
+                put(entry[:4])
+            execute(statements[k], values)
+            at += k
+
+
+Rest = list[tuple[str, list[tuple[Any, ...]]]]
+
+
+def _rest_rows(v: Views) -> Rest:
+    """The rows of every view table but ``section_writes``, with their statements."""
+    return [
+        ("INSERT INTO origin_sections (origin, scope, section) VALUES (?,?,?)",
+         v.origin_sections),
+        (f"INSERT INTO reg_winners ({_WRITE_COLS}) VALUES ({','.join('?' * 12)})",
+         [views.write_row(w) for _, w in sorted(v.winners.items())]),
+        ("INSERT INTO mode_sections (mode, section, value, event) VALUES (?,?,?,?)",
+         [(m, s, canonical_text(x), e) for (m, s), (x, e) in sorted(v.sections.items())]),
+        ("INSERT INTO effective (machine, section, value, source, event) VALUES (?,?,?,?,?)",
+         [(m, s, canonical_text(x), src, e) for m, s, x, src, e in v.effective]),
+        ("INSERT INTO superseded (scope, section, field, loser, winner) VALUES (?,?,?,?,?)",
+         sorted(v.superseded)),
+    ]
+
+
+def _write_rest(conn: sqlite3.Connection, rest: Rest) -> None:
+    for sql, rows in rest:
+        conn.executemany(sql, rows)
 
 
 def write(conn: sqlite3.Connection, v: Views) -> None:
     """Replace the view tables with ``v``."""
     with transaction(conn):
         views.SqliteStore(conn).reset()
-        conn.executemany(_SECTION_INSERT, _section_rows(v.ordered))
-        _write_rest(conn, v)
+        insert_rows(conn, v.ordered)
+        _write_rest(conn, _rest_rows(v))
 
 
 def rebuild(conn: sqlite3.Connection, events: Iterable[Event]) -> Views:
@@ -591,96 +742,235 @@ def _lists_in(d: dict[Reg, list[tuple[Any, ...]]]) -> dict[Reg, list[Write]]:
     return {reg: [_as_write(t) for t in ws] for reg, ws in d.items()}
 
 
+PARTS = 8  # the worker's rows go over in up to this many files (attached until the commit)
+PART_PAGE_SIZE = 65536  # a scratch file's own: fewer, larger pages are quicker to fill
+
+
+def _parts(ordered: Ordered, n: int) -> Iterator[Ordered]:
+    """``ordered`` cut into ``n`` runs of about as many rows, each in key order."""
+    total = sum(len(entries) for _, entries in ordered)
+    size = max(1, -(-total // n))
+    run: Ordered = []
+    room = size
+    for pair, entries in ordered:
+        at = 0
+        while at < len(entries):
+            take = entries[at:at + room]
+            run.append((pair, take))
+            at += len(take)
+            room -= len(take)
+            if room == 0:
+                yield run
+                run, room = [], size
+    if run:
+        yield run
+
+
 def _part_file(path: str, ddl: str, ordered: Ordered) -> None:
-    """This side's ``section_writes`` rows in a scratch database file (no journal, no
-    flush: it lives for one rebuild), which the other side attaches and copies from."""
+    """Some of this side's ``section_writes`` rows in a scratch database file (no journal,
+    no flush: it lives for one rebuild), which the other side attaches and copies from."""
     part = sqlite3.connect(path, isolation_level=None)
     try:
+        part.execute(f"PRAGMA page_size = {PART_PAGE_SIZE}")
         part.execute("PRAGMA journal_mode = OFF")
         part.execute("PRAGMA synchronous = OFF")
         part.execute(ddl)
         part.execute("BEGIN")
-        part.executemany(_SECTION_INSERT, _section_rows(ordered))
+        insert_rows(part, ordered)
         part.execute("COMMIT")
     finally:
         part.close()
 
 
 def _serve() -> None:
-    """The worker: fold the upper half of the log, and answer ``_split_here``."""
+    """The worker: fold its share of the log, write its rows to scratch files for the
+    other side, and meanwhile (in a thread: SQLite fills the files without the GIL) resolve
+    the registers with it (``_split_here``). Every message it sends is tagged: ``file``
+    (a file name, None after the last), ``x`` (the exchange) or ``error``."""
     inp, out = sys.stdin.buffer, sys.stdout.buffer
+    lock = threading.Lock()
+
+    def send(msg: Any) -> None:
+        with lock:
+            _send(out, msg)
+
     try:
-        path, k, ddl, scratch = _recv(inp)
+        path, k, ddl, scratch, parts = _recv(inp)
         conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
         folded = _fold_origins(conn, k, upper=True)
         conn.close()
         with _gc_paused():
-            half = _Registers(folded)
-            _send(out, _lists_out(half.cutoff_writes()))
-            cutoffs = _recv(inp)
-            _send(out, _writes_out(half.candidates(cutoffs)))
-            answers = half.between(_recv(inp))
-            _send(out, (_lists_out(answers), _origin_sections(half.ordered)))
-            _part_file(scratch, ddl, half.ordered)
-            _send(out, "written")
+            ordered = _ordered(folded)
+            exchange = _Thread(_answer, ordered, inp, send)
+            exchange.start()
+            for i, run in enumerate(_parts(ordered, parts)):
+                file = os.path.join(scratch, f"part{i}.db")
+                _part_file(file, ddl, run)
+                send(("file", file))  # the other side copies it in while this one goes on
+            send(("file", None))
+            exchange.join()
+            if exchange.error is not None:
+                raise exchange.error
     except Exception:
-        _send(out, ("error", traceback.format_exc()))
+        send(("error", traceback.format_exc()))
 
 
-EVENTS_HERE = 0.42  # of the events folded here: this side also writes the tables and commits
+def _answer(ordered: Ordered, inp: IO[bytes], send: Callable[[Any], None]) -> None:
+    """The worker's side of resolving: its ``@cutoff`` writes, then its candidate winners
+    under the cutoffs, then its writes in the ranges ``state.superseded`` looks at."""
+    half = _Registers(ordered)
+    send(("x", _lists_out(half.cutoff_writes())))
+    cutoffs = _recv(inp)
+    send(("x", _writes_out(half.candidates(cutoffs))))
+    answers = half.between(_recv(inp))
+    send(("x", (_lists_out(answers), _origin_sections(half.ordered))))
+
+
+class _Thread(threading.Thread):
+    """A thread that keeps the exception of its function for ``join``'s caller."""
+
+    def __init__(self, fn: Callable[..., None], *args: Any) -> None:
+        super().__init__(name="evstore-rebuild", daemon=True)
+        self.fn, self.args = fn, args
+        self.error: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.fn(*self.args)
+        except Exception as e:
+            self.error = e
+
+
+EVENTS_HERE = 0.40  # of the events folded here: this side also writes the tables and commits
 
 
 def _rebuild_split(conn: sqlite3.Connection, path: str, phase: Phase) -> Views:
     ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='section_writes'").fetchone()[0]
-    with _worker() as proc, tempfile.TemporaryDirectory(prefix="evstore-rebuild-") as tmp:
+    # the worker is stopped before its directory is removed (it may still be writing there)
+    with tempfile.TemporaryDirectory(prefix="evstore-rebuild-") as tmp, _worker() as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             with transaction(conn):
-                v = _split_here(conn, (path, ddl, os.path.join(tmp, "part.db")), proc.stdin,
-                                proc.stdout, phase)
+                v = _split_here(conn, (path, ddl, tmp), proc.stdin, proc.stdout, phase)
                 phase("commit")
             phase("done")
-        finally:
-            if any(r[1] == _PART for r in conn.execute("PRAGMA database_list")):
-                conn.execute(f"DETACH {_PART}")
+        finally:  # a database attached in a transaction can be detached only after it
+            for _, name, _ in conn.execute("PRAGMA database_list").fetchall():
+                if name.startswith(_PART):
+                    conn.execute(f"DETACH {name}")
     return v
+
+
+_EXCHANGE = 3  # the worker's messages in the exchange (``_answer``)
+
+
+class _Stopped(Exception):
+    """The other thread failed: this one stops (the error raised is the other's)."""
+
+
+def _read_worker(back: IO[bytes], files: queue.Queue[Any], exchange: queue.Queue[Any]) -> None:
+    """Read the worker's messages as they come: file names for the copying thread,
+    the exchange for the resolving thread. On any failure both are told to stop."""
+    done, answers = False, 0
+    try:
+        while not (done and answers == _EXCHANGE):
+            tag, body = _recv(back)
+            if tag == "file" and not done:
+                files.put(body)
+                done = body is None
+            elif tag == "x" and answers < _EXCHANGE:
+                exchange.put(body)
+                answers += 1
+            else:
+                raise _WorkerFailed(f"unexpected message from the worker: {tag!r}")
+    finally:
+        files.put(_Stopped)
+        exchange.put(_Stopped)
+
+
+def _resolve_with_worker(ordered: Ordered, to: IO[bytes], exchange: queue.Queue[Any],
+                         out: list[tuple[Views, Rest]]) -> None:
+    """This side's resolving, against the worker's answers (``_answer``), and the views."""
+    def answer() -> Any:
+        got = exchange.get()
+        if got is _Stopped:
+            raise _Stopped
+        return got
+
+    half = _Registers(ordered)
+    their_cutoff = _lists_in(answer())
+    cutoffs = _cutoffs_of(_union(half.cutoff_writes(), their_cutoff))
+    _send(to, cutoffs)
+    winners = _winners(half, their_cutoff, _writes_in(answer()), cutoffs)
+    queries = _queries(winners)
+    _send(to, queries)
+    answers, their_sections = answer()
+    lost = _superseded(winners, _union(half.between(queries), _lists_in(answers)), cutoffs)
+    sections = sorted(set(_origin_sections(half.ordered)) | set(their_sections))
+    v = _views(half.ordered, winners, lost, sections, 0)
+    out.append((v, _rest_rows(v)))
 
 
 def _split_here(conn: sqlite3.Connection, paths: tuple[str, str, str], to: IO[bytes],
                 back: IO[bytes], phase: Phase) -> Views:
     """This side of a rebuild on two cores, inside the caller's transaction (the write lock
     is held from here on, so the worker's connection sees the same log). ``paths``: the
-    database, the DDL of ``section_writes``, and the scratch file for the worker's rows."""
+    database, the DDL of ``section_writes``, and a directory for the worker's files.
+
+    This side folds its share of the events and writes their rows while the worker folds
+    the rest; the worker then writes its rows to scratch files, one run of keys at a time,
+    and this side copies each in as it comes (``INSERT ... SELECT``: SQLite orders them)."""
     path, ddl, scratch = paths
     n = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     k = conn.execute("SELECT origin FROM events ORDER BY origin LIMIT 1 OFFSET ?",
                      (int(n * EVENTS_HERE),)).fetchone()
     if k is None:
         raise _Unsplittable("no events")
-    _send(to, (path, k[0], ddl, scratch))
+    attached = len(conn.execute("PRAGMA database_list").fetchall()) - 1  # main, temp, others
+    parts = min(PARTS, conn.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED) - attached)
+    if parts < 1:
+        raise _Unsplittable("no database can be attached")
+    _send(to, (path, k[0], ddl, scratch, parts))
     phase("fold")
     folded = _fold_origins(conn, k[0], upper=False)
     with _gc_paused():
-        phase("resolve")
-        half = _Registers(folded)
-        their_cutoff = _lists_in(_recv(back))
-        cutoffs = _cutoffs_of(_union(half.cutoff_writes(), their_cutoff))
-        _send(to, cutoffs)
-        winners = _winners(half, their_cutoff, _writes_in(_recv(back)), cutoffs)
-        queries = _queries(winners)
-        _send(to, queries)
-        answers, their_sections = _recv(back)
-        lost = _superseded(winners, _union(half.between(queries), _lists_in(answers)), cutoffs)
-        phase("write")  # while the worker makes its image, this side writes its own rows
+        ordered = _ordered(folded)
+        phase("write")  # while the worker folds
         views.SqliteStore(conn).reset()
-        conn.executemany(_SECTION_INSERT, _section_rows(half.ordered))
-        phase("merge")
-        if _recv(back) != "written":
-            raise _WorkerFailed("the worker did not write its rows")
-        conn.execute(f"ATTACH ? AS {_PART}", (scratch,))
-        conn.execute(f"INSERT INTO main.section_writes SELECT * FROM {_PART}.section_writes")
+        insert_rows(conn, ordered)
+        phase("merge")  # and, in threads, read the worker's messages and resolve with it
+        files: queue.Queue[Any] = queue.Queue()
+        exchange: queue.Queue[Any] = queue.Queue()
+        got: list[tuple[Views, Rest]] = []
+        reader = _Thread(_read_worker, back, files, exchange)
+        resolver = _Thread(_resolve_with_worker, ordered, to, exchange, got)
+        reader.start()
+        resolver.start()
+        try:
+            for i in range(parts + 1):
+                file = files.get()
+                if file is None or file is _Stopped:
+                    break
+                if i == parts:
+                    raise _WorkerFailed("the worker sent too many files")
+                conn.execute(f"ATTACH ? AS {_PART}{i}", (file,))
+                conn.execute(
+                    f"INSERT INTO main.section_writes SELECT * FROM {_PART}{i}.section_writes")
+        except BaseException:
+            exchange.put(_Stopped)  # the resolving thread stops (the reader, blocked on the
+            raise                   # worker's pipe, ends when the worker is stopped)
+        finally:
+            resolver.join()
         phase("views")
-        sections = sorted(set(_origin_sections(half.ordered)) | set(their_sections))
-        v = _views(half.ordered, winners, lost, sections, n)
-        _write_rest(conn, v)
+        if resolver.error is not None:  # the reader stopped it, or it failed
+            if isinstance(resolver.error, _Stopped):
+                reader.join()  # it has ended: it stopped the resolving thread
+                raise reader.error or _WorkerFailed("the worker stopped")
+            raise resolver.error
+        reader.join()  # it has read the last answer
+        if not got:
+            raise _WorkerFailed("the worker's answers did not all come")
+        v, rest = got[0]
+        v.ordered, v.events = ordered, n
+        _write_rest(conn, rest)
     return v

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from evstore.core import encoding, events, state
 from evstore.core.modes import group_id_of, group_mode, machine_mode
 from evstore.storage import rebuild as rebuild_mod
 from evstore.storage import views
-from evstore.storage.connect import open_db
+from evstore.storage.connect import configure, open_db
 from evstore.storage.rebuild import canonical_text, rebuild, rebuild_stored, stored_events
 from evstore.storage.views import SqliteStore
 
@@ -350,3 +351,85 @@ def test_canonical_text_without_orjson_too(value: Any) -> None:
     plain = views._json_module_text()
     text = plain(value)
     assert (text if "\\" not in text else encoding.encode(value).decode()) == canonical_text(value)
+
+
+def test_a_slow_resolve_on_two_cores_waits_for_the_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This side resolves in a thread while it copies the worker's files in; when the
+    resolving ends last, the tables are the same."""
+    evs = random_log(30, 300)
+    expected = dump(incremental(evs, random.Random(30)))
+    conn = stored(tmp_path / "home.db", evs)
+
+    class Slow(rebuild_mod._Registers):
+        def __init__(self, ordered: Any) -> None:
+            time.sleep(0.5)
+            super().__init__(ordered)
+
+    monkeypatch.setattr(rebuild_mod, "_Registers", Slow)
+    assert "merge" in phases_of(conn, split=True)
+    assert dump(conn) == expected
+
+
+class FailingCopy(sqlite3.Connection):
+    """A connection whose second copy of a worker's file fails."""
+
+    copies = 0
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.startswith("INSERT INTO main.section_writes SELECT"):
+            FailingCopy.copies += 1
+            if FailingCopy.copies == 2:
+                raise rebuild_mod._WorkerFailed("injected")
+        return super().execute(sql, *args)
+
+
+def test_two_cores_fall_back_when_this_side_fails_while_copying(tmp_path: Path) -> None:
+    """A failure here while the worker still sends files and answers stops both threads
+    (no wait on the worker) and the rebuild runs again on one core."""
+    evs = random_log(31, 300)
+    expected = dump(incremental(evs, random.Random(31)))
+    stored(tmp_path / "home.db", evs).close()
+    conn = sqlite3.connect(tmp_path / "home.db", factory=FailingCopy, isolation_level=None)
+    configure(conn)
+    state.apply(SqliteStore(conn), random_log(32, 30))  # other content, to be replaced
+    seen = phases_of(conn, split=True)
+    assert FailingCopy.copies == 2
+    assert seen.count("fold") == 2 and seen.index("merge") < seen.index("resolve")
+    assert dump(conn) == expected
+    assert [r[1] for r in conn.execute("PRAGMA database_list")] == ["main"]
+
+
+def entries_of(rows: list[tuple[Any, ...]]) -> rebuild_mod.Ordered:
+    out: rebuild_mod.Ordered = []
+    for scope, section, clock, origin, event, text in sorted(rows):
+        if not out or out[-1][0] != (scope, section):
+            out.append(((scope, section), []))
+        out[-1][1].append((clock, origin, event, text, ()))
+    return out
+
+
+def some_rows(rng: random.Random) -> list[tuple[Any, ...]]:
+    """Rows of a few pairs, one of them longer than a statement holds."""
+    sizes = [1, 2, rebuild_mod.ROWS_PER_INSERT * 2 + 37, 255, 3]
+    return [(f"scope{p}", "dns", rng.randrange(1 << 40), "ab", f"e{p}-{i}", f"[{i}]")
+            for p, n in enumerate(sizes) for i in range(n)]
+
+
+def test_insert_rows_writes_every_row() -> None:
+    rows = some_rows(random.Random(33))
+    conn = open_db(":memory:")
+    with conn:
+        rebuild_mod.insert_rows(conn, entries_of(rows))
+    got = conn.execute(f"SELECT {views.SECTION_COLS} FROM section_writes").fetchall()
+    assert got == sorted(rows)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 8, 2000])
+def test_parts_cut_the_rows_in_key_order(parts: int) -> None:
+    ordered = entries_of(some_rows(random.Random(34)))
+    runs = list(rebuild_mod._parts(ordered, parts))
+    assert 1 <= len(runs) <= parts and all(runs)
+    flat = [(pair, e) for run in runs for pair, entries in run for e in entries]
+    assert flat == [(pair, e) for pair, entries in ordered for e in entries]
