@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -360,15 +360,27 @@ def test_a_slow_resolve_on_two_cores_waits_for_the_copies(
     resolving ends last, the tables are the same."""
     evs = random_log(30, 300)
     expected = dump(incremental(evs, random.Random(30)))
-    conn = stored(tmp_path / "home.db", evs)
+    stored(tmp_path / "home.db", evs).close()
+    copied = threading.Event()
+
+    class Copying(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            out = super().execute(sql, *args)
+            if sql.startswith("INSERT INTO main.section_writes SELECT"):
+                copied.set()
+            return out
 
     class Slow(rebuild_mod._Registers):
         def __init__(self, ordered: Any) -> None:
-            time.sleep(0.5)
+            if threading.current_thread() is not threading.main_thread():
+                copied.wait(30)  # this side's resolving ends after a copy of the worker's rows
             super().__init__(ordered)
 
+    conn = sqlite3.connect(tmp_path / "home.db", factory=Copying, isolation_level=None)
+    configure(conn)
     monkeypatch.setattr(rebuild_mod, "_Registers", Slow)
     assert "merge" in phases_of(conn, split=True)
+    assert copied.is_set()
     assert dump(conn) == expected
 
 
