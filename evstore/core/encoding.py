@@ -136,7 +136,10 @@ def _enc(v: Value, parts: list[str], depth: int) -> None:
 
 
 def _plain(v: Value, depth: int) -> bool:
-    """Only the exact types ``encode`` takes, ints in range, str keys, bounded depth?"""
+    """Only the exact types ``encode`` takes, ints in range, str keys, bounded depth?
+
+    Leaves are checked in the loops, not by a call each: most values are leaves, and this
+    runs on every event written."""
     t = type(v)
     if t is str or t is bool or v is None:
         return True
@@ -145,13 +148,27 @@ def _plain(v: Value, depth: int) -> bool:
     if depth >= MAX_DEPTH:
         return False
     if t is dict:
-        for k, x in v.items():  # noqa: SIM110 (a loop: faster than all() over a generator)
-            if type(k) is not str or not _plain(x, depth + 1):
+        for k, x in v.items():
+            if type(k) is not str:
+                return False
+            tx = type(x)
+            if tx is str or tx is bool or x is None:
+                continue
+            if tx is int:
+                if not INT_MIN <= x <= INT_MAX:
+                    return False
+            elif not _plain(x, depth + 1):
                 return False
         return True
     if t is list:
-        for x in v:  # noqa: SIM110
-            if not _plain(x, depth + 1):
+        for x in v:
+            tx = type(x)
+            if tx is str or tx is bool or x is None:
+                continue
+            if tx is int:
+                if not INT_MIN <= x <= INT_MAX:
+                    return False
+            elif not _plain(x, depth + 1):
                 return False
         return True
     return False

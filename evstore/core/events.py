@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import nacl.bindings
 import nacl.exceptions
 import nacl.signing
 
@@ -94,38 +95,43 @@ def _check_envelope(env: Any) -> None:
         raise EncodingError(f"event format version {env['v']!r} is not supported (this software reads {FORMAT_VERSION})")
     if not _is_hex32(env["origin"]):
         raise EncodingError("event origin must be 64 lower-case hex digits")
-    seq = env["seq"]
+    _check_fields(env["seq"], env["prev"], env["clock"], env["wall"], env["user"], env["kind"],
+                  env["payload"])
+
+
+def _check_fields(seq: Any, prev: Any, clk: Any, wall: Any, user: Any, kind: Any,
+                  payload: Any) -> None:
+    """The envelope's rules for the fields besides ``v`` and ``origin``."""
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise EncodingError("event seq must be an integer >= 1")
-    prev = env["prev"]
-    if seq == 1 and prev is not None:
-        raise EncodingError("the first event of an origin has no prev")
-    if seq > 1 and not _is_hex32(prev):
+    if seq == 1:
+        if prev is not None:
+            raise EncodingError("the first event of an origin has no prev")
+    elif not _is_hex32(prev):
         raise EncodingError("event prev must be 64 lower-case hex digits (null only at seq 1)")
-    for k in ("clock", "wall"):
-        if not isinstance(env[k], int) or isinstance(env[k], bool) or env[k] < 0:
+    for k, x in (("clock", clk), ("wall", wall)):
+        if not isinstance(x, int) or isinstance(x, bool) or x < 0:
             raise EncodingError(f"event {k} must be a non-negative integer")
-    for k in ("user", "kind"):
-        if not isinstance(env[k], str) or not env[k]:
+    for k, x in (("user", user), ("kind", kind)):
+        if not isinstance(x, str) or not x:
             raise EncodingError(f"event {k} must be a non-empty string")
-    if not isinstance(env["payload"], dict):
+    if not isinstance(payload, dict):
         raise EncodingError("event payload must be an object")
 
 
+_new_object = object.__new__
+
+
 def _from_parts(raw: bytes, sig: bytes, env: dict[str, Any], known_id: str | None = None) -> Event:
-    return Event(
-        raw=raw,
-        sig=sig,
-        id=known_id or event_id(raw),
-        origin=env["origin"],
-        seq=env["seq"],
-        prev=env["prev"],
-        clock=env["clock"],
-        wall=env["wall"],
-        user=env["user"],
-        kind=env["kind"],
-        payload=env["payload"],
+    # Filled through __dict__: a frozen dataclass's __init__ sets each field with
+    # object.__setattr__, several times slower, and events are built by the million.
+    ev: Event = _new_object(Event)
+    ev.__dict__.update(
+        raw=raw, sig=sig, id=known_id or event_id(raw), origin=env["origin"], seq=env["seq"],
+        prev=env["prev"], clock=env["clock"], wall=env["wall"], user=env["user"],
+        kind=env["kind"], payload=env["payload"],
     )
+    return ev
 
 
 def trusted(raw: bytes, sig: bytes, known_id: str | None = None) -> Event:
@@ -146,9 +152,11 @@ def create(
     payload: dict[str, Any],
 ) -> Event:
     """Build, encode and sign a new event."""
+    _check_fields(seq, prev, clock, wall, user, kind, payload)
+    origin, secret = _key_material(bytes(signing_key))
     env = {
         "v": FORMAT_VERSION,
-        "origin": signing_key.verify_key.encode().hex(),
+        "origin": origin,
         "seq": seq,
         "prev": prev,
         "clock": clock,
@@ -157,14 +165,26 @@ def create(
         "kind": kind,
         "payload": payload,
     }
-    _check_envelope(env)
     raw = encoding.encode(env)
     if len(raw) > MAX_EVENT_BYTES:
         raise EncodingError(
             f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit; split the change"
         )
-    sig = signing_key.sign(SIGNING_CONTEXT + raw).signature
+    sig = nacl.bindings.crypto_sign(SIGNING_CONTEXT + raw, secret)[:64]
     return _from_parts(raw, sig, env)
+
+
+def origin_of(signing_key: nacl.signing.SigningKey) -> str:
+    """The origin (public key, 64 hex digits) of the events ``signing_key`` signs."""
+    return _key_material(bytes(signing_key))[0]
+
+
+@lru_cache(maxsize=16)
+def _key_material(seed: bytes) -> tuple[str, bytes]:
+    """A key's origin and libsodium's 64-byte secret key (what ``SigningKey.sign`` uses), kept
+    for the few keys a process signs with: signing then skips PyNaCl's wrapper objects."""
+    public, secret = nacl.bindings.crypto_sign_seed_keypair(seed)
+    return bytes(public).hex(), bytes(secret)
 
 
 def unverified(raw: bytes, sig: bytes) -> Event:

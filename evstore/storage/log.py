@@ -139,7 +139,6 @@ class _Head:
     dirty: bool = False  # last_seq/last_id moved; written to ``anchors`` by ``_write_heads``
 
 
-@dataclass
 class _Tx:
     """The state of one write transaction.
 
@@ -148,18 +147,25 @@ class _Tx:
     the chain heads it has read are kept in ``heads`` (and written through), and the
     ``has_*`` flags say which of the side tables held anything at all. An empty ``pending``
     (the common case) spares every event the probes for conflicting and waiting events.
+    (A plain class with slots: one is made per write, and a dataclass's ``__init__`` with
+    factories cost as much as a statement.)
     """
 
-    now_ms: int
-    hwm: int
-    has_pending: bool = True
-    has_held: bool = True
-    has_forks: bool = True
-    heads: dict[str, _Head | None] = field(default_factory=dict)
-    rewound: bool = False
-    unflushed_inert: bool = True  # no unflushed event can change admission (``_ask_admit``)
-    result: IngestResult = field(default_factory=IngestResult)
-    unflushed: list[Event] = field(default_factory=list)
+    __slots__ = ("now_ms", "hwm", "has_pending", "has_held", "has_forks", "heads", "rewound",
+                 "unflushed_inert", "result", "unflushed")
+
+    def __init__(self, now_ms: int, hwm: int, has_pending: bool = True,
+                 has_held: bool = True, has_forks: bool = True) -> None:
+        self.now_ms = now_ms
+        self.hwm = hwm
+        self.has_pending = has_pending
+        self.has_held = has_held
+        self.has_forks = has_forks
+        self.heads: dict[str, _Head | None] = {}
+        self.rewound = False
+        self.unflushed_inert = True  # no unflushed event can change admission (``_ask_admit``)
+        self.result = IngestResult()
+        self.unflushed: list[Event] = []
 
 
 def _trusted(event_id: str, raw: bytes, sig: bytes) -> Event:
@@ -237,15 +243,19 @@ class EventLog:
         ``max_offset_ms`` ahead of ``now_ms`` or ``admit`` does not admit the event, and
         ``InvalidInput`` for a payload that cannot be encoded; nothing is stored then.
         """
-        origin = signing_key.verify_key.encode().hex()
+        origin = events.origin_of(signing_key)
         with transaction(self.conn):
             tx = self._begin(now_ms, origin)
-            self._release(tx)
-            event = self._new_local_event(tx, signing_key, user, kind, payload)
-            self._admit_local(tx, event)
+            if tx.has_held or tx.has_pending:  # (the checks, not calls: this runs per write)
+                self._release(tx)
+            event = self._new_local_event(tx, signing_key, origin, user, kind, payload)
+            if self._admit is not None:
+                self._admit_local(tx, event)
             self._apply(tx, event, now_ms, _NEW)
-            self._drain(tx)
-            self._flush(tx)
+            if tx.has_pending:
+                self._drain(tx)
+            if self._on_apply is not None:
+                self._flush(tx)
             if also is not None:
                 self._write_heads(tx)
                 also()
@@ -391,10 +401,7 @@ class EventLog:
             "FROM (SELECT 1) LEFT JOIN anchors AS a ON a.origin = ?",
             (origin,),
         ).fetchone()
-        tx = _Tx(
-            now_ms=now_ms, hwm=int(hwm), has_pending=bool(has_pending),
-            has_held=bool(has_held), has_forks=bool(has_forks),
-        )
+        tx = _Tx(now_ms, int(hwm), bool(has_pending), bool(has_held), bool(has_forks))
         if origin:
             tx.heads[origin] = None if head[0] is None else _Head(*head)
         return tx
@@ -429,12 +436,12 @@ class EventLog:
         self,
         tx: _Tx,
         key: nacl.signing.SigningKey,
+        origin: str,
         user: str,
         kind: str,
         payload: dict[str, Any],
     ) -> Event:
-        origin = key.verify_key.encode().hex()
-        head = self._head(tx, origin)
+        head = tx.heads[origin]  # read by ``_begin``
         seq, prev = (1, None) if head is None else (head.last_seq + 1, head.last_id)
         stamp = clock.tick(tx.hwm, tx.now_ms)
         if clock.too_far_ahead(stamp, tx.now_ms, self.max_offset_ms):
@@ -767,14 +774,12 @@ class EventLog:
 
     def _write_heads(self, tx: _Tx) -> None:
         """Write the chain heads this transaction moved (before anything else reads them)."""
-        moved = [(h.last_seq, h.last_id, o) for o, h in tx.heads.items() if h is not None and h.dirty]
-        if moved:
-            self.conn.executemany(
-                "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?", moved
-            )
-            for _seq, _id, origin in moved:
-                head = tx.heads[origin]
-                assert head is not None
+        for origin, head in tx.heads.items():
+            if head is not None and head.dirty:
+                self.conn.execute(
+                    "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?",
+                    (head.last_seq, head.last_id, origin),
+                )
                 head.dirty = False
 
     def _run_start(self, tx: _Tx, origin: str, seq: int) -> int:

@@ -185,3 +185,41 @@ def test_the_spec_shows_the_golden_vector() -> None:
     assert f"`raw` ({len(GOLDEN_RAW)} bytes" in spec
     for pinned in (GOLDEN_ID, GOLDEN_SIG, GOLDEN_ORIGIN, events.fingerprint(GOLDEN_ORIGIN)):
         assert pinned in spec
+
+
+@given(seed=st.binary(min_size=32, max_size=32), text=st.text(max_size=40))
+def test_create_signs_as_pynacl_does_for_any_key(seed: bytes, text: str) -> None:
+    """``create`` signs through libsodium directly (a cached secret key per seed): the
+    origin and signature are exactly what PyNaCl's SigningKey gives."""
+    key = nacl.signing.SigningKey(seed)
+    ev = events.create(key, seq=1, prev=None, clock=5, wall=0, user="u", kind="k",
+                       payload={"t": text})
+    assert events.origin_of(key) == ev.origin == key.verify_key.encode().hex()
+    assert ev.sig == key.sign(events.SIGNING_CONTEXT + ev.raw).signature
+    assert events.parse(ev.raw, ev.sig) == ev
+
+
+def test_events_built_fast_equal_those_built_by_the_constructor() -> None:
+    ev = golden()
+    again = events.Event(raw=ev.raw, sig=ev.sig, id=ev.id, origin=ev.origin, seq=ev.seq,
+                         prev=ev.prev, clock=ev.clock, wall=ev.wall, user=ev.user,
+                         kind=ev.kind, payload=ev.payload)
+    assert ev == again and hash(ev) == hash(again) and repr(ev) == repr(again)
+    with pytest.raises(AttributeError):  # still frozen
+        ev.seq = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"seq": 0}, {"seq": True}, {"seq": 2, "prev": None}, {"seq": 2, "prev": "AB" * 32},
+        {"prev": "ab" * 32}, {"clock": -1}, {"clock": True}, {"wall": "now"}, {"user": ""},
+        {"kind": 7}, {"payload": []}, {"payload": {"x": 1.5}}, {"payload": {"x": 2**63}},
+    ],
+)
+def test_create_refuses_what_parse_refuses(changes: dict[str, Any]) -> None:
+    fields: dict[str, Any] = {"seq": 1, "prev": None, "clock": 0, "wall": 0, "user": "u",
+                              "kind": "k", "payload": {}}
+    fields.update(changes)
+    with pytest.raises(EncodingError):
+        events.create(GOLDEN_KEY, **fields)

@@ -15,6 +15,7 @@ from storage_helpers import T0, key_of, make_chain, wire
 from evstore.core import clock, events
 from evstore.core.errors import InvalidInput, OperationalError, VerificationError
 from evstore.core.events import Event
+from evstore.storage import connect
 from evstore.storage.connect import open_db, transaction
 from evstore.storage.log import EventLog
 
@@ -65,6 +66,25 @@ def test_transaction_rolls_back_on_error_and_nests(conn: sqlite3.Connection) -> 
         conn.execute("INSERT INTO t VALUES (4)")
     assert [r[0] for r in conn.execute("SELECT x FROM t ORDER BY x")] == [2, 4]
     assert not conn.in_transaction
+
+
+def test_a_commit_that_fails_rolls_back_and_tells_the_hooks(conn: sqlite3.Connection) -> None:
+    """A deferred constraint fails at COMMIT, which leaves SQLite's transaction open:
+    ``transaction`` rolls it back, runs the rollback hooks and raises."""
+    conn.executescript(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE c (x REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED);"
+    )
+    seen: list[sqlite3.Connection] = []
+    connect.on_rollback(seen.append)
+    try:
+        with pytest.raises(sqlite3.IntegrityError), transaction(conn):
+            conn.execute("INSERT INTO c VALUES (7)")
+    finally:
+        connect._ROLLBACK_HOOKS.remove(seen.append)
+    assert seen == [conn]
+    assert not conn.in_transaction
+    assert conn.execute("SELECT COUNT(*) FROM c").fetchone()[0] == 0
 
 
 # ---------------------------------------------------------------- append
