@@ -109,12 +109,14 @@ def _check_fields(seq: Any, prev: Any, clk: Any, wall: Any, user: Any, kind: Any
             raise EncodingError("the first event of an origin has no prev")
     elif not _is_hex32(prev):
         raise EncodingError("event prev must be 64 lower-case hex digits (null only at seq 1)")
-    for k, x in (("clock", clk), ("wall", wall)):
-        if not isinstance(x, int) or isinstance(x, bool) or x < 0:
-            raise EncodingError(f"event {k} must be a non-negative integer")
-    for k, x in (("user", user), ("kind", kind)):
-        if not isinstance(x, str) or not x:
-            raise EncodingError(f"event {k} must be a non-empty string")
+    if not isinstance(clk, int) or isinstance(clk, bool) or clk < 0:
+        raise EncodingError("event clock must be a non-negative integer")
+    if not isinstance(wall, int) or isinstance(wall, bool) or wall < 0:
+        raise EncodingError("event wall must be a non-negative integer")
+    if not isinstance(user, str) or not user:
+        raise EncodingError("event user must be a non-empty string")
+    if not isinstance(kind, str) or not kind:
+        raise EncodingError("event kind must be a non-empty string")
     if not isinstance(payload, dict):
         raise EncodingError("event payload must be an object")
 

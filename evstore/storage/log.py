@@ -543,14 +543,19 @@ class EventLog:
         return f"broken hash chain at {where}: prev does not name the applied seq {event.seq - 1}"
 
     def _apply(self, tx: _Tx, event: Event, received_at: int, source: str) -> None:
-        self._leave(source, event.id)
+        if source is not _NEW:
+            self._leave(source, event.id)
         self.conn.execute(
             "INSERT INTO events (id, origin, seq, prev, clock, wall, user, kind, raw, sig, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (event.id, event.origin, event.seq, event.prev, event.clock, event.wall,
              event.user, event.kind, event.raw, event.sig, received_at),
         )
-        self._advance_anchor(tx, event)
+        head = tx.heads.get(event.origin)
+        if head is not None and event.seq == head.last_seq + 1:  # the common case, inline
+            head.last_seq, head.last_id, head.dirty = event.seq, event.id, True
+        else:
+            self._advance_anchor(tx, event)
         if tx.has_pending:
             self._evict_conflicts(tx, event)
         tx.hwm = clock.observe(tx.hwm, event.clock)
