@@ -11,9 +11,10 @@ rebuild knows every event up front, so it can do each step once:
    with the last write of the event to each field) turned into rows by ``views.section_row``,
    the function ``SqliteStore.add_writes`` uses. A settings event with one change (nearly
    every event of a long log) takes ``_change_entry`` instead, which builds the same row
-   without the intermediate objects, and copies the commonest patch's row straight from
-   the event's canonical bytes (tests/storage/test_rebuild_fast.py checks, with hypothesis,
-   that every entry it makes is the general path's). A repeat of an event is dropped.
+   without the intermediate objects, the commonest (a patch that unsets nothing) in the
+   fewest steps, one ``canonical_text`` of the values as parsed; with hypothesis,
+   tests/storage/test_rebuild_fast.py checks that every entry it makes is the general
+   path's. A repeat of an event is dropped.
 2. **resolve**, with the public pure rules of ``evstore.core.state`` and nothing else: the
    ``@cutoff`` winners give the cutoffs; ``state.winner`` and ``state.superseded`` of every
    register under those cutoffs; ``state.materialize`` and ``state.last_event`` of every
@@ -38,7 +39,9 @@ tests/storage/test_rebuild.py checks the tables are byte-identical.
 
 ``rebuild_stored`` reads the log itself, inside one ``BEGIN IMMEDIATE`` transaction (no event
 can be added between the read and the write), and parses the canonical bytes with the fast
-parser (orjson when installed, else the json module: the same values). Events are read as
+parser (orjson when installed, else the json module: the same values), through a memory
+map, with a page cache large enough to hold the new tables until the commit
+(``_bulk_pragmas``: both for this rebuild only). Events are read as
 stored: their signatures, ids and canonical form were checked when they entered the log and
 are not checked again (``EventLog.verify`` does that). The cyclic garbage collector is paused
 while a fold holds millions of young objects (it would traverse them again and again to find
@@ -60,8 +63,9 @@ everywhere), each side's newest counting write of every register (the winner is
 between that base and the winner (``state.superseded`` over both). Both sides do that in a
 thread (``_answer`` in the worker, ``_resolve_with_worker`` here, which then computes the
 views), while SQLite, which runs without the GIL, fills the scratch files there and copies
-them in here. Splitting by origin, a machine's own settings come from one side, so the two
-sides' rows interleave only in shared sections. The tables are the same as on one core, byte
+them in here (the worker starts resolving once its first file is sent: this side waits for
+that file, and resolving sooner delayed it). Splitting by origin, a machine's own settings
+come from one side, so the two sides' rows interleave only in shared sections. The tables are the same as on one core, byte
 for byte: the same functions make every row and every winner. If the worker cannot start or
 fails, the rebuild runs again on one core.
 """
@@ -128,6 +132,40 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+MMAP_BYTES = 1 << 31  # SQLite's default ceiling (SQLITE_MAX_MMAP_SIZE) keeps it lower if need be
+CACHE_KIB_PER_EVENT = 1  # a section_writes row is about 0.6 KiB, and other tables are small
+CACHE_KIB_MAX = 1 << 20  # 1 GiB: a 1,000,000-event log's new tables fit; a node keeps memory
+
+
+@contextmanager
+def _bulk_pragmas(conn: sqlite3.Connection) -> Iterator[None]:
+    """Read the log through a memory map and keep every page a rebuild writes in the page
+    cache until the commit, for one rebuild, then restore the connection's own settings.
+
+    Read through ``read()`` calls, each page of the log costs a system call and a copy
+    (reading the rows took a quarter less time mapped). With the default cache of a few MiB,
+    SQLite writes dirty pages out to the WAL while the rows go in (a cache spill) and the
+    row inserts took a quarter more time. The cache is a ceiling, not an allocation: it holds
+    about the new tables' size, while the fold already holds every row in memory.
+    """
+    got = conn.execute("PRAGMA mmap_size").fetchone()  # no row: a database in memory
+    mmap_was = None if got is None else int(got[0])
+    cache_was = conn.execute("PRAGMA cache_size").fetchone()[0]
+    page_kib = conn.execute("PRAGMA page_size").fetchone()[0] / 1024
+    try:
+        if mmap_was is not None:
+            conn.execute(f"PRAGMA mmap_size = {max(mmap_was, MMAP_BYTES)}")
+        events = conn.execute("SELECT MAX(rowid) FROM events").fetchone()[0] or 0  # about
+        want = min(CACHE_KIB_MAX, events * CACHE_KIB_PER_EVENT)
+        if want > (-cache_was if cache_was < 0 else cache_was * page_kib):  # KiB, or pages
+            conn.execute(f"PRAGMA cache_size = {-want}")
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {cache_was}")
+        if mmap_was is not None:
+            conn.execute(f"PRAGMA mmap_size = {mmap_was}")
+
+
 def stored_events(conn: sqlite3.Connection) -> Iterator[Event]:
     """Every applied event as stored, in insertion order, without re-verification."""
     loads = views.fast_loads
@@ -140,8 +178,6 @@ def stored_events(conn: sqlite3.Connection) -> Iterator[Event]:
 # ---------------------------------------------------------------------- 1. fold
 
 
-_SET_KEY = b'"set":{'
-_SET_END = b'},"unset":[]}],"comment":"'
 _DEFINED_RESET = (state.DEFINED, state.RESET)
 
 
@@ -154,16 +190,11 @@ def _change_entry(event_id: str, raw: bytes, env: Mapping[str, Any]) -> tuple[Pa
     ``@reset``, then ``state.fields_of`` the value; a delete, ``@defined`` false and
     ``@reset``. The row of one (scope, section) whose writes share one base is
     ``[seq, user, wall, base, {present fields}, [absent fields, sorted], {}]``
-    (``views.section_row``).
-
-    The most common patch of all (fields set, none unset, each sorting after ``@defined``,
-    a base null or ``[int, str, str]``, nothing else in the change or the payload but a
-    string ``comment``, bytes with no backslash) is copied from the event's bytes: an event's
-    bytes are canonical (``events.create`` makes them so, and the log checks them on entry),
-    so the text of ``set`` in them is the canonical text of its value; with no backslash, no
-    string holds a quote, so the first ``"set":{`` is the change's own and the last
-    ``},"unset":[]}],"comment":"`` ends it. tests/storage/test_rebuild_fast.py checks that
-    every entry made here equals the general path's.
+    (``views.section_row``), one ``canonical_text`` of the values as parsed (one call into
+    orjson or the json module's C encoder). The commonest change of all, a patch that unsets
+    nothing, is built first, with the fewest steps (a base that is already ``[int, str, str]``
+    is written as it is). tests/storage/test_rebuild_fast.py checks that every entry made
+    here equals the general path's.
     """
     if env["kind"] not in state.SETTINGS_KINDS:
         return None
@@ -175,23 +206,25 @@ def _change_entry(event_id: str, raw: bytes, env: Mapping[str, Any]) -> tuple[Pa
         return None
     if type(mode) is not str or type(section) is not str or type(ch) is not dict:
         return None
-    origin, clock = env["origin"], env["clock"]
-    if op == "patch" and len(ch) == 6 and len(p) == 2 and ch.get("unset") == [] \
-            and type(p.get("comment")) is str and type(ch.get("set")) is dict:
-        if b is None:
-            base = "null"
-        elif type(b) is list and len(b) == 3 and type(b[0]) is int and type(b[1]) is str \
-                and type(b[2]) is str:
-            base = f'[{b[0]},"{b[1]}","{b[2]}"]'
-        else:
-            base = ""
-        if base and raw.find(b"\\") < 0:
-            at = raw.index(_SET_KEY) + len(_SET_KEY)
-            if raw[at] == 0x22 and raw[at + 1] > 0x40:  # a first key after "@defined"
-                text = (f'[{env["seq"]},"{env["user"]}",{env["wall"]},{base},'
-                        f'{{"@defined":true,{raw[at:raw.rindex(_SET_END) + 1].decode()},[],{{}}]')
-                return (mode, section), (clock, origin, event_id, text,
-                                         (state.DEFINED, *ch["set"]))
+    if op == "patch":
+        sets = ch.get("set", {})
+        if type(sets) is dict and ch.get("unset", []) == [] and (
+                b is None or type(b) is list and len(b) == 3 and type(b[0]) is int
+                and type(b[1]) is str and type(b[2]) is str):
+            present = {state.DEFINED: True, **sets}
+            text = canonical_text([env["seq"], env["user"], env["wall"], b, present, [], {}])
+            return (mode, section), (env["clock"], env["origin"], event_id, text,
+                                     tuple(present))
+    return _built_entry((env["clock"], env["origin"], event_id), env["seq"], env["user"],
+                        env["wall"], op, (mode, section), b, ch)
+
+
+def _built_entry(order: Order, seq: int, user: str, wall: int, op: str, pair: Pair, b: Any,
+                 ch: Mapping[str, Any]) -> tuple[Pair, Entry] | None:
+    """The entry of one change (``_change_entry``), any op, built from its values (``op``,
+    the base ``b`` and, in ``ch``, what the op reads: ``set`` and ``unset``, or
+    ``value``), or None when the general path must decide."""
+    section = pair[1]
     try:
         base_order = state._base(b)
         if op == "patch":
@@ -221,10 +254,9 @@ def _change_entry(event_id: str, raw: bytes, env: Mapping[str, Any]) -> tuple[Pa
             return None
     except (KeyError, TypeError, ValueError, AttributeError):  # the general path decides
         return None
-    text = canonical_text([env["seq"], env["user"], env["wall"],
-                           None if base_order is None else list(base_order), present, absent,
-                           {}])
-    return (mode, section), (clock, origin, event_id, text, tuple(names))
+    text = canonical_text([seq, user, wall, None if base_order is None else list(base_order),
+                           present, absent, {}])
+    return pair, (*order, text, tuple(names))
 
 
 @dataclass
@@ -623,9 +655,17 @@ def rebuild_stored(conn: sqlite3.Connection, *, split: bool | None = None,
     path = _file_of(conn)
     if split is None:
         split = path is not None and _worth_splitting(conn) and _core_to_spare()
-    if split and path is not None:
-        with suppress(_Unsplittable, _WorkerFailed):
-            return _rebuild_split(conn, path, phase)
+    if conn.in_transaction:  # a small rebuild, inside the caller's work: its settings
+        return _rebuild_here(conn, phase)
+    with _bulk_pragmas(conn):
+        if split and path is not None:
+            with suppress(_Unsplittable, _WorkerFailed):
+                return _rebuild_split(conn, path, phase)
+        return _rebuild_here(conn, phase)
+
+
+def _rebuild_here(conn: sqlite3.Connection, phase: Phase) -> Views:
+    """A rebuild on one core."""
     with transaction(conn):
         phase("fold")
         folded = fold_stored(conn)
@@ -797,16 +837,20 @@ def _serve() -> None:
     try:
         path, k, ddl, scratch, parts = _recv(inp)
         conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # see _bulk_pragmas
         folded = _fold_origins(conn, k, upper=True)
         conn.close()
         with _gc_paused():
             ordered = _ordered(folded)
             exchange = _Thread(_answer, ordered, inp, send)
-            exchange.start()
             for i, run in enumerate(_parts(ordered, parts)):
                 file = os.path.join(scratch, f"part{i}.db")
                 _part_file(file, ddl, run)
                 send(("file", file))  # the other side copies it in while this one goes on
+                if exchange.ident is None:  # the other side waited for this first file
+                    exchange.start()        # (resolving sooner would slow it down)
+            if exchange.ident is None:  # no row on this side
+                exchange.start()
             send(("file", None))
             exchange.join()
             if exchange.error is not None:
@@ -841,7 +885,7 @@ class _Thread(threading.Thread):
             self.error = e
 
 
-EVENTS_HERE = 0.40  # of the events folded here: this side also writes the tables and commits
+EVENTS_HERE = 0.43  # of the events folded here: this side also writes the tables and commits
 
 
 def _rebuild_split(conn: sqlite3.Connection, path: str, phase: Phase) -> Views:

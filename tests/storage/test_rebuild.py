@@ -280,6 +280,38 @@ def test_two_cores_fall_back_to_one_when_the_worker_fails(
     assert [r[1] for r in conn.execute("PRAGMA database_list")] == ["main"]
 
 
+def settings_of(conn: sqlite3.Connection) -> tuple[Any, ...]:
+    return tuple(conn.execute(f"PRAGMA {name}").fetchone()
+                 for name in ("cache_size", "mmap_size"))
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_a_rebuild_leaves_the_connection_settings_as_they_were(
+    split: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rebuild maps the log and widens the page cache for itself only: afterwards, and
+    after a failure, the connection has its own cache size and map size again."""
+    evs = random_log(28, 120)
+    expected = dump(incremental(evs, random.Random(28)))
+    conn = stored(tmp_path / "home.db", evs)
+    conn.execute("PRAGMA cache_size = 500")
+    before = settings_of(conn)
+    seen: list[tuple[Any, ...]] = []
+    rebuild_stored(conn, split=split, phase=lambda name: seen.append(settings_of(conn)))
+    assert settings_of(conn) == before
+    assert seen[0] != before  # during the rebuild (the worker maps the log on its side too)
+    assert dump(conn) == expected
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("injected")
+
+    monkeypatch.setattr(rebuild_mod, "insert_rows", broken)
+    with pytest.raises(RuntimeError):
+        rebuild_stored(conn, split=False)
+    assert settings_of(conn) == before
+    assert dump(conn) == expected
+
+
 def test_a_log_in_memory_or_in_a_transaction_is_rebuilt_on_one_core(tmp_path: Path) -> None:
     evs = random_log(26, 80)
     expected = dump(incremental(evs, random.Random(26)))
