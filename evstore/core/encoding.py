@@ -148,30 +148,24 @@ def _plain(v: Value, depth: int) -> bool:
     if depth >= MAX_DEPTH:
         return False
     if t is dict:
-        for k, x in v.items():
+        for k in v:
             if type(k) is not str:
                 return False
-            tx = type(x)
-            if tx is str or tx is bool or x is None:
-                continue
-            if tx is int:
-                if not INT_MIN <= x <= INT_MAX:
-                    return False
-            elif not _plain(x, depth + 1):
+        items = v.values()
+    elif t is list:
+        items = v
+    else:
+        return False
+    for x in items:
+        tx = type(x)
+        if tx is str or tx is bool or x is None:
+            continue
+        if tx is int:
+            if not INT_MIN <= x <= INT_MAX:
                 return False
-        return True
-    if t is list:
-        for x in v:
-            tx = type(x)
-            if tx is str or tx is bool or x is None:
-                continue
-            if tx is int:
-                if not INT_MIN <= x <= INT_MAX:
-                    return False
-            elif not _plain(x, depth + 1):
-                return False
-        return True
-    return False
+        elif not _plain(x, depth + 1):
+            return False
+    return True
 
 
 def encode(v: Value) -> bytes:
