@@ -181,7 +181,7 @@ def stored_events(conn: sqlite3.Connection) -> Iterator[Event]:
 _DEFINED_RESET = (state.DEFINED, state.RESET)
 
 
-def _change_entry(event_id: str, raw: bytes, env: Mapping[str, Any]) -> tuple[Pair, Entry] | None:
+def _change_entry(event_id: str, env: Mapping[str, Any]) -> tuple[Pair, Entry] | None:
     """The fold entry of a settings event with one change (most of any log), built here
     without ``state.pair_writes``, or None: then the general path.
 
@@ -278,7 +278,7 @@ class Fold:
             seen.add(ev.id)
             env = {"kind": ev.kind, "payload": ev.payload, "origin": ev.origin,
                    "clock": ev.clock, "seq": ev.seq, "user": ev.user, "wall": ev.wall}
-            self._put(ev.id, ev.raw, env)
+            self._put(ev.id, env)
         return self
 
     def add_stored(self, rows: Iterable[tuple[str, bytes]]) -> Fold:
@@ -288,9 +288,9 @@ class Fold:
         for event_id, raw in rows:
             n += 1
             env = loads(raw)
-            got = fast(event_id, raw, env)
+            got = fast(event_id, env)
             if got is None:
-                put(event_id, raw, env, general=True)
+                put(event_id, env, general=True)
                 continue
             key, entry = got
             per = pairs.get(key)
@@ -301,9 +301,8 @@ class Fold:
         self.events += n
         return self
 
-    def _put(self, event_id: str, raw: bytes, env: Mapping[str, Any],
-             general: bool = False) -> None:
-        got = None if general else _change_entry(event_id, raw, env)
+    def _put(self, event_id: str, env: Mapping[str, Any], general: bool = False) -> None:
+        got = None if general else _change_entry(event_id, env)
         if got is not None:
             self.pairs.setdefault(got[0], []).append(got[1])
             return
