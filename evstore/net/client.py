@@ -512,8 +512,13 @@ def rekey(node: Node, user: str) -> dict[str, Any]:
     return trio.run(_rekey, Caller(node), user, candidates)
 
 
+class _NotThrough(OperationalError):
+    """This member cannot take the rekey (``restore.unsettled_branch``): try another."""
+
+
 async def _rekey(caller: Caller, user: str, candidates: Sequence[Machine]) -> dict[str, Any]:
     failures: dict[str, str] = {}
+    unfit = False
     for m in candidates:
         try:
             rpc = await open_rpc(caller, m)
@@ -522,16 +527,27 @@ async def _rekey(caller: Caller, user: str, candidates: Sequence[Machine]) -> di
             continue
         try:
             return await _rekey_through(caller, rpc, user)
+        except _NotThrough as e:
+            failures[m.hostname], unfit = str(e), True
         finally:
             await rpc.aclose()
-    raise OperationalError("could not reach a member to announce the new key: " +
-                           "; ".join(f"{h}: {e}" for h, e in sorted(failures.items())))
+    what = "; ".join(f"{h}: {e}" for h, e in sorted(failures.items()))
+    if unfit:
+        raise OperationalError(
+            f"no member reached can take the rekey ({what}); nothing was changed: run it again "
+            "once a member that holds this machine's original branch is reachable (status "
+            "shows the fork's alert), or once the original has reached the others")
+    raise OperationalError(f"could not reach a member to announce the new key: {what}")
 
 
 async def _rekey_through(caller: Caller, rpc: Rpc, user: str) -> dict[str, Any]:
     node = caller.node
     old = node.origin
     prefix, originals = await _cluster_branch(caller, rpc, old)
+    if not originals and prefix >= (await caller.db(restore.head_of, node.log, old))[0]:
+        why = await caller.db(restore.unsettled_branch, node, old)
+        if why is not None:  # nothing changed yet: only reads so far
+            raise _NotThrough(why)
     new_key = nacl.signing.SigningKey.generate()
     new_pub = new_key.verify_key.encode().hex()
     proof = new_key.sign(restore.rekey_proof_message(rpc.channel.handshake_hash, old,

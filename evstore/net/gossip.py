@@ -108,6 +108,8 @@ class LogAccess(Protocol):
 
     def take_evidence(self) -> list[Item]: ...
 
+    async def all_evidence(self) -> list[Item]: ...
+
 
 # --------------------------------------------------------------------------- log access
 
@@ -143,20 +145,25 @@ def _ingest(event_log: EventLog, items: Sequence[Item], now_ms: int
     return result.applied, _fork_evidence(event_log, result.forks)
 
 
-def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str]) -> list[Item]:
-    """Each new fork as the two events at its position: the one kept and the other.
+def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str] | None) -> list[Item]:
+    """Each new fork (every fork held, for None) as the two events at its position: the one
+    kept and the other.
 
     Version vectors count events, so two nodes holding different branches of equal length
-    look in sync; the evidence has to be sent for them to find the fork and settle it.
+    look in sync; the evidence has to be sent for them to find the fork and settle it: to
+    every peer when a fork is found, and to each peer again when a link comes up (one that
+    was down then would otherwise never learn of it).
     """
+    sql = ("SELECT f.raw, f.sig, e.raw, e.sig FROM forks AS f JOIN events AS e "
+           "ON e.id = f.applied_id")
+    if fork_ids is None:
+        rows = event_log.conn.execute(sql + " ORDER BY f.origin, f.seq, f.id").fetchall()
+    else:
+        rows = [row for fid in fork_ids
+                for row in event_log.conn.execute(sql + " WHERE f.id = ?", (fid,)).fetchall()]
     out: list[Item] = []
-    for fid in fork_ids:
-        row = event_log.conn.execute(
-            "SELECT f.raw, f.sig, e.raw, e.sig FROM forks AS f JOIN events AS e "
-            "ON e.id = f.applied_id WHERE f.id = ?", (fid,),
-        ).fetchone()
-        if row is not None:
-            out += [(bytes(row[2]), bytes(row[3])), (bytes(row[0]), bytes(row[1]))]
+    for row in rows:
+        out += [(bytes(row[2]), bytes(row[3])), (bytes(row[0]), bytes(row[1]))]
     return out
 
 
@@ -193,6 +200,10 @@ class InlineLog:
         """Fork evidence found by the ingests since the last call (see ``_fork_evidence``)."""
         out, self.evidence = self.evidence, []
         return out
+
+    async def all_evidence(self) -> list[Item]:
+        """Every fork this log holds, as evidence (see ``_fork_evidence``)."""
+        return await self._call(_fork_evidence, self.log, None)
 
 
 class ThreadedLog(InlineLog):
@@ -245,6 +256,7 @@ class _Mark:
 
 _CHANGED = _Mark("the log gained events: push what the peer lacks")
 _RESYNC = _Mark("periodic anti-entropy: refresh our vector, push, then send it")
+_EVIDENCE = _Mark("the link is up: send every fork this log holds")
 
 
 @dataclass(frozen=True)
@@ -361,6 +373,8 @@ class Peer:
             elif work is _CHANGED:
                 self._change_queued = False
                 await self._push_changes()
+            elif work is _EVIDENCE:
+                await self._send_evidence()
             else:
                 self._resync_queued = False
                 await self._resync()
@@ -415,6 +429,7 @@ class Peer:
         self.state.up, self.state.node, self.state.since_ms, self.state.error = True, node, now, None
         self.mesh.report(self.state)
         self._ping()
+        self._outbox.send_nowait(_EVIDENCE)
 
     def _ping(self) -> None:
         if self.session is not None and self.session.ready:
@@ -426,6 +441,13 @@ class Peer:
         await self._push_changes()
         for data in self.session.resync():
             await self._send(data)
+
+    async def _send_evidence(self) -> None:
+        assert self.session is not None
+        items = await self.mesh.log.all_evidence()
+        if items and self.session.ready:
+            for data in self.session.send_events(items, push=True):
+                await self._send(data)
 
     async def _push_changes(self) -> None:
         assert self.session is not None

@@ -55,6 +55,7 @@ __all__ = [
     "read_mark",
     "reissue",
     "rekey_proof_message",
+    "unsettled_branch",
     "verdict",
 ]
 
@@ -132,6 +133,32 @@ def clear_mark(node: Node) -> None:
 def rekey_proof_message(handshake_hash: bytes, old_key: str, new_key: str) -> bytes:
     """What the new key signs: it is held by the machine on this very link."""
     return REKEY_CONTEXT + handshake_hash + bytes.fromhex(old_key) + bytes.fromhex(new_key)
+
+
+def unsettled_branch(node: Node, origin: str) -> str | None:
+    """Why a member that holds all of ``origin``'s chain as this home has it cannot be the one
+    a rekey goes through, or None when it can.
+
+    A member that agrees with this home's whole chain leaves nothing to issue again. That is
+    right when this home's branch is the one every node keeps (the lower ``(clock, id)`` where
+    the branches part, as ``EventLog`` settles forks), and wrong when it is the later one:
+    the member has not seen the original branch yet, and when it does it drops this home's,
+    whose changes no one would then issue again. The fork evidence this home received tells
+    which; without any, nothing can be decided yet.
+    """
+    marked = read_mark(node)
+    if marked is None or marked[0] != FORK:
+        return None
+    forks = [f for f in node.log.forks() if f.origin == origin]
+    if not forks:
+        return ("the other branch of this machine's fork has not reached it yet, so the member "
+                "cannot be checked")
+    first = min(forks, key=lambda f: f.seq)
+    ours, other = first.applied, first.forked
+    if (other.clock, other.id) < (ours.clock, ours.id):
+        return (f"it holds this machine's later branch (from seq {first.seq}) and has not seen "
+                "the original one yet")
+    return None
 
 
 def adopt_branch(node: Node, origin: str, prefix: int, originals: Sequence[Item]) -> list[Event]:

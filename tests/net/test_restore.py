@@ -178,3 +178,52 @@ async def test_a_losing_branch_that_reached_a_lagging_peer_is_settled_everywhere
                 assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
             for box in (a, b, c):
                 await stop(box)
+
+
+async def test_rekey_refuses_a_member_that_holds_only_the_later_branch(tmp_path: Path) -> None:
+    """c took the restored machine's later branch and has not seen the original: a rekey
+    through it would issue nothing again, and c would drop that branch once the original
+    arrived. The rekey refuses c, changes nothing, and succeeds once c has settled (a link
+    coming up carries the fork evidence its ends hold, so c learns of the fork from a)."""
+    async with running_cluster(tmp_path) as (a, b, c):
+        await stop(c)
+        await stop(b)
+        _copy(b, tmp_path / "old-b")
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)
+            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
+            await wait_until("the original on a", lambda: holds(a.home, original), 5)
+            await stop(b)
+        _restore(b, tmp_path / "old-b")
+        later = on(b.home, lambda n: commit_now(n, "ldap", {
+            "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+        await stop(a)
+        async with trio.open_nursery() as nursery:
+            await start(nursery, c)
+            await start(nursery, b)
+            await wait_until("the later branch on c", lambda: holds(c.home, later), 10)
+            await stop(c)
+            await start(nursery, a)  # b learns of its fork from a; c does not
+            await wait_until("b finds its fork", lambda: on(b.home, lambda n: (
+                n.status()["selfsync"], n.status()["forks"] > 0)) == ("fork", True), 10)
+            await stop(a)
+            await stop(b)  # so that b's node does not hand c the fork evidence (on link up)
+            await start(nursery, c)
+            old_fp = on(b.home, lambda n: n.fingerprint())
+            with pytest.raises(OperationalError, match="c: it holds this machine's later branch"):
+                await db(b.home, lambda n: client.rekey(n, "admin"))
+            assert on(b.home, lambda n: (n.fingerprint(), n.status()["selfsync"])) == (
+                old_fp, "fork")  # nothing changed
+            await start(nursery, a)  # a holds the evidence b spread: c hears of the fork
+            await start(nursery, b)
+            await wait_until("c settles on the original branch",
+                             lambda: holds(c.home, original) and not holds(c.home, later), 10)
+            done = await db(b.home, lambda n: client.rekey(n, "admin"))
+            assert done["reissued"] == 1 and done["fingerprint"] != old_fp
+            await wait_until("one state everywhere", same_digest(a, b, c), 15)
+            for box in (a, b, c):  # nothing acknowledged is lost, on any machine
+                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
+                ldap = _value(box, "ldap")
+                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            for box in (a, b, c):
+                await stop(box)

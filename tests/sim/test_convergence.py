@@ -342,3 +342,33 @@ def test_a_fork_injected_at_both_ends_of_a_line_settles_the_same_everywhere() ->
         return took
 
     assert run_sim(sim, body) < LIVENESS_BOUND_S
+
+
+def test_a_node_that_was_away_when_a_fork_was_found_hears_of_it_on_its_next_link() -> None:
+    """n0 holds a fork as evidence (the original branch applied, the later one's first event
+    kept beside it) while n1 and n2 hold one branch each, of the same length: the vectors
+    are equal, so anti-entropy alone would never show anyone the fork. The evidence a link's
+    ends hold goes over when the link comes up, and every node settles the same way."""
+    sim = Sim(7, 3)
+    prefix, original, later = _ghost_branches()
+    original = original[:len(later)]
+
+    async def body() -> float:
+        for node in sim.nodes:
+            node.genesis()
+        n0, n1, n2 = sim.nodes
+        for node, branch in ((n0, original), (n1, original), (n2, later)):
+            node.log.ingest([(e.raw, e.sig) for e in prefix + branch], now_ms=node.now_ms())
+        n0.log.ingest([(later[0].raw, later[0].sig)], now_ms=n0.now_ms())  # found earlier
+        assert [f.forked.id for f in n0.log.forks()] == [later[0].id]
+        await sim.connect(1, 2)  # neither holds evidence: they look in sync, and stay apart
+        await trio.sleep(LIVENESS_BOUND_S / 2)
+        assert n2.log.get(later[0].id) is not None and n2.log.get(original[0].id) is None
+        await sim.connect(0, 2)
+        took = await wait_until(lambda: sim.converged() and all(
+            n.log.get(original[-1].id) is not None for n in sim.nodes), LIVENESS_BOUND_S)
+        for node in sim.nodes:  # the later branch is evidence everywhere, never applied
+            assert node.log.get(later[0].id) is None
+        return took
+
+    assert run_sim(sim, body) < LIVENESS_BOUND_S
