@@ -145,7 +145,8 @@ def _ingest(event_log: EventLog, items: Sequence[Item], now_ms: int
     return result.applied, _fork_evidence(event_log, result.forks)
 
 
-def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str] | None) -> list[Item]:
+def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str] | None,
+                   floors: Mapping[str, int] | None = None) -> list[Item]:
     """Each new fork (every fork held, for None) as the two events at its position: the one
     kept and the other.
 
@@ -154,16 +155,18 @@ def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str] | None) -> list[
     every peer when a fork is found, and to each peer again when a link comes up (one that
     was down then would otherwise never learn of it).
     """
-    sql = ("SELECT f.raw, f.sig, e.raw, e.sig FROM forks AS f JOIN events AS e "
+    sql = ("SELECT f.raw, f.sig, e.raw, e.sig, f.origin, f.seq FROM forks AS f JOIN events AS e "
            "ON e.id = f.applied_id")
     if fork_ids is None:
         rows = event_log.conn.execute(sql + " ORDER BY f.origin, f.seq, f.id").fetchall()
     else:
         rows = [row for fid in fork_ids
                 for row in event_log.conn.execute(sql + " WHERE f.id = ?", (fid,)).fetchall()]
+    floors = floors or {}
     out: list[Item] = []
     for row in rows:
-        out += [(bytes(row[2]), bytes(row[3])), (bytes(row[0]), bytes(row[1]))]
+        if row[5] >= floors.get(row[4], 1):  # never what may not leave (``cluster_vector``)
+            out += [(bytes(row[2]), bytes(row[3])), (bytes(row[0]), bytes(row[1]))]
     return out
 
 
@@ -203,7 +206,7 @@ class InlineLog:
 
     async def all_evidence(self) -> list[Item]:
         """Every fork this log holds, as evidence (see ``_fork_evidence``)."""
-        return await self._call(_fork_evidence, self.log, None)
+        return await self._call(_fork_evidence, self.log, None, dict(self.floors))
 
 
 class ThreadedLog(InlineLog):
