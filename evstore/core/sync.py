@@ -58,7 +58,7 @@ received events in its log.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -604,6 +604,15 @@ class Session:
         if not self.ready:
             return []
         return [encode_message(VVMsg(dict(self.local)))]
+
+    def recheck(self, origins: Iterable[str]) -> bytes:
+        """A resync that claims none of ``origins``' events, so the peer sends all it holds
+        of them: for an origin whose chain here and there parted below both heads (a fork
+        neither vector shows), the events at the parting seq then meet in one log."""
+        if not self.ready:
+            raise RuntimeError("recheck only an established session (after the peer's hello)")
+        skip = set(origins)
+        return encode_message(VVMsg({o: r for o, r in self.local.items() if o not in skip}))
 
     def ping(self, now_ms: int) -> bytes:
         """A ping; its pong yields a ``Pong`` action with the clock offset."""

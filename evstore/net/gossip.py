@@ -108,6 +108,8 @@ class LogAccess(Protocol):
 
     def take_evidence(self) -> list[Item]: ...
 
+    def take_diverged(self) -> set[str]: ...
+
     async def all_evidence(self) -> list[Item]: ...
 
 
@@ -138,11 +140,11 @@ def _read(event_log: EventLog, ranges: Sequence[Range]) -> list[Item]:
 
 
 def _ingest(event_log: EventLog, items: Sequence[Item], now_ms: int
-            ) -> tuple[list[Event], list[Item]]:
+            ) -> tuple[list[Event], list[Item], list[str]]:
     result = event_log.ingest(items, now_ms=now_ms)
     if result.rejected or result.forks:
         log.warning("ingest refused events: %s", result.counts())
-    return result.applied, _fork_evidence(event_log, result.forks)
+    return result.applied, _fork_evidence(event_log, result.forks), result.diverged
 
 
 def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str] | None,
@@ -184,6 +186,7 @@ class InlineLog:
         self.now_ms = now_ms
         self.floors: dict[str, int] = dict(floors or {})
         self.evidence: list[Item] = []
+        self.diverged: set[str] = set()
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
@@ -195,13 +198,21 @@ class InlineLog:
         return await self._call(_read, self.log, list(ranges))
 
     async def ingest(self, items: Sequence[Item]) -> list[Event]:
-        applied, evidence = await self._call(_ingest, self.log, list(items), self.now_ms())
+        applied, evidence, diverged = await self._call(_ingest, self.log, list(items),
+                                                       self.now_ms())
         self.evidence += evidence
+        self.diverged.update(diverged)
         return applied
 
     def take_evidence(self) -> list[Item]:
         """Fork evidence found by the ingests since the last call (see ``_fork_evidence``)."""
         out, self.evidence = self.evidence, []
+        return out
+
+    def take_diverged(self) -> set[str]:
+        """Origins whose chain parted from a sender's, found by the ingests since the last
+        call (``IngestResult.diverged``)."""
+        out, self.diverged = self.diverged, set()
         return out
 
     async def all_evidence(self) -> list[Item]:
@@ -293,6 +304,7 @@ class Peer:
         self._change_queued = False
         self._resync_queued = False
         self._send_lock = trio.Lock()
+        self._rechecked: set[str] = set()  # origins this link was asked to resend (once each)
 
     # ---- entry points
 
@@ -419,6 +431,12 @@ class Peer:
         evidence = self.mesh.log.take_evidence()
         if evidence:
             self.mesh.spread(evidence)
+        diverged = self.mesh.log.take_diverged() - self._rechecked
+        if diverged and self.session is not None and self.session.ready:
+            # The peer's chain of these origins parted from ours below both heads: have it
+            # send all it holds of them once, so the fork shows here and settles.
+            self._rechecked |= diverged
+            self._outbox.send_nowait(self.session.recheck(diverged))
 
     def spread(self, items: Sequence[Item]) -> None:
         self._outbox.send_nowait(_Spread(tuple(items)))

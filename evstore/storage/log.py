@@ -53,6 +53,8 @@ ANCHOR_KINDS = frozenset(
     {"node.init", "cluster.create", "cluster.join", "node.rekey", "node.standalone"}
 )
 
+_BROKEN_CHAIN = "broken hash chain"
+
 Admit = Callable[[sqlite3.Connection, Event], bool | None]
 OnApply = Callable[[sqlite3.Connection, list[Event]], None]
 OnRewind = Callable[[sqlite3.Connection], None]
@@ -95,6 +97,9 @@ class IngestResult:
     forks: list[str] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     rewound: list[str] = field(default_factory=list)  # applied here once, now fork evidence
+    # Origins one of whose events named as its predecessor another event than the one applied
+    # here: the author signed two events at one seq below it, a fork this node has not seen.
+    diverged: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {
@@ -506,6 +511,8 @@ class EventLog:
             return "held"
         chain = self._chain_state(tx, event)
         if chain not in ("ready", "wait"):
+            if chain.startswith(_BROKEN_CHAIN) and event.origin not in tx.result.diverged:
+                tx.result.diverged.append(event.origin)
             self._reject(tx, event, chain, source, keep=False)
             return "rejected"
         if chain == "wait":
@@ -540,7 +547,7 @@ class EventLog:
         where = f"origin {event.origin[:16]}… seq {event.seq}"
         if self._in_table("forks", event.prev or ""):
             return f"{where} chains onto the forked branch; it is never applied"
-        return f"broken hash chain at {where}: prev does not name the applied seq {event.seq - 1}"
+        return f"{_BROKEN_CHAIN} at {where}: prev does not name the applied seq {event.seq - 1}"
 
     def _apply(self, tx: _Tx, event: Event, received_at: int, source: str) -> None:
         if source is not _NEW:

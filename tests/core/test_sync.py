@@ -489,3 +489,12 @@ def test_session_raises_only_sync_error(datas: list[bytes]) -> None:
     for data in [*datas[:1], encode_message(HelloMsg(B, "1", {})), *datas[1:]]:
         with contextlib.suppress(SyncError):
             s.receive(data, T0)
+
+
+def test_recheck_claims_none_of_the_origins_so_the_peer_sends_them_whole() -> None:
+    a, b, _, _ = connected({A: (1, 5), C: (2, 4)}, {A: (1, 7), C: (2, 4)})
+    with pytest.raises(RuntimeError):
+        session(A).recheck([C])  # not established
+    ask = a.recheck([A])
+    assert decode_message(ask) == VVMsg({C: (2, 4)})
+    assert b.receive(ask, T0) == [NeedRanges((Range(A, 1, 7),), push=False)]

@@ -372,3 +372,31 @@ def test_a_node_that_was_away_when_a_fork_was_found_hears_of_it_on_its_next_link
         return took
 
     assert run_sim(sim, body) < LIVENESS_BOUND_S
+
+
+@pytest.mark.parametrize("original_longer", [True, False])
+def test_branches_of_different_lengths_meet_and_settle(original_longer: bool) -> None:
+    """n0 holds the original branch, n1 the later one, one of them longer: no node holds
+    both, and the vectors differ only by a count. The longer side's next event names an
+    event the other does not hold as its predecessor, so the other refuses it, and has the
+    sender send all it holds of that origin once: the two events at the parting seq meet,
+    and both nodes settle alike."""
+    sim = Sim(11, 2)
+    prefix, original, later = _ghost_branches()
+    if not original_longer:
+        original = original[:1]
+
+    async def body() -> float:
+        for node in sim.nodes:
+            node.genesis()
+        n0, n1 = sim.nodes
+        for node, branch in ((n0, original), (n1, later)):
+            node.log.ingest([(e.raw, e.sig) for e in prefix + branch], now_ms=node.now_ms())
+        await sim.connect(0, 1)
+        took = await wait_until(lambda: sim.converged() and all(
+            n.log.get(original[-1].id) is not None for n in sim.nodes), LIVENESS_BOUND_S)
+        for node in sim.nodes:  # the later branch is evidence, never applied
+            assert node.log.get(later[0].id) is None
+        return took
+
+    assert run_sim(sim, body) < LIVENESS_BOUND_S

@@ -351,6 +351,22 @@ def test_a_fork_is_recorded_flagged_and_never_applied(log: EventLog) -> None:
     assert log.count() == 3 and log.pending_count() == 0
 
 
+def test_an_event_on_an_unseen_branch_marks_its_origin_diverged(log: EventLog) -> None:
+    """A validly signed event whose prev is not the event applied at seq - 1 proves a fork
+    below it that this log has not seen: refused, and its origin named for gossip to
+    recheck. One that chains onto a fork already held is refused without the mark."""
+    chain = make_chain(B, 2)
+    log.ingest(wire(chain), now_ms=T0)
+    rival = _rival(B, 2, chain[0].id)
+    beyond = _rival(B, 3, rival.id)
+    r = log.ingest(wire([beyond]), now_ms=T0)
+    assert r.diverged == [origin(B)] and [x.id for x in r.rejected] == [beyond.id]
+    assert "broken hash chain" in r.rejected[0].reason
+    log.ingest(wire([rival]), now_ms=T0)  # now the fork is known
+    r = log.ingest(wire([beyond]), now_ms=T0)
+    assert r.diverged == [] and "forked branch" in r.rejected[0].reason
+
+
 def test_pending_rivals_become_forks_when_the_gap_fills(log: EventLog) -> None:
     chain = make_chain(B, 3)
     rival = _rival(B, 2, chain[0].id)
