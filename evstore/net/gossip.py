@@ -211,7 +211,9 @@ class InlineLog:
 
     def take_diverged(self) -> set[str]:
         """Origins whose chain parted from a sender's, found by the ingests since the last
-        call (``IngestResult.diverged``)."""
+        call (``IngestResult.diverged``). The links share it, so one may take an origin that
+        another's ingest found: it then asks its own peer to resend it, which is only waste,
+        and the other asks when that peer's event is refused again."""
         out, self.diverged = self.diverged, set()
         return out
 

@@ -154,8 +154,7 @@ def unsettled_branch(node: Node, origin: str) -> str | None:
         return ("the other branch of this machine's fork has not reached it yet, so the member "
                 "cannot be checked")
     first = min(forks, key=lambda f: f.seq)
-    ours, other = first.applied, first.forked
-    if (other.clock, other.id) < (ours.clock, ours.id):
+    if first.forked.order_key < first.applied.order_key:  # the settling rule: the earlier stays
         return (f"it holds this machine's later branch (from seq {first.seq}) and has not seen "
                 "the original one yet")
     return None
