@@ -12,7 +12,8 @@ to *registers*. A register is named ``(scope, section, field)``:
   different keys or entries of one section land in different registers and both survive.
 * structure: section ``@structure`` holds the cluster name and main group, each group's name and
   deletion, each machine's group, hostname, serial, addresses and removal; ``@cutoff`` holds
-  the last sequence number of a removed origin that still counts.
+  the last sequence number of a removed origin (or of a key a rekey replaced) that still
+  counts.
 
 A register's value is the write with the greatest ``order`` — ``(clock, origin, event id)``,
 the one total order of core/events.py — among writes that are not *excluded*. A write is
@@ -257,6 +258,8 @@ def _emit(w: W, kind: str, event_id: str, origin: str, payload: Mapping[str, Any
         w.machine(mid, {**p.get("machine", {}), "key": p["key"]})
         w.struct(machine_mode(mid), "group", p["group"])
         w.struct(machine_mode(mid), "member", True)
+        if "replaces" in p and "cutoff" in p:  # a rekey retires the old key, as a removal does
+            w.put(f"origin:{p['replaces']}", CUTOFF, "seq", int(p["cutoff"]))
     elif kind == "cluster.join":
         mid = p.get("machine_id", origin)
         w.machine(mid, p.get("machine", {}))

@@ -261,9 +261,14 @@ def _admit_rekey(node: Node, m: Machine, new_key: str, user: str) -> Event:
     machine = {k: getattr(m, k) for k in ("hostname", "serial", "listen", "ccs", "version",
                                            "transport_key") if getattr(m, k)}
     row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
+    # The old key's events past what this member holds of it now no longer count, anywhere
+    # (``@cutoff``, as for a removed machine): whoever still has the old key (the copy the
+    # machine was restored from, say) can no longer change the cluster's settings with it.
+    cutoff = restore.head_of(node.log, m.key)[0]
     return node.append(user, "cluster.admit", {
-        "machine_id": m.mid, "key": new_key, "replaces": m.key, "machine": machine,
-        "group": st.group_of(m.mid), "cluster": row[0] if row else None, "via": "rekey",
+        "machine_id": m.mid, "key": new_key, "replaces": m.key, "cutoff": cutoff,
+        "machine": machine, "group": st.group_of(m.mid), "cluster": row[0] if row else None,
+        "via": "rekey",
     })
 
 

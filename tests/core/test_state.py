@@ -190,3 +190,27 @@ def test_removal_cutoff_ignores_later_events_everywhere() -> None:
         state.apply(store, [*evs, *order])
         assert store.section_value("cluster", "timezone") is None or \
             store.section_value("cluster", "timezone")["zone"] != "Asia/Tokyo"
+
+
+def test_a_rekey_admission_retires_the_old_key_past_its_cutoff() -> None:
+    """A rekeyed machine's old key is cut off like a removed machine's: its events up to the
+    cutoff the admission names still count, its later ones nowhere, in any order."""
+    evs = _genesis()
+    base = [evs[0].clock, evs[0].origin, evs[0].id]
+
+    def zone(seq: int, clock: int, name: str) -> events.Event:
+        return _ev(2, seq, clock << 16, "config.commit", {"comment": "", "changes": [
+            {"mode": "cluster", "section": "timezone", "op": "patch", "base": base,
+             "set": {"zone": name}, "unset": []}]})
+
+    counted, late = zone(1, 8, "Europe/Paris"), zone(2, 20, "Asia/Tokyo")
+    new_key = "ab" * 32
+    rekey = _ev(0, 4, 10 << 16, "cluster.admit", {
+        "machine_id": ORIGINS[2], "key": new_key, "replaces": ORIGINS[2], "cutoff": 1,
+        "group": group_id_of(evs[0].id), "machine": {"hostname": "m2", "serial": "s2"}})
+    for order in ([counted, late, rekey], [rekey, late, counted], [late, rekey, counted]):
+        store = state.MemoryStore()
+        state.apply(store, [*evs, *order])
+        assert store.section_value("cluster", "timezone") == {"zone": "Europe/Paris"}
+        st_ = state.structure_from(store.structure_winners())
+        assert st_.machines[ORIGINS[2]].key == new_key

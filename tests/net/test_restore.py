@@ -12,13 +12,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import nacl.signing
 import pytest
 import trio
 
+from evstore.core import events
 from evstore.core.errors import OperationalError
 from evstore.net import client, restore
 from evstore.net.restore import BEHIND, FORK, OK, verdict
 from evstore.ops import settings
+from evstore.ops.node import now_ms
 from tests.net.cluster_helpers import (
     Box,
     commit,
@@ -74,6 +77,21 @@ async def _history(a: Box, b: Box, old: Path) -> list[str]:
         await stop(b)
     _restore(b, old)
     return [first, *later]
+
+
+def _by_old_key(member: Box, rekeyed: Box, ntp: dict[str, object]) -> tuple[bytes, bytes]:
+    """A commit signed with the key ``rekeyed`` had before its rekey, next in that key's
+    chain as ``member`` holds it."""
+    (old_file,) = rekeyed.home.glob("host.key.replaced-*")
+    old = nacl.signing.SigningKey(old_file.read_bytes())
+    origin = old.verify_key.encode().hex()
+    seq, prev = on(member.home, lambda n: restore.head_of(n.log, origin))
+    hwm = on(member.home, lambda n: n.log.hlc_hwm())
+    ev = events.create(old, seq=seq + 1, prev=prev, clock=hwm + 1, wall=now_ms(), user="admin",
+                       kind="config.commit", payload={"comment": "", "changes": [
+                           {"mode": "cluster", "section": "ntp", "op": "define", "base": None,
+                            "value": ntp}]})
+    return ev.raw, ev.sig
 
 
 async def test_restored_then_reconnected_before_writing_catches_up(tmp_path: Path) -> None:
@@ -137,6 +155,10 @@ async def test_restored_and_written_while_cut_off_forks_then_rekey_recovers(
             assert on(b.home, lambda n: n.status()["selfsync"]) is None
             after = await commit(b, "ntp", {"servers": ["ntp.after.rekey"]})
             await wait_until("b writes again, under its new key", lambda: holds(a.home, after), 5)
+            # whoever kept the old key (the copy b was restored from) writes nothing with it
+            forged = _by_old_key(a, b, {"servers": ["ntp.old.key"]})
+            assert on(a.home, lambda n: n.log.ingest([forged], now_ms=now_ms()).applied)
+            assert _value(a, "ntp") == {"servers": ["ntp.after.rekey"]}
             await stop(b)
 
 
