@@ -544,7 +544,16 @@ async def _rekey_through(caller: Caller, rpc: Rpc, user: str) -> dict[str, Any]:
     node = caller.node
     old = node.origin
     prefix, originals = await _cluster_branch(caller, rpc, old)
-    if not originals and prefix >= (await caller.db(restore.head_of, node.log, old))[0]:
+    head = (await caller.db(restore.head_of, node.log, old))[0]
+    fork = await caller.db(restore.own_fork, node, old)
+    other: list[Event] = []
+    if fork is not None and fork[0] == restore.WINS and fork[1] is not None:
+        # This home's branch is the one every node keeps: keep it, and issue the other
+        # branch's changes again instead (it has this home's evidence, the member's, and
+        # the member's own events if it still applies that branch).
+        other = await _other_branch(caller, rpc, fork[1], originals)
+        prefix, originals = head, []
+    elif not originals and prefix >= head:
         why = await caller.db(restore.unsettled_branch, node, old)
         if why is not None:  # nothing changed yet: only reads so far
             raise _NotThrough(why)
@@ -555,7 +564,7 @@ async def _rekey_through(caller: Caller, rpc: Rpc, user: str) -> dict[str, Any]:
     res = await rpc.call("rekey", key=new_pub, proof=proof.hex(), user=user)
     admit = await _read_through(caller, rpc, wire.hex_id(res.get("origin"), "origin"),
                                 wire.integer(res, "seq"))
-    done = await caller.db(_switch_key, node, user, new_key, prefix, originals, admit)
+    done = await caller.db(_switch_key, node, user, new_key, prefix, originals, admit, other)
     await _push_new_chain(caller, rpc, new_pub)
     return {"fingerprint": fingerprint(new_pub), "old_fingerprint": fingerprint(old),
             "reissued": done, "adopted": len(originals), "via": rpc.machine.hostname}
@@ -574,6 +583,16 @@ async def _cluster_branch(caller: Caller, rpc: Rpc, origin: str) -> tuple[int, l
         lo, hi = (mid, hi) if same else (lo, mid - 1)
     originals = await _read_through(caller, rpc, origin, theirs[0], start=lo + 1)
     return lo, originals
+
+
+async def _other_branch(caller: Caller, rpc: Rpc, start: Event,
+                        applied_there: list[Item]) -> list[Event]:
+    """The other branch of this home's fork, from ``start`` on: from this home's evidence, the
+    member's evidence and the member's applied events (``restore.other_branch``)."""
+    mine = await caller.db(caller.node.log.set_aside, start.origin, start.seq, MAX_ITEMS)
+    got = wire.items_in((await rpc.call("set_aside", origin=start.origin,
+                                        first=start.seq)).get("items"), MAX_ITEMS)
+    return restore.other_branch(start, [*mine, *got, *applied_there])
 
 
 async def _same_at(caller: Caller, rpc: Rpc, origin: str, seq: int) -> bool:
@@ -599,8 +618,9 @@ async def _read_through(caller: Caller, rpc: Rpc, origin: str, last: int,
 
 
 def _switch_key(node: Node, user: str, new_key: nacl.signing.SigningKey, prefix: int,
-                originals: list[Item], admit: list[Item]) -> int:
-    """Adopt the cluster's branch, take the new key, anchor it, issue the losing changes again."""
+                originals: list[Item], admit: list[Item], other: Sequence[Event] = ()) -> int:
+    """Adopt the cluster's branch, take the new key, anchor it, issue the losing changes again
+    (this home's after ``prefix``, or ``other``: the branch its own one wins over)."""
     old = node.origin
     mid = node.mid
     with transaction(node.conn):
@@ -617,7 +637,7 @@ def _switch_key(node: Node, user: str, new_key: nacl.signing.SigningKey, prefix:
     node.log.append(new_key, user=user, kind="node.rekey", payload={
         "cluster": row[0] if row else None, "machine_id": mid, "replaces": old,
         "machine": node.identity().announce(node.transport_pub)}, now_ms=_now())
-    reissued = restore.reissue(node, new_key, losing)
+    reissued = restore.reissue(node, new_key, [*losing, *other])
     restore.clear_mark(node)
     return len(reissued)
 

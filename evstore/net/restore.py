@@ -35,8 +35,8 @@ from typing import Any
 
 import nacl.signing
 
-from evstore.core.errors import OperationalError
-from evstore.core.events import Event
+from evstore.core.errors import EncodingError, OperationalError, VerificationError
+from evstore.core.events import Event, parse
 from evstore.core.sync import Item
 from evstore.ops.cluster import rebuild_views
 from evstore.ops.node import Node, now_ms
@@ -52,6 +52,8 @@ __all__ = [
     "head_of",
     "id_at",
     "mark",
+    "other_branch",
+    "own_fork",
     "read_mark",
     "reissue",
     "rekey_proof_message",
@@ -135,29 +137,64 @@ def rekey_proof_message(handshake_hash: bytes, old_key: str, new_key: str) -> by
     return REKEY_CONTEXT + handshake_hash + bytes.fromhex(old_key) + bytes.fromhex(new_key)
 
 
-def unsettled_branch(node: Node, origin: str) -> str | None:
-    """Why a member that holds all of ``origin``'s chain as this home has it cannot be the one
-    a rekey goes through, or None when it can.
+WINS, LOSES, UNKNOWN = "wins", "loses", "unknown"
 
-    A member that agrees with this home's whole chain leaves nothing to issue again. That is
-    right when this home's branch is the one every node keeps (the lower ``(clock, id)`` where
-    the branches part, as ``EventLog`` settles forks), and wrong when it is the later one:
-    the member has not seen the original branch yet, and when it does it drops this home's,
-    whose changes no one would then issue again. The fork evidence this home received tells
-    which; without any, nothing can be decided yet.
+
+def own_fork(node: Node, origin: str) -> tuple[str, Event | None] | None:
+    """Which branch of this home's own fork every node will keep, or None when the home is
+    not marked forked: ``(WINS, other)`` when this home's branch stays (the settling rule
+    keeps the earlier event, in the one total order, where the branches part: ``EventLog``),
+    ``(LOSES, other)`` when the other one does, ``other`` being that branch's event where they
+    part; ``(UNKNOWN, None)`` while no event of the other branch has reached this home.
     """
     marked = read_mark(node)
     if marked is None or marked[0] != FORK:
         return None
     forks = [f for f in node.log.forks() if f.origin == origin]
     if not forks:
+        return UNKNOWN, None
+    first = min(forks, key=lambda f: f.seq)
+    if first.forked.order_key < first.applied.order_key:
+        return LOSES, first.forked
+    return WINS, first.forked
+
+
+def unsettled_branch(node: Node, origin: str) -> str | None:
+    """Why a member that holds all of ``origin``'s chain as this home has it cannot be the one
+    a rekey goes through, or None when it can.
+
+    A member that agrees with this home's whole chain leaves nothing of this home's to issue
+    again. That is right when this home's branch is the one every node keeps, and wrong when
+    it is the later one: the member has not seen the original branch yet, and when it does it
+    drops this home's, whose changes no one would then issue again (``own_fork`` tells which;
+    without evidence, nothing can be decided yet).
+    """
+    fork = own_fork(node, origin)
+    if fork is None or fork[0] == WINS:
+        return None
+    if fork[0] == UNKNOWN:
         return ("the other branch of this machine's fork has not reached it yet, so the member "
                 "cannot be checked")
-    first = min(forks, key=lambda f: f.seq)
-    if first.forked.order_key < first.applied.order_key:  # the settling rule: the earlier stays
-        return (f"it holds this machine's later branch (from seq {first.seq}) and has not seen "
-                "the original one yet")
-    return None
+    seq = fork[1].seq if fork[1] is not None else 0
+    return (f"it holds this machine's later branch (from seq {seq}) and has not seen the "
+            "original one yet")
+
+
+def other_branch(start: Event, candidates: Sequence[Item]) -> list[Event]:
+    """The other branch of a fork, from its event ``start`` where the branches part, as far
+    as ``candidates`` (events of any source, each verified here) continue it by ``prev``."""
+    by_prev: dict[str, Event] = {}
+    for raw, sig in candidates:
+        try:
+            ev = parse(raw, sig)
+        except (EncodingError, VerificationError):
+            continue
+        if ev.origin == start.origin and ev.prev is not None:
+            by_prev.setdefault(ev.prev, ev)
+    out = [start]
+    while out[-1].id in by_prev:
+        out.append(by_prev[out[-1].id])
+    return out
 
 
 def adopt_branch(node: Node, origin: str, prefix: int, originals: Sequence[Item]) -> list[Event]:

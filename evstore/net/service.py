@@ -239,6 +239,17 @@ async def _op_read(rt: Runtime, channel: SecureChannel, m: Machine,
     return {"items": wire.items_out(items[0] if items else [])}
 
 
+async def _op_set_aside(rt: Runtime, channel: SecureChannel, m: Machine,
+                        req: dict[str, Any]) -> dict[str, Any]:
+    """What this member keeps of an origin without applying it (fork evidence): for a
+    rekey whose own branch is the one kept, which issues the other branch's changes again."""
+    origin = wire.hex_id(req.get("origin"), "set_aside origin")
+    first = wire.integer(req, "first")
+    items = await rt.db(rt.node.log.set_aside, origin, first, MAX_ITEMS)
+    out = batches(items)
+    return {"items": wire.items_out(out[0] if out else [])}
+
+
 async def _op_rekey(rt: Runtime, channel: SecureChannel, m: Machine,
                     req: dict[str, Any]) -> dict[str, Any]:
     """Admit the caller's fresh host key in place of the one it links with now."""
@@ -275,6 +286,7 @@ def _admit_rekey(node: Node, m: Machine, new_key: str, user: str) -> Event:
 _OPS: dict[str, Handler] = {
     "vv": _op_vv, "arrival": _op_arrival, "deliver": _op_deliver, "digests": _op_digests,
     "head": _op_head, "ids": _op_ids, "read": _op_read, "rekey": _op_rekey,
+    "set_aside": _op_set_aside,
 }
 
 

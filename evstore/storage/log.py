@@ -344,6 +344,17 @@ class EventLog:
         )
         return [(bytes(raw), bytes(sig)) for raw, sig in rows]
 
+    def set_aside(self, origin: str, first: int, limit: int) -> list[tuple[bytes, bytes]]:
+        """``origin``'s events from seq ``first`` on that this log keeps without applying them
+        (fork evidence, and refused events kept as evidence), by seq: the other branch of a
+        fork, for a rekey that issues its changes again."""
+        rows = self.conn.execute(
+            "SELECT raw, sig FROM (SELECT seq, id, raw, sig FROM forks WHERE origin = ?1 AND "
+            "seq >= ?2 UNION SELECT seq, id, raw, sig FROM rejected WHERE origin = ?1 AND "
+            "seq >= ?2) ORDER BY seq, id LIMIT ?3", (origin, first, limit),
+        )
+        return [(bytes(raw), bytes(sig)) for raw, sig in rows]
+
     def get(self, event_id: str, *, verify: bool = False) -> Event | None:
         """The applied event with this id, or None."""
         row = self.conn.execute(

@@ -50,6 +50,24 @@ def test_verdict_table() -> None:
     assert verdict((0, ""), mine, (0, ""), None, 0) == OK
 
 
+def test_other_branch_follows_prev_links_through_any_source() -> None:
+    key = nacl.signing.SigningKey(b"k" * 32)
+    stranger = nacl.signing.SigningKey(b"s" * 32)
+
+    def ev(k: nacl.signing.SigningKey, seq: int, prev: str, tag: str) -> events.Event:
+        return events.create(k, seq=seq, prev=prev, clock=seq << 16, wall=seq, user="admin",
+                             kind="config.commit", payload={"tag": tag})
+
+    start = ev(key, 3, "a" * 64, "other")
+    nxt = ev(key, 4, start.id, "next")
+    last = ev(key, 5, nxt.id, "last")
+    ours = ev(key, 4, "b" * 64, "ours")  # another branch: not followed
+    alien = ev(stranger, 4, start.id, "alien")  # another origin: not followed
+    forged = (ev(key, 6, last.id, "forged").raw, b"\0" * 64)  # does not verify: dropped
+    items = [(e.raw, e.sig) for e in (last, ours, alien, nxt)] + [forged]
+    assert [e.id for e in restore.other_branch(start, items)] == [start.id, nxt.id, last.id]
+
+
 def _copy(box: Box, to: Path) -> None:
     shutil.copytree(box.home, to)
 
@@ -248,4 +266,46 @@ async def test_rekey_refuses_a_member_that_holds_only_the_later_branch(tmp_path:
                 ldap = _value(box, "ldap")
                 assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
             for box in (a, b, c):
+                await stop(box)
+
+
+async def test_a_restored_branch_stamped_first_stays_and_rekey_issues_the_original_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """b is restored together with its clock (a virtual machine's snapshot, say), so the
+    change it writes then is stamped before the one it had written after the copy: by the
+    settling rule its new branch stays everywhere. The rekey keeps that branch and issues
+    the original branch's change again: both changes survive, on every machine."""
+    async with running_cluster(tmp_path, ("a", "b")) as (a, b):
+        copied = await commit(b, "dns", {"servers": ["10.0.0.1"]})
+        await wait_until("the first change on a", lambda: holds(a.home, copied), 5)
+        copy_wall = on(b.home, lambda n: n.log.get(copied)).wall  # type: ignore[union-attr]
+        await stop(b)
+        _copy(b, tmp_path / "old-b")
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)
+            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
+            await wait_until("the original on a", lambda: holds(a.home, original), 5)
+            await stop(b)
+        _restore(b, tmp_path / "old-b")
+        with monkeypatch.context() as m:  # b's clock is back at the copy's time
+            m.setattr(settings, "now_ms", lambda: copy_wall + 1)
+            later = on(b.home, lambda n: commit_now(n, "ldap", {
+                "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+        stamps = [on(box.home, lambda n, i=i: n.log.get(i) or n.log.forks()[0].forked).clock
+                  for box, i in ((a, original), (b, later))]
+        assert stamps[1] < stamps[0]  # the restored branch is the earlier one
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)
+            await wait_until("b finds its fork", lambda: on(
+                b.home, lambda n: n.status()["selfsync"]) == "fork", 10)
+            done = await db(b.home, lambda n: client.rekey(n, "admin"))
+            assert done["reissued"] == 1
+            await wait_until("one state again", same_digest(a, b), 15)
+            for box in (a, b):  # nothing acknowledged is lost, on either machine
+                assert holds(box.home, later) and not holds(box.home, original)
+                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
+                ldap = _value(box, "ldap")
+                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            for box in (a, b):
                 await stop(box)
