@@ -513,7 +513,7 @@ def rekey(node: Node, user: str) -> dict[str, Any]:
 
 
 class _NotThrough(OperationalError):
-    """This member cannot take the rekey (``restore.unsettled_branch``): try another."""
+    """This member cannot take the rekey (``restore.unfit_member``): try another."""
 
 
 async def _rekey(caller: Caller, user: str, candidates: Sequence[Machine]) -> dict[str, Any]:
@@ -554,7 +554,7 @@ async def _rekey_through(caller: Caller, rpc: Rpc, user: str) -> dict[str, Any]:
         other = await _other_branch(caller, rpc, fork[1], originals)
         prefix, originals = head, []
     elif not originals and prefix >= head:
-        why = await caller.db(restore.unsettled_branch, node, old)
+        why = restore.unfit_member(fork)
         if why is not None:  # nothing changed yet: only reads so far
             raise _NotThrough(why)
     new_key = nacl.signing.SigningKey.generate()

@@ -57,7 +57,7 @@ __all__ = [
     "read_mark",
     "reissue",
     "rekey_proof_message",
-    "unsettled_branch",
+    "unfit_member",
     "verdict",
 ]
 
@@ -159,25 +159,22 @@ def own_fork(node: Node, origin: str) -> tuple[str, Event | None] | None:
     return WINS, first.forked
 
 
-def unsettled_branch(node: Node, origin: str) -> str | None:
-    """Why a member that holds all of ``origin``'s chain as this home has it cannot be the one
-    a rekey goes through, or None when it can.
+def unfit_member(fork: tuple[str, Event | None] | None) -> str | None:
+    """Why a member that holds all of this home's chain as the home has it cannot be the one
+    a rekey goes through, given ``own_fork``; None when it can.
 
-    A member that agrees with this home's whole chain leaves nothing of this home's to issue
-    again. That is right when this home's branch is the one every node keeps, and wrong when
-    it is the later one: the member has not seen the original branch yet, and when it does it
-    drops this home's, whose changes no one would then issue again (``own_fork`` tells which;
-    without evidence, nothing can be decided yet).
+    Such a member leaves nothing of this home's to issue again. That is right when this
+    home's branch is the one every node keeps, and wrong when it is the later one: the member
+    has not seen the original branch yet, and when it does it drops this home's, whose
+    changes no one would then issue again. Without evidence, nothing can be decided yet.
     """
-    fork = own_fork(node, origin)
     if fork is None or fork[0] == WINS:
         return None
-    if fork[0] == UNKNOWN:
+    if fork[0] == UNKNOWN or fork[1] is None:
         return ("the other branch of this machine's fork has not reached it yet, so the member "
                 "cannot be checked")
-    seq = fork[1].seq if fork[1] is not None else 0
-    return (f"it holds this machine's later branch (from seq {seq}) and has not seen the "
-            "original one yet")
+    return (f"it holds this machine's later branch (from seq {fork[1].seq}) and has not seen "
+            "the original one yet")
 
 
 def other_branch(start: Event, candidates: Sequence[Item]) -> list[Event]:
