@@ -309,3 +309,49 @@ async def test_a_restored_branch_stamped_first_stays_and_rekey_issues_the_origin
                 assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
             for box in (a, b):
                 await stop(box)
+
+
+async def test_the_restored_branch_kept_through_a_member_that_still_applies_the_original(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As above (b's restored branch is stamped first), but the rekey goes through c, which
+    was away when the fork was found and still applies the original branch: the rekey takes
+    that branch's events from c itself, keeps b's, and issues the original's change again."""
+    async with running_cluster(tmp_path) as (a, b, c):
+        copied = await commit(b, "dns", {"servers": ["10.0.0.1"]})
+        await wait_until("the first change on c", lambda: holds(c.home, copied), 5)
+        copy_wall = on(b.home, lambda n: n.log.get(copied)).wall  # type: ignore[union-attr]
+        await stop(b)
+        _copy(b, tmp_path / "old-b")
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)
+            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
+            await wait_until("the original on a and c",
+                             lambda: holds(a.home, original) and holds(c.home, original), 5)
+            await stop(b)
+        await stop(c)
+        _restore(b, tmp_path / "old-b")
+        with monkeypatch.context() as m:
+            m.setattr(settings, "now_ms", lambda: copy_wall + 1)
+            later = on(b.home, lambda n: commit_now(n, "ldap", {
+                "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+        async with trio.open_nursery() as nursery:
+            await start(nursery, b)  # finds its fork through a; c is away
+            await wait_until("b finds its fork", lambda: on(
+                b.home, lambda n: n.status()["selfsync"]) == "fork", 10)
+            await stop(a)
+            await stop(b)
+            await start(nursery, c)  # still on the original branch, and no one tells it
+            assert holds(c.home, original) and not holds(c.home, later)
+            done = await db(b.home, lambda n: client.rekey(n, "admin"))
+            assert done["reissued"] == 1 and done["via"] == "c" and done["adopted"] == 0
+            await start(nursery, a)
+            await start(nursery, b)
+            await wait_until("one state everywhere", same_digest(a, b, c), 15)
+            for box in (a, b, c):
+                assert holds(box.home, later) and not holds(box.home, original)
+                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
+                ldap = _value(box, "ldap")
+                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            for box in (a, b, c):
+                await stop(box)
