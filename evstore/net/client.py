@@ -545,7 +545,7 @@ async def _rekey_through(caller: Caller, rpc: Rpc, user: str) -> dict[str, Any]:
     old = node.origin
     prefix, originals = await _cluster_branch(caller, rpc, old)
     head = (await caller.db(restore.head_of, node.log, old))[0]
-    fork = await caller.db(restore.own_fork, node, old)
+    fork = await caller.db(restore.own_fork, node, old, originals)
     other: list[Event] = []
     if fork is not None and fork[0] == restore.WINS and fork[1] is not None:
         # This home's branch is the one every node keeps: keep it, and issue the other
@@ -627,6 +627,9 @@ def _switch_key(node: Node, user: str, new_key: nacl.signing.SigningKey, prefix:
         node.conn.execute("INSERT OR IGNORE INTO node (key, value) VALUES ('machine_id', ?)",
                           (mid,))
     losing = restore.adopt_branch(node, old, prefix, originals)
+    if other:  # kept as evidence here too, so that every link carries the fork (gossip)
+        with transaction(node.conn):
+            restore.keep_as_evidence(node, other)
     result = node.log.ingest(admit, now_ms=_now())
     if result.rejected:
         raise OperationalError(f"the member's admission does not apply: "

@@ -51,6 +51,7 @@ __all__ = [
     "clear_mark",
     "head_of",
     "id_at",
+    "keep_as_evidence",
     "mark",
     "other_branch",
     "own_fork",
@@ -140,23 +141,34 @@ def rekey_proof_message(handshake_hash: bytes, old_key: str, new_key: str) -> by
 WINS, LOSES, UNKNOWN = "wins", "loses", "unknown"
 
 
-def own_fork(node: Node, origin: str) -> tuple[str, Event | None] | None:
+def own_fork(node: Node, origin: str, theirs: Sequence[Item] = ()
+             ) -> tuple[str, Event | None] | None:
     """Which branch of this home's own fork every node will keep, or None when the home is
     not marked forked: ``(WINS, other)`` when this home's branch stays (the settling rule
     keeps the earlier event, in the one total order, where the branches part: ``EventLog``),
     ``(LOSES, other)`` when the other one does, ``other`` being that branch's event where they
-    part; ``(UNKNOWN, None)`` while no event of the other branch has reached this home.
+    part; ``(UNKNOWN, None)`` while no event of the other branch is known here. The other
+    branch is known from the fork evidence in this home's log, or from ``theirs``: a member's
+    events of ``origin`` (each verified here) of which the first that differs from this
+    home's counts as evidence too.
     """
     marked = read_mark(node)
     if marked is None or marked[0] != FORK:
         return None
-    forks = [f for f in node.log.forks() if f.origin == origin]
-    if not forks:
+    pairs = [(f.applied, f.forked) for f in node.log.forks() if f.origin == origin]
+    for raw, sig in theirs:
+        try:
+            ev = parse(raw, sig)
+        except (EncodingError, VerificationError):
+            continue
+        mine = node.log.get(id_at(node.log, origin, ev.seq) or "")
+        if ev.origin == origin and mine is not None and mine.id != ev.id:
+            pairs.append((mine, ev))
+            break
+    if not pairs:
         return UNKNOWN, None
-    first = min(forks, key=lambda f: f.seq)
-    if first.forked.order_key < first.applied.order_key:
-        return LOSES, first.forked
-    return WINS, first.forked
+    ours, other = min(pairs, key=lambda p: p[1].seq)
+    return (LOSES if other.order_key < ours.order_key else WINS), other
 
 
 def unfit_member(fork: tuple[str, Event | None] | None) -> str | None:
@@ -231,6 +243,13 @@ def _drop_after(node: Node, origin: str, prefix: int) -> None:
         )
     node.log.keep_clock()  # the clock stays past the events deleted here
     conn.execute("DELETE FROM events WHERE origin = ? AND seq > ?", (origin, prefix))
+
+
+def keep_as_evidence(node: Node, evs: Sequence[Event]) -> None:
+    """Keep events of another branch of a fork beside this log's (inside a transaction)."""
+    for ev in evs:
+        if node.log.get(ev.id) is None:
+            _keep_as_evidence(node, ev)
 
 
 def _keep_as_evidence(node: Node, ev: Event) -> None:
