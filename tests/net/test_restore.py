@@ -21,7 +21,7 @@ from evstore.core.errors import OperationalError
 from evstore.net import client, restore
 from evstore.net.restore import BEHIND, FORK, OK, verdict
 from evstore.ops import settings
-from evstore.ops.node import now_ms
+from evstore.ops.node import Node, now_ms
 from tests.net.cluster_helpers import (
     Box,
     commit,
@@ -180,6 +180,57 @@ async def test_restored_and_written_while_cut_off_forks_then_rekey_recovers(
             await stop(b)
 
 
+async def _original_then_restored(b: Box, seen_by: tuple[Box, ...], old: Path,
+                                  set_back_to: int | None = None,
+                                  monkeypatch: pytest.MonkeyPatch | None = None
+                                  ) -> tuple[str, str]:
+    """b is copied, writes the original change (seen by ``seen_by``), is restored from the
+    copy and, cut off, writes the later one; with ``set_back_to``, b's clock is back at that
+    wall time while it does. Returns the two commits' ids."""
+    await stop(b)
+    _copy(b, old)
+    async with trio.open_nursery() as nursery:
+        await start(nursery, b)
+        original = await commit(b, "ntp", {"servers": ["ntp.original"]})
+        await wait_until("the original seen", lambda: all(
+            holds(box.home, original) for box in seen_by), 5)
+        await stop(b)
+    _restore(b, old)
+
+    def write_later() -> str:
+        return on(b.home, lambda n: commit_now(n, "ldap", {
+            "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+
+    if set_back_to is None or monkeypatch is None:
+        return original, write_later()
+    with monkeypatch.context() as m:
+        m.setattr(settings, "now_ms", lambda: set_back_to)
+        return original, write_later()
+
+
+async def _finds_its_fork(b: Box) -> None:
+    await wait_until("b finds its fork", lambda: on(b.home, lambda n: (
+        n.status()["selfsync"], n.status()["forks"] > 0)) == ("fork", True), 10)
+
+
+def _both_changes_everywhere(*boxes: Box) -> None:
+    """Nothing acknowledged is lost, on any machine: the original change and the later one."""
+    for box in boxes:
+        assert _value(box, "ntp") == {"servers": ["ntp.original"]}
+        ldap = _value(box, "ldap")
+        assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+
+
+async def _copied_at(b: Box, *seen_by: Box) -> int:
+    """b's first change, seen by ``seen_by``: the wall time of the copy made next."""
+    copied = await commit(b, "dns", {"servers": ["10.0.0.1"]})
+    await wait_until("the first change seen", lambda: all(
+        holds(box.home, copied) for box in seen_by), 5)
+    ev = on(b.home, lambda n: n.log.get(copied))
+    assert ev is not None
+    return ev.wall
+
+
 async def test_a_losing_branch_that_reached_a_lagging_peer_is_settled_everywhere(
     tmp_path: Path,
 ) -> None:
@@ -188,16 +239,7 @@ async def test_a_losing_branch_that_reached_a_lagging_peer_is_settled_everywhere
     same way (the earlier branch stays), and rekey issues the later branch's change again."""
     async with running_cluster(tmp_path) as (a, b, c):
         await stop(c)
-        await stop(b)
-        _copy(b, tmp_path / "old-b")
-        async with trio.open_nursery() as nursery:
-            await start(nursery, b)
-            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
-            await wait_until("the original on a", lambda: holds(a.home, original), 5)
-            await stop(b)
-        _restore(b, tmp_path / "old-b")
-        later = on(b.home, lambda n: commit_now(n, "ldap", {
-            "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+        original, later = await _original_then_restored(b, (a,), tmp_path / "old-b")
         await stop(a)
         async with trio.open_nursery() as nursery:
             await start(nursery, c)
@@ -206,16 +248,12 @@ async def test_a_losing_branch_that_reached_a_lagging_peer_is_settled_everywhere
             await start(nursery, a)
             await wait_until("c settles on the original branch",
                              lambda: holds(c.home, original) and not holds(c.home, later), 10)
-            await wait_until("b finds its fork", lambda: on(
-                b.home, lambda n: n.status()["selfsync"]) == "fork", 10)
+            await _finds_its_fork(b)
             done = await db(b.home, lambda n: client.rekey(n, "admin"))
             assert done["reissued"] == 1
             await wait_until("one state everywhere", same_digest(a, b, c), 15)
-            for box in (a, b, c):  # nothing acknowledged is lost, on any machine
-                assert holds(box.home, original)
-                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
-                ldap = _value(box, "ldap")
-                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            assert all(holds(box.home, original) for box in (a, b, c))
+            _both_changes_everywhere(a, b, c)
             for box in (a, b, c):
                 await stop(box)
 
@@ -227,16 +265,7 @@ async def test_rekey_refuses_a_member_that_holds_only_the_later_branch(tmp_path:
     coming up carries the fork evidence its ends hold, so c learns of the fork from a)."""
     async with running_cluster(tmp_path) as (a, b, c):
         await stop(c)
-        await stop(b)
-        _copy(b, tmp_path / "old-b")
-        async with trio.open_nursery() as nursery:
-            await start(nursery, b)
-            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
-            await wait_until("the original on a", lambda: holds(a.home, original), 5)
-            await stop(b)
-        _restore(b, tmp_path / "old-b")
-        later = on(b.home, lambda n: commit_now(n, "ldap", {
-            "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+        original, later = await _original_then_restored(b, (a,), tmp_path / "old-b")
         await stop(a)
         async with trio.open_nursery() as nursery:
             await start(nursery, c)
@@ -244,8 +273,7 @@ async def test_rekey_refuses_a_member_that_holds_only_the_later_branch(tmp_path:
             await wait_until("the later branch on c", lambda: holds(c.home, later), 10)
             await stop(c)
             await start(nursery, a)  # b learns of its fork from a; c does not
-            await wait_until("b finds its fork", lambda: on(b.home, lambda n: (
-                n.status()["selfsync"], n.status()["forks"] > 0)) == ("fork", True), 10)
+            await _finds_its_fork(b)
             await stop(a)
             await stop(b)  # so that b's node does not hand c the fork evidence (on link up)
             await start(nursery, c)
@@ -261,10 +289,7 @@ async def test_rekey_refuses_a_member_that_holds_only_the_later_branch(tmp_path:
             done = await db(b.home, lambda n: client.rekey(n, "admin"))
             assert done["reissued"] == 1 and done["fingerprint"] != old_fp
             await wait_until("one state everywhere", same_digest(a, b, c), 15)
-            for box in (a, b, c):  # nothing acknowledged is lost, on any machine
-                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
-                ldap = _value(box, "ldap")
-                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            _both_changes_everywhere(a, b, c)
             for box in (a, b, c):
                 await stop(box)
 
@@ -277,36 +302,20 @@ async def test_a_restored_branch_stamped_first_stays_and_rekey_issues_the_origin
     settling rule its new branch stays everywhere. The rekey keeps that branch and issues
     the original branch's change again: both changes survive, on every machine."""
     async with running_cluster(tmp_path, ("a", "b")) as (a, b):
-        copied = await commit(b, "dns", {"servers": ["10.0.0.1"]})
-        await wait_until("the first change on a", lambda: holds(a.home, copied), 5)
-        copy_wall = on(b.home, lambda n: n.log.get(copied)).wall  # type: ignore[union-attr]
-        await stop(b)
-        _copy(b, tmp_path / "old-b")
-        async with trio.open_nursery() as nursery:
-            await start(nursery, b)
-            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
-            await wait_until("the original on a", lambda: holds(a.home, original), 5)
-            await stop(b)
-        _restore(b, tmp_path / "old-b")
-        with monkeypatch.context() as m:  # b's clock is back at the copy's time
-            m.setattr(settings, "now_ms", lambda: copy_wall + 1)
-            later = on(b.home, lambda n: commit_now(n, "ldap", {
-                "servers": [{"name": "s9", "host": "ldap.restored"}]}))
+        copy_wall = await _copied_at(b, a)
+        original, later = await _original_then_restored(  # b's clock back at the copy's time
+            b, (a,), tmp_path / "old-b", copy_wall + 1, monkeypatch)
         stamps = [on(box.home, lambda n, i=i: n.log.get(i) or n.log.forks()[0].forked).clock
                   for box, i in ((a, original), (b, later))]
         assert stamps[1] < stamps[0]  # the restored branch is the earlier one
         async with trio.open_nursery() as nursery:
             await start(nursery, b)
-            await wait_until("b finds its fork", lambda: on(
-                b.home, lambda n: n.status()["selfsync"]) == "fork", 10)
+            await _finds_its_fork(b)
             done = await db(b.home, lambda n: client.rekey(n, "admin"))
             assert done["reissued"] == 1
             await wait_until("one state again", same_digest(a, b), 15)
-            for box in (a, b):  # nothing acknowledged is lost, on either machine
-                assert holds(box.home, later) and not holds(box.home, original)
-                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
-                ldap = _value(box, "ldap")
-                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            assert all(holds(x.home, later) and not holds(x.home, original) for x in (a, b))
+            _both_changes_everywhere(a, b)
             for box in (a, b):
                 await stop(box)
 
@@ -318,27 +327,13 @@ async def test_the_restored_branch_kept_through_a_member_that_still_applies_the_
     was away when the fork was found and still applies the original branch: the rekey takes
     that branch's events from c itself, keeps b's, and issues the original's change again."""
     async with running_cluster(tmp_path) as (a, b, c):
-        copied = await commit(b, "dns", {"servers": ["10.0.0.1"]})
-        await wait_until("the first change on c", lambda: holds(c.home, copied), 5)
-        copy_wall = on(b.home, lambda n: n.log.get(copied)).wall  # type: ignore[union-attr]
-        await stop(b)
-        _copy(b, tmp_path / "old-b")
-        async with trio.open_nursery() as nursery:
-            await start(nursery, b)
-            original = await commit(b, "ntp", {"servers": ["ntp.original"]})
-            await wait_until("the original on a and c",
-                             lambda: holds(a.home, original) and holds(c.home, original), 5)
-            await stop(b)
+        copy_wall = await _copied_at(b, a, c)
+        original, later = await _original_then_restored(
+            b, (a, c), tmp_path / "old-b", copy_wall + 1, monkeypatch)
         await stop(c)
-        _restore(b, tmp_path / "old-b")
-        with monkeypatch.context() as m:
-            m.setattr(settings, "now_ms", lambda: copy_wall + 1)
-            later = on(b.home, lambda n: commit_now(n, "ldap", {
-                "servers": [{"name": "s9", "host": "ldap.restored"}]}))
         async with trio.open_nursery() as nursery:
             await start(nursery, b)  # finds its fork through a; c is away
-            await wait_until("b finds its fork", lambda: on(
-                b.home, lambda n: n.status()["selfsync"]) == "fork", 10)
+            await _finds_its_fork(b)
             await stop(a)
             await stop(b)
             await start(nursery, c)  # still on the original branch, and no one tells it
@@ -348,10 +343,37 @@ async def test_the_restored_branch_kept_through_a_member_that_still_applies_the_
             await start(nursery, a)
             await start(nursery, b)
             await wait_until("one state everywhere", same_digest(a, b, c), 15)
-            for box in (a, b, c):
-                assert holds(box.home, later) and not holds(box.home, original)
-                assert _value(box, "ntp") == {"servers": ["ntp.original"]}
-                ldap = _value(box, "ldap")
-                assert isinstance(ldap, dict) and ldap["servers"][0]["host"] == "ldap.restored"
+            assert all(holds(x.home, later) and not holds(x.home, original) for x in (a, b, c))
+            _both_changes_everywhere(a, b, c)
             for box in (a, b, c):
                 await stop(box)
+
+
+def test_a_members_first_differing_event_tells_which_branch_stays(tmp_path: Path) -> None:
+    """Marked forked with no evidence yet, a home learns which branch stays from the
+    member's events: the first that differs from its own is compared by the settling rule."""
+    from tests.net.cluster_helpers import make_box
+
+    box = make_box(tmp_path, "solo")
+
+    def seen(fork: tuple[str, events.Event | None] | None) -> tuple[str, int] | None:
+        return None if fork is None else (fork[0], 0 if fork[1] is None else fork[1].seq)
+
+    def verdicts(n: Node) -> list[tuple[str, int] | None]:
+        mine = n.log.get(restore.head_of(n.log, n.origin)[1])
+        assert mine is not None and mine.seq > 1
+        restore.mark(n, FORK, n.origin)
+        out: list[tuple[str, int] | None] = []
+        for clock in (mine.clock - 1, mine.clock + 1):  # stamped before ours, then after
+            theirs = events.create(n.signing_key, seq=mine.seq, prev=mine.prev, clock=clock,
+                                   wall=mine.wall, user="admin", kind="config.commit",
+                                   payload={"comment": "other", "changes": []})
+            same = (mine.raw, mine.sig)
+            out.append(seen(restore.own_fork(n, n.origin, [same, (theirs.raw, theirs.sig)])))
+        out.append(seen(restore.own_fork(n, n.origin)))
+        return out
+
+    on(box.home, lambda n: commit_now(n, "ntp", {"servers": ["x"]}, "machine:solo"))
+    seq = on(box.home, lambda n: restore.head_of(n.log, n.origin)[0])
+    assert on(box.home, verdicts) == [(restore.LOSES, seq), (restore.WINS, seq),
+                                      (restore.UNKNOWN, 0)]
