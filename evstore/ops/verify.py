@@ -12,8 +12,9 @@ Problems are reported by kind (the contract's names):
 ``fork``        two different events signed by one key at one seq (the evidence kept in
                 ``forks``, a ``forked`` flag, or an event whose ``prev`` names another event
                 than the one stored before it);
-``non_member``  events signed by a key that no create, admit or join ever brought in, or by a
-                removed machine past its removal's cutoff (the database's own machine is
+``non_member``  events signed by a key that no create, admit or join ever brought in, by a
+                removed machine past its removal's cutoff, or by a key a rekey replaced past
+                the cutoff its successor's admission names (the database's own machine is
                 exempt: its standalone history is its own).
 
 The events table is streamed in (origin, seq) order, so memory stays flat on large logs.
@@ -47,8 +48,12 @@ class Members:
 
     keys: set[str] = field(default_factory=set)
     cutoffs: dict[str, int] = field(default_factory=dict)
+    replaced: set[str] = field(default_factory=set)  # old keys a rekey retired (a cutoff each)
     owners: set[str] = field(default_factory=set)
     hosts: dict[str, str] = field(default_factory=dict)
+
+    def _cut(self, key: str, seq: int) -> None:
+        self.cutoffs[key] = max(self.cutoffs.get(key, 0), seq)  # as ``@cutoff`` merges
 
     def note(self, kind: str, origin: str, payload: dict[str, Any]) -> None:
         machine = payload.get("machine")
@@ -59,9 +64,13 @@ class Members:
                     self.keys.add(key)
                     if host:
                         self.hosts[key] = host
+            old, cut = payload.get("replaces"), payload.get("cutoff")
+            if isinstance(old, str) and type(cut) is int:
+                self._cut(old, cut)
+                self.replaced.add(old)
         elif kind == "machine.remove":
             for key, seq in payload.get("cutoffs", {}).items():
-                self.cutoffs[key] = max(self.cutoffs.get(key, 0), int(seq))
+                self._cut(key, int(seq))
         elif kind != "node.init":
             self.keys.add(origin)
         if host and kind != "cluster.admit":
@@ -74,6 +83,8 @@ class Members:
             return "signed by a key that was never admitted to the cluster"
         cut = self.cutoffs.get(origin)
         if cut is not None and seq > cut:
+            if origin in self.replaced:
+                return f"signed with a key a rekey replaced, after it was (cutoff seq {cut})"
             return f"signed by a removed machine after its removal (cutoff seq {cut})"
         return None
 

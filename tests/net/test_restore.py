@@ -20,7 +20,7 @@ from evstore.core import events
 from evstore.core.errors import OperationalError
 from evstore.net import client, restore
 from evstore.net.restore import BEHIND, FORK, OK, verdict
-from evstore.ops import settings
+from evstore.ops import settings, verify
 from evstore.ops.node import Node, now_ms
 from tests.net.cluster_helpers import (
     Box,
@@ -177,6 +177,9 @@ async def test_restored_and_written_while_cut_off_forks_then_rekey_recovers(
             forged = _by_old_key(a, b, {"servers": ["ntp.old.key"]})
             assert on(a.home, lambda n: n.log.ingest([forged], now_ms=now_ms()).applied)
             assert _value(a, "ntp") == {"servers": ["ntp.after.rekey"]}
+            report = on(a.home, verify.verify_node)  # and `verify` names it
+            assert [p["kind"] for p in report["problems"]
+                    if "rekey replaced" in p["detail"]] == ["non_member"]
             await stop(b)
 
 
