@@ -275,12 +275,14 @@ def _admit_rekey(node: Node, m: Machine, new_key: str, user: str) -> Event:
     # The old key's events past what this member holds of it now no longer count, anywhere
     # (``@cutoff``, as for a removed machine): whoever still has the old key (the copy the
     # machine was restored from, say) can no longer change the cluster's settings with it.
-    cutoff = restore.head_of(node.log, m.key)[0]
-    return node.append(user, "cluster.admit", {
-        "machine_id": m.mid, "key": new_key, "replaces": m.key, "cutoff": cutoff,
-        "machine": machine, "group": st.group_of(m.mid), "cluster": row[0] if row else None,
-        "via": "rekey",
-    })
+    # (None when this member holds none of them: cutting at 0 would drop the machine's join.)
+    cutoff = restore.head_of(node.log, m.key)[0] or None
+    payload = {
+        "machine_id": m.mid, "key": new_key, "replaces": m.key, "machine": machine,
+        "group": st.group_of(m.mid), "cluster": row[0] if row else None, "via": "rekey",
+    }
+    return node.append(user, "cluster.admit",
+                       payload if cutoff is None else {**payload, "cutoff": cutoff})
 
 
 _OPS: dict[str, Handler] = {
