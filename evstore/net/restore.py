@@ -30,7 +30,7 @@ again under the fresh key, so nothing acknowledged is lost.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import nacl.signing
@@ -156,13 +156,9 @@ def own_fork(node: Node, origin: str, theirs: Sequence[Item] = ()
     if marked is None or marked[0] != FORK:
         return None
     pairs = [(f.applied, f.forked) for f in node.log.forks() if f.origin == origin]
-    for raw, sig in theirs:
-        try:
-            ev = parse(raw, sig)
-        except (EncodingError, VerificationError):
-            continue
+    for ev in _verified(theirs, origin):
         mine = node.log.get(id_at(node.log, origin, ev.seq) or "")
-        if ev.origin == origin and mine is not None and mine.id != ev.id:
+        if mine is not None and mine.id != ev.id:
             pairs.append((mine, ev))
             break
     if not pairs:
@@ -193,17 +189,25 @@ def other_branch(start: Event, candidates: Sequence[Item]) -> list[Event]:
     """The other branch of a fork, from its event ``start`` where the branches part, as far
     as ``candidates`` (events of any source, each verified here) continue it by ``prev``."""
     by_prev: dict[str, Event] = {}
-    for raw, sig in candidates:
-        try:
-            ev = parse(raw, sig)
-        except (EncodingError, VerificationError):
-            continue
-        if ev.origin == start.origin and ev.prev is not None:
+    for ev in _verified(candidates, start.origin):
+        if ev.prev is not None:
             by_prev.setdefault(ev.prev, ev)
     out = [start]
     while out[-1].id in by_prev:
         out.append(by_prev[out[-1].id])
     return out
+
+
+def _verified(items: Sequence[Item], origin: str) -> Iterator[Event]:
+    """The events of ``origin`` among ``items`` whose bytes and signature hold (others skipped:
+    they come from a member, and one bad event must not stop a recovery)."""
+    for raw, sig in items:
+        try:
+            ev = parse(raw, sig)
+        except (EncodingError, VerificationError):
+            continue
+        if ev.origin == origin:
+            yield ev
 
 
 def adopt_branch(node: Node, origin: str, prefix: int, originals: Sequence[Item]) -> list[Event]:

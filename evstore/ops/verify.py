@@ -84,7 +84,7 @@ class Members:
         cut = self.cutoffs.get(origin)
         if cut is not None and seq > cut:
             if origin in self.replaced:
-                return f"signed with a key a rekey replaced, after it was (cutoff seq {cut})"
+                return f"signed with a key that a rekey replaced, after its cutoff (seq {cut})"
             return f"signed by a removed machine after its removal (cutoff seq {cut})"
         return None
 
