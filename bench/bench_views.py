@@ -671,7 +671,7 @@ def bench_rebuild(path: Path, reps: int, prefix: int) -> list[Result]:
             log(f"  bulk rebuild {rep + 1}/{reps} on {2 if split else 1} core(s): "
                 f"{runs[split][-1].events:,} events in {runs[split][-1].total:.1f} s")
     n = runs[False][0].events
-    writes = conn.execute("SELECT COUNT(*) FROM section_writes").fetchone()[0]
+    writes = conn.execute("SELECT COUNT(*) FROM section_events").fetchone()[0]
     conn.close()
     return [
         _bulk_result(runs[True], "on two cores", n, writes, read),
@@ -701,7 +701,7 @@ def _bulk_result(runs: list[BulkRun], how: str, n: int, rows: int, read: float) 
         f"full rebuild, bulk path {how} (storage/rebuild.py), {n:,} events", median(rates),
         "events/s", rates, target=f">= {REBUILD_TARGET:,} events/s",
         passed=median(rates) >= REBUILD_TARGET,
-        note=f"{rows:,} section_writes rows; {median([r.total for r in runs]):.1f} s per "
+        note=f"{rows:,} section_events rows; {median([r.total for r in runs]):.1f} s per "
         f"rebuild; us per event by phase (wall): {per_event}; CPU {cpu:.1f} us per event in "
         f"all{worker}; reading and parsing the rows alone: {read / n * 1e6:.1f} us per event; "
         f"load average at the end {os.getloadavg()[0]:.2f}",

@@ -5,12 +5,12 @@ reads back that register's stored writes, and it refreshes the effective setting
 machine the change may reach. Replaying a long log through it repeats that work per batch. A
 rebuild knows every event up front, so it can do each step once:
 
-1. **fold**: every event's ``section_writes`` rows, one per (scope, section) it writes, kept
-   as flat entries ``(clock, origin, event id, writes text, fields)``. The general path is
+1. **fold**: every event's writes, one entry per (scope, section) it writes, kept as flat
+   entries ``(clock, origin, event id, writes text, fields)``. The general path is
    ``state.pair_writes`` (what ``state.writes_of`` is made of, grouped per (scope, section)
-   with the last write of the event to each field) turned into rows by ``views.section_row``,
-   the function ``SqliteStore.add_writes`` uses. A settings event with one change (nearly
-   every event of a long log) takes ``_change_entry`` instead, which builds the same row
+   with the last write of the event to each field, as ``SqliteStore`` derives a history)
+   turned into text by ``entry_text``. A settings event with one change (nearly
+   every event of a long log) takes ``_change_entry`` instead, which builds the same entry
    without the intermediate objects, the commonest (a patch that unsets nothing) in the
    fewest steps, one ``canonical_text`` of the values as parsed; with hypothesis,
    tests/storage/test_rebuild_fast.py checks that every entry it makes is the general
@@ -23,11 +23,13 @@ rebuild knows every event up front, so it can do each step once:
    in order, so ``winner`` is given the newest write that counts, and ``superseded`` the
    writes between the winner's base and the winner: the only ones either rule can pick, so
    the result is what they give over all the writes. Only these writes are decoded back
-   from their rows (``views.row_writes``), found by walking back from each register's
+   from their entries (``entry_writes``), found by walking back from each register's
    newest entry.
-3. **write**: the view tables are emptied and filled in key order (``insert_rows``: up to
-   ``ROWS_PER_INSERT`` rows of one (scope, section) to a statement), inside one transaction
-   (a savepoint when the caller already holds one, e.g. the log's ``also`` hook).
+3. **write**: the view tables are emptied and filled in key order, the register history
+   (``section_events``) as one ``(scope, section, clock, event)`` row per entry
+   (``insert_rows``: up to ``ROWS_PER_INSERT`` rows of one (scope, section) to a statement),
+   inside one transaction (a savepoint when the caller already holds one, e.g. the log's
+   ``also`` hook).
 
 Why it equals the incremental path: a register's winner is a maximum over the set of its
 writes and the cutoffs are a maximum too, so both depend only on the set of events, which is
@@ -91,7 +93,7 @@ from urllib.parse import quote
 
 from evstore.core import catalog, state
 from evstore.core.events import Event
-from evstore.core.state import Order, Reg, Write
+from evstore.core.state import FieldWrite, Order, Reg, Write
 from evstore.storage import views
 from evstore.storage.connect import transaction
 from evstore.storage.views import canonical_text
@@ -107,9 +109,9 @@ _PART = "evstore_rebuild_part"
 Row = tuple[Any, ...]
 Entry = tuple[int, str, str, str, tuple[str, ...]]
 """One event's writes to one (scope, section): its order (clock, origin, event id), the
-``writes`` text of its ``section_writes`` row, and the fields it wrote. Led by the order, so a
-list of entries sorts in the registers' order; flat, so a fold of millions holds one tuple an
-event and pair (the row is the pair followed by the first four)."""
+``entry_text`` of its writes, and the fields it wrote. Led by the order, so a list of
+entries sorts in the registers' order; flat, so a fold of millions holds one tuple an event
+and pair (its ``section_events`` row is the pair, the clock and the event id)."""
 Pair = tuple[str, str]
 Ordered = list[tuple[Pair, list[Entry]]]
 Lost = tuple[str, str, str, str, str]
@@ -133,7 +135,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 MMAP_BYTES = 1 << 31  # SQLite's default ceiling (SQLITE_MAX_MMAP_SIZE) keeps it lower if need be
-CACHE_KIB_PER_EVENT = 1  # a section_writes row is about 0.6 KiB, and other tables are small
+CACHE_KIB_PER_EVENT = 1  # a ceiling: a section_events row is under 0.1 KiB, and the rest small
 CACHE_KIB_MAX = 1 << 20  # 1 GiB: a 1,000,000-event log's new tables fit; a node keeps memory
 
 
@@ -175,6 +177,70 @@ def stored_events(conn: sqlite3.Connection) -> Iterator[Event]:
         yield Event(raw, sig, event_id, origin, seq, prev, clock, wall, user, kind, payload)
 
 
+# ---------------------------------------------------------------------- entries' text
+
+
+def _listed(b: Order | None) -> list[Any] | None:
+    return None if b is None else list(b)
+
+
+def entry_text(seq: int, user: str, wall: int, fields: Mapping[str, FieldWrite]) -> str:
+    """How a fold entry holds one event's writes to one (scope, section), until the few that
+    resolving needs are decoded (``entry_writes``): the canonical JSON of
+    ``[seq, user, wall, base, sets, unsets, bases]``, ``sets`` the fields written as present
+    with their values, ``unsets`` those written as absent, ``base`` the base of the first
+    field (in sorted order) and ``bases`` the fields whose base differs from it (two changes
+    of one section in one commit). One string an entry keeps a fold of millions compact.
+    (Schema 6 stored this text in its ``section_writes`` rows: migration m0006 made it.)"""
+    names = sorted(fields)
+    base = fields[names[0]][2]
+    sets: dict[str, Any] = {}
+    unsets: list[str] = []
+    bases: dict[str, list[Any] | None] = {}
+    for f in names:
+        present, value, b = fields[f]
+        if present:
+            sets[f] = value
+        else:
+            unsets.append(f)
+        if b != base:
+            bases[f] = _listed(b)
+    return canonical_text([seq, user, wall, _listed(base), sets, unsets, bases])
+
+
+def _order(raw: Any) -> Order | None:
+    return None if raw is None else (raw[0], raw[1], raw[2])
+
+
+def entry_writes(pair: Pair, order: Order, text: str, only: str | None = None) -> list[Write]:
+    """The writes an entry's text holds (those to field ``only``, when given)."""
+    scope, section = pair
+    seq, user, wall, base, sets, unsets, bases = views.fast_loads(text)
+    row_base = _order(base)
+    out = []
+    for fld, present, value in [*((f, True, v) for f, v in sets.items()),
+                                *((f, False, None) for f in unsets)]:
+        if only is not None and fld != only:
+            continue
+        b = _order(bases[fld]) if fld in bases else row_base
+        out.append(Write(scope, section, fld, present, value, order, seq, b, user, wall))
+    return out
+
+
+def writes_entries(writes: Iterable[Write]) -> list[tuple[Pair, Order, str]]:
+    """The entries of some writes, per event and (scope, section), the last write of the
+    event to each field kept (what ``state.pair_writes`` keeps)."""
+    groups: dict[tuple[str, str, str], tuple[Write, dict[str, FieldWrite]]] = {}
+    for w in writes:
+        key = (w.scope, w.section, w.event)
+        got = groups.get(key)
+        if got is None:
+            got = groups[key] = (w, {})
+        got[1][w.field] = (w.present, w.value, w.base)
+    return [((w.scope, w.section), w.order, entry_text(w.seq, w.user, w.wall, fields))
+            for w, fields in groups.values()]
+
+
 # ---------------------------------------------------------------------- 1. fold
 
 
@@ -188,9 +254,9 @@ def _change_entry(event_id: str, env: Mapping[str, Any]) -> tuple[Pair, Entry] |
     What ``state._emit`` writes for it, all with the change's base: a patch, ``@defined``
     true, then each field set, then each field unset (absent); a define, ``@defined`` true,
     ``@reset``, then ``state.fields_of`` the value; a delete, ``@defined`` false and
-    ``@reset``. The row of one (scope, section) whose writes share one base is
+    ``@reset``. The text of one (scope, section) whose writes share one base is
     ``[seq, user, wall, base, {present fields}, [absent fields, sorted], {}]``
-    (``views.section_row``), one ``canonical_text`` of the values as parsed (one call into
+    (``entry_text``), one ``canonical_text`` of the values as parsed (one call into
     orjson or the json module's C encoder). The commonest change of all, a patch that unsets
     nothing, is built first, with the fewest steps (a base that is already ``[int, str, str]``
     is written as it is). tests/storage/test_rebuild_fast.py checks that every entry made
@@ -261,7 +327,7 @@ def _built_entry(order: Order, seq: int, user: str, wall: int, op: str, pair: Pa
 
 @dataclass
 class Fold:
-    """Every event's ``section_writes`` rows, per (scope, section), in no order (each event
+    """Every event's entries, per (scope, section), in no order (each event
     once: ``add`` drops repeats, and the log holds none)."""
 
     pairs: dict[Pair, list[Entry]] = field(default_factory=dict)
@@ -308,11 +374,9 @@ class Fold:
             return
         origin, clock, seq, user, wall = (env["origin"], env["clock"], env["seq"], env["user"],
                                           env["wall"])
-        order = (clock, origin, event_id)
-        row = views.section_row
         for key, fields in state.pair_writes(env["kind"], event_id, origin,
                                              env["payload"]).items():
-            text = row(key[0], key[1], order, seq, user, wall, fields)[5]
+            text = entry_text(seq, user, wall, fields)
             self.pairs.setdefault(key, []).append((clock, origin, event_id, text, tuple(fields)))
 
     @property
@@ -337,14 +401,13 @@ def fold_stored(conn: sqlite3.Connection) -> Fold:
 @dataclass
 class Views:
     """The content of the view tables, computed in memory (``ordered``: the
-    ``section_writes`` rows, of this side only after a rebuild on two cores)."""
+    entries, of this side only after a rebuild on two cores)."""
 
     ordered: Ordered
     winners: dict[Reg, Write]
     sections: dict[Pair, tuple[dict[str, Any], str | None]]
     effective: list[tuple[str, str, dict[str, Any], str, str | None]]
     superseded: list[Lost]
-    origin_sections: list[tuple[str, str, str]]
     events: int = 0
 
 
@@ -377,7 +440,8 @@ class _Register:
                 yield i
 
     def _write(self, i: int) -> Write:
-        return views.row_writes((*self.pair, *self.entries[i][:4]), self.fld)[0]
+        e = self.entries[i]
+        return entry_writes(self.pair, (e[0], e[1], e[2]), e[3], self.fld)[0]
 
     def all(self) -> list[Write]:
         return [self._write(i) for i in reversed(list(self._back()))]
@@ -535,13 +599,6 @@ def _effective(store: _Indexed, st: state.Structure) -> list[
     return out
 
 
-def _origin_sections(ordered: Ordered) -> list[tuple[str, str, str]]:
-    out: set[tuple[str, str, str]] = set()
-    for (scope, section), entries in ordered:
-        out.update((origin, scope, section) for origin in set(map(_ORIGIN, entries)))
-    return sorted(out)
-
-
 def _ordered(folded: Fold) -> Ordered:
     """Every pair's entries in the registers' order, pairs in key order."""
     pairs = folded.pairs
@@ -550,14 +607,13 @@ def _ordered(folded: Fold) -> Ordered:
     return [(pair, pairs[pair]) for pair in sorted(pairs)]
 
 
-def _views(ordered: Ordered, winners: dict[Reg, Write], lost: list[Lost],
-           origin_sections: list[tuple[str, str, str]], events: int) -> Views:
+def _views(ordered: Ordered, winners: dict[Reg, Write], lost: list[Lost], events: int) -> Views:
     """The views that need every register's winner: sections, structure, effective."""
     by_pair = _by_pair(winners)
     sections = _sections(by_pair)
     st = state.structure_from(w for reg, w in sorted(winners.items()) if reg[1] == state.STRUCT)
     effective = _effective(_Indexed(by_pair, sections), st)
-    return Views(ordered, winners, sections, effective, lost, origin_sections, events)
+    return Views(ordered, winners, sections, effective, lost, events)
 
 
 def resolve(folded: Fold) -> Views:
@@ -567,20 +623,20 @@ def resolve(folded: Fold) -> Views:
         cutoffs = _cutoffs_of(regs.cutoff_writes())
         winners = _winners(regs, {}, {}, cutoffs)
         lost = _superseded(winners, regs.between(_queries(winners)), cutoffs)
-        return _views(regs.ordered, winners, lost, _origin_sections(regs.ordered), folded.events)
+        return _views(regs.ordered, winners, lost, folded.events)
 
 
 # ---------------------------------------------------------------------- 3. write
 
 
 ROWS_PER_INSERT = 256
-_INSERTS = {k: f"INSERT INTO section_writes ({views.SECTION_COLS}) VALUES "
-               + ",".join(["(?1,?2,?,?,?,?)"] * k)
+_INSERTS = {k: f"INSERT INTO section_events ({views.SECTION_COLS}) VALUES "
+               + ",".join(["(?1,?2,?,?)"] * k)
             for k in (ROWS_PER_INSERT >> i for i in range(ROWS_PER_INSERT.bit_length()))}
 
 
 def insert_rows(conn: sqlite3.Connection, ordered: Ordered) -> None:
-    """Insert the ``section_writes`` rows of ``ordered`` in key order (the B-tree is filled
+    """Insert the ``section_events`` rows of ``ordered`` in key order (the B-tree is filled
     front to back), up to ``ROWS_PER_INSERT`` rows of one (scope, section) to a statement
     that takes the scope and section once: a statement per row, and every value bound again,
     cost more than SQLite's own work for the row."""
@@ -593,7 +649,7 @@ def insert_rows(conn: sqlite3.Connection, ordered: Ordered) -> None:
             values: list[Any] = [scope, section]
             put = values.extend
             for entry in entries[at:at + k]:
-                put(entry[:4])
+                put((entry[0], entry[2]))
             execute(statements[k], values)
             at += k
 
@@ -602,10 +658,8 @@ Rest = list[tuple[str, list[tuple[Any, ...]]]]
 
 
 def _rest_rows(v: Views) -> Rest:
-    """The rows of every view table but ``section_writes``, with their statements."""
+    """The rows of every view table but ``section_events``, with their statements."""
     return [
-        ("INSERT INTO origin_sections (origin, scope, section) VALUES (?,?,?)",
-         v.origin_sections),
         (f"INSERT INTO reg_winners ({_WRITE_COLS}) VALUES ({','.join('?' * 12)})",
          [views.write_row(w) for _, w in sorted(v.winners.items())]),
         ("INSERT INTO mode_sections (mode, section, value, event) VALUES (?,?,?,?)",
@@ -806,7 +860,7 @@ def _parts(ordered: Ordered, n: int) -> Iterator[Ordered]:
 
 
 def _part_file(path: str, ddl: str, ordered: Ordered) -> None:
-    """Some of this side's ``section_writes`` rows in a scratch database file (no journal,
+    """Some of this side's ``section_events`` rows in a scratch database file (no journal,
     no flush: it lives for one rebuild), which the other side attaches and copies from."""
     part = sqlite3.connect(path, isolation_level=None)
     try:
@@ -866,7 +920,7 @@ def _answer(ordered: Ordered, inp: IO[bytes], send: Callable[[Any], None]) -> No
     cutoffs = _recv(inp)
     send(("x", _writes_out(half.candidates(cutoffs))))
     answers = half.between(_recv(inp))
-    send(("x", (_lists_out(answers), _origin_sections(half.ordered))))
+    send(("x", _lists_out(answers)))
 
 
 class _Thread(threading.Thread):
@@ -888,7 +942,7 @@ EVENTS_HERE = 0.43  # of the events folded here: this side also writes the table
 
 
 def _rebuild_split(conn: sqlite3.Connection, path: str, phase: Phase) -> Views:
-    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='section_writes'").fetchone()[0]
+    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='section_events'").fetchone()[0]
     # the worker is stopped before its directory is removed (it may still be writing there)
     with tempfile.TemporaryDirectory(prefix="evstore-rebuild-") as tmp, _worker() as proc:
         assert proc.stdin is not None and proc.stdout is not None
@@ -947,10 +1001,9 @@ def _resolve_with_worker(ordered: Ordered, to: IO[bytes], exchange: queue.Queue[
     winners = _winners(half, their_cutoff, _writes_in(answer()), cutoffs)
     queries = _queries(winners)
     _send(to, queries)
-    answers, their_sections = answer()
+    answers = answer()
     lost = _superseded(winners, _union(half.between(queries), _lists_in(answers)), cutoffs)
-    sections = sorted(set(_origin_sections(half.ordered)) | set(their_sections))
-    v = _views(half.ordered, winners, lost, sections, 0)
+    v = _views(half.ordered, winners, lost, 0)
     out.append((v, _rest_rows(v)))
 
 
@@ -958,7 +1011,7 @@ def _split_here(conn: sqlite3.Connection, paths: tuple[str, str, str], to: IO[by
                 back: IO[bytes], phase: Phase) -> Views:
     """This side of a rebuild on two cores, inside the caller's transaction (the write lock
     is held from here on, so the worker's connection sees the same log). ``paths``: the
-    database, the DDL of ``section_writes``, and a directory for the worker's files.
+    database, the DDL of ``section_events``, and a directory for the worker's files.
 
     This side folds its share of the events and writes their rows while the worker folds
     the rest; the worker then writes its rows to scratch files, one run of keys at a time,
@@ -998,7 +1051,7 @@ def _split_here(conn: sqlite3.Connection, paths: tuple[str, str, str], to: IO[by
                     raise _WorkerFailed("the worker sent too many files")
                 conn.execute(f"ATTACH ? AS {_PART}{i}", (file,))
                 conn.execute(
-                    f"INSERT INTO main.section_writes SELECT * FROM {_PART}{i}.section_writes")
+                    f"INSERT INTO main.section_events SELECT * FROM {_PART}{i}.section_events")
         except BaseException:
             exchange.put(_Stopped)  # the resolving thread stops (the reader, blocked on the
             raise                   # worker's pipe, ends when the worker is stopped)

@@ -4,26 +4,24 @@ The rules live in evstore/core/state.py; this module only stores what they compu
 from the event log's ``on_apply`` hook inside the log's own transaction, so a view can never be
 ahead of or behind its log, even across kill -9.
 
-Tables (migrations m0003 and m0006): ``section_writes`` (the register writes of every applied
-event, one row per event and (scope, section): see below), ``origin_sections`` (the
-(scope, section) pairs each origin wrote, where the registers to recompute are found when a
-removal's cutoff moves), ``reg_winners`` (the write holding each register), ``mode_sections``
-(each section's value at each mode that defines it), ``effective`` (each machine's effective
-settings per section, with the mode and event they come from) and ``superseded`` (concurrent
-changes that lost).
+Tables (migrations m0003 and m0007): ``section_events`` (the register history: which applied
+events wrote each (scope, section), see below), ``reg_winners`` (the write holding each
+register), ``mode_sections`` (each section's value at each mode that defines it),
+``effective`` (each machine's effective settings per section, with the mode and event they
+come from) and ``superseded`` (concurrent changes that lost).
 
-``section_writes`` holds, per event and (scope, section), the last write of that event to
-each field, keyed by ``(scope, section, clock, origin, event)``: the registers' total order
-within a section, so "the writes of a register between two orders" is one range of the key.
-Everything else is in one column, ``writes``, the canonical JSON (core/encoding.py) of
-``[seq, user, wall, base, sets, unsets, bases]``: ``sets`` maps each field written as
-present to its value, ``unsets`` lists the fields written as absent, ``base`` is the base of
-the first field (in sorted order) and ``bases`` maps the fields whose base differs from it
-(two changes of one section in one commit) to theirs. Why this shape: a full rebuild
-(storage/rebuild.py) writes this table and little else, and SQLite's cost per row grows with
-the number of columns more than with their bytes; a one-change commit is one row of six
-columns, where a row per register write took 2.3 rows of twelve columns in four B-trees
-(migration m0006).
+``section_events`` is keyed by ``(scope, section, clock, event)`` and holds nothing else: the
+events that wrote a (scope, section), in clock order, so "the writes of a register between
+two clocks" is one range of the key. What an event wrote there is a pure function of the
+event (``state.pair_writes``), and the event is in ``events``, in the same database and the
+same transaction: a history read joins the two and derives the writes (``_history``), and a
+store remembers what it derived per event (events never change). History is read only when a
+register's new winner has a base (the writes between the two, for ``superseded``), when a
+removal moves a cutoff (every register of that origin again) and when ``clustercheck`` lists
+superseded changes; a one-change commit writes one row of four short columns. Schema 6 copied
+the writes into the row (500 bytes on average), and writing those copies was most of a full
+rebuild (migration m0007). The store therefore needs each event it projects in ``events``
+first, as the log guarantees.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from __future__ import annotations
 import importlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from evstore.core import encoding, state
@@ -46,12 +44,14 @@ except ImportError:  # pragma: no cover - the tests run both ways by swapping th
     orjson = None
 
 _COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
-SECTION_COLS = "scope, section, clock, origin, event, writes"
-SECTION_INSERT = f"INSERT INTO section_writes ({SECTION_COLS}) VALUES (?,?,?,?,?,?)"
-_SECTION_UPSERT = SECTION_INSERT.replace("INSERT", "INSERT OR REPLACE", 1)
-VIEW_TABLES = ("section_writes", "origin_sections", "reg_winners", "mode_sections", "effective",
-               "superseded")
-_ORIGIN_INSERT = "INSERT OR IGNORE INTO origin_sections (origin, scope, section) VALUES (?,?,?)"
+SECTION_COLS = "scope, section, clock, event"
+_SECTION_INSERT = f"INSERT OR IGNORE INTO section_events ({SECTION_COLS}) VALUES (?,?,?,?)"
+VIEW_TABLES = ("section_events", "reg_winners", "mode_sections", "effective", "superseded")
+_HISTORY = ("SELECT s.scope, s.section, e.clock, e.origin, e.id, e.seq, e.user, e.wall, e.kind,"
+            " e.raw FROM section_events AS s JOIN events AS e ON e.id = s.event"
+            " WHERE s.scope = ? AND s.section = ?")
+Pair = tuple[str, str]
+_DECODED_MAX = 4096  # events whose writes a store remembers (a few MiB at most)
 
 
 # ---------------------------------------------------------------------- canonical JSON text
@@ -102,70 +102,6 @@ def _listed(b: Order | None) -> list[Any] | None:
 
 def _base_text(b: Order | None) -> str | None:
     return None if b is None else canonical_text(list(b))
-
-
-# ---------------------------------------------------------------------- section rows
-
-
-def section_row(scope: str, section: str, order: Order, seq: int, user: str, wall: int,
-                fields: Mapping[str, FieldWrite]) -> tuple[Any, ...]:
-    """The ``section_writes`` row of one event's writes to one (scope, section)."""
-    names = sorted(fields)
-    base = fields[names[0]][2]
-    sets: dict[str, Any] = {}
-    unsets: list[str] = []
-    bases: dict[str, list[Any] | None] = {}
-    for f in names:
-        present, value, b = fields[f]
-        if present:
-            sets[f] = value
-        else:
-            unsets.append(f)
-        if b != base:
-            bases[f] = _listed(b)
-    clock, origin, event = order
-    return (scope, section, clock, origin, event,
-            canonical_text([seq, user, wall, _listed(base), sets, unsets, bases]))
-
-
-def _order(raw: Any) -> Order | None:
-    return None if raw is None else (raw[0], raw[1], raw[2])
-
-
-def row_writes(row: tuple[Any, ...], only: str | None = None) -> list[Write]:
-    """The writes a ``section_writes`` row holds (those to field ``only``, when given)."""
-    scope, section, clock, origin, event, writes = row
-    seq, user, wall, base, sets, unsets, bases = fast_loads(writes)
-    order = (clock, origin, event)
-    row_base = _order(base)
-    out = []
-    for fld, present, value in [*((f, True, v) for f, v in sets.items()),
-                                *((f, False, None) for f in unsets)]:
-        if only is not None and fld != only:
-            continue
-        b = _order(bases[fld]) if fld in bases else row_base
-        out.append(Write(scope, section, fld, present, value, order, seq, b, user, wall))
-    return out
-
-
-def row_fields(writes: str) -> list[str]:
-    """The fields a ``section_writes`` row wrote."""
-    _, _, _, _, sets, unsets, _ = fast_loads(writes)
-    return [*sets, *unsets]
-
-
-def section_rows(writes: Iterable[Write]) -> list[tuple[Any, ...]]:
-    """``section_writes`` rows of some writes: per event and (scope, section), the last write
-    of that event to each field counts, as ``INSERT OR REPLACE`` per register used to."""
-    groups: dict[tuple[str, str, str], tuple[Write, dict[str, FieldWrite]]] = {}
-    for w in writes:
-        key = (w.scope, w.section, w.event)
-        got = groups.get(key)
-        if got is None:
-            got = groups[key] = (w, {})
-        got[1][w.field] = (w.present, w.value, w.base)
-    return [section_row(w.scope, w.section, w.order, w.seq, w.user, w.wall, fields)
-            for w, fields in groups.values()]
 
 
 # ---------------------------------------------------------------------- winner rows
@@ -231,23 +167,44 @@ class SqliteStore:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._decoded: dict[str, dict[Pair, dict[str, FieldWrite]]] = {}
 
     def add_writes(self, writes: list[Write]) -> None:
-        self.conn.executemany(_SECTION_UPSERT, section_rows(writes))
-        self.conn.executemany(_ORIGIN_INSERT, sorted({(w.origin, w.scope, w.section) for w in writes}))
+        self.conn.executemany(
+            _SECTION_INSERT, sorted({(w.scope, w.section, w.order[0], w.event) for w in writes})
+        )
+
+    def _pairs_of(self, event: str, origin: str, kind: str, raw: bytes
+                  ) -> dict[Pair, dict[str, FieldWrite]]:
+        """What an event wrote, per (scope, section): derived once, then remembered."""
+        got = self._decoded.get(event)
+        if got is None:
+            got = state.pair_writes(kind, event, origin, fast_loads(raw)["payload"])
+            if len(self._decoded) >= _DECODED_MAX:
+                self._decoded.clear()
+            self._decoded[event] = got
+        return got
+
+    def _history(self, rows: Iterable[tuple[Any, ...]], only: str | None) -> list[Write]:
+        """The writes of joined history rows (``_HISTORY``'s columns), to field ``only`` when
+        given."""
+        out = []
+        for scope, section, clock, origin, event, seq, user, wall, kind, raw in rows:
+            fields = self._pairs_of(event, origin, kind, raw).get((scope, section), {})
+            order = (clock, origin, event)
+            for fld, (present, value, base) in fields.items():
+                if only is None or fld == only:
+                    out.append(Write(scope, section, fld, present, value, order, seq, base, user,
+                                     wall))
+        return out
 
     def writes_for(self, reg: Reg) -> list[Write]:
-        cur = self.conn.execute(
-            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=?", reg[:2]
-        )
-        return [w for row in cur for w in row_writes(row, reg[2])]
+        return self._history(self.conn.execute(_HISTORY, reg[:2]), reg[2])
 
     def writes_between(self, reg: Reg, lo: state.Order, hi: state.Order) -> list[Write]:
-        cur = self.conn.execute(
-            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=?"
-            " AND clock BETWEEN ? AND ?", (reg[0], reg[1], lo[0], hi[0]),
-        )
-        return [w for row in cur for w in row_writes(row, reg[2]) if lo <= w.order <= hi]
+        cur = self.conn.execute(_HISTORY + " AND s.clock BETWEEN ? AND ?",
+                                (reg[0], reg[1], lo[0], hi[0]))
+        return [w for w in self._history(cur, reg[2]) if lo <= w.order <= hi]
 
     def winner_of(self, reg: Reg) -> Write | None:
         row = self.conn.execute(
@@ -256,17 +213,12 @@ class SqliteStore:
         return _write(row) if row else None
 
     def regs_of_origin(self, origin: str) -> list[Reg]:
-        pairs = self.conn.execute(
-            "SELECT scope, section FROM origin_sections WHERE origin=?", (origin,)
-        ).fetchall()
+        """Every register the origin's events wrote (every event in ``events`` is projected)."""
         out: set[Reg] = set()
-        for scope, section in pairs:
-            cur = self.conn.execute(
-                "SELECT writes FROM section_writes WHERE scope=? AND section=? AND origin=?",
-                (scope, section, origin),
-            )
-            for (writes,) in cur:
-                out.update((scope, section, f) for f in row_fields(writes))
+        cur = self.conn.execute("SELECT id, kind, raw FROM events WHERE origin = ?", (origin,))
+        for event, kind, raw in cur:
+            for (scope, section), fields in self._pairs_of(event, origin, kind, raw).items():
+                out.update((scope, section, f) for f in fields)
         return sorted(out)
 
     def cutoffs(self) -> dict[str, int]:
@@ -372,17 +324,12 @@ class SqliteStore:
         return out
 
     def _one(self, scope: str, section: str, fld: str, event: str) -> Write | None:
-        """One register's write by one event. The log gives the event's clock, so this is a
-        key lookup; an event missing from the log (a bare store) costs a scan of the pair."""
+        """One register's write by one event: a key lookup in the history."""
         row = self.conn.execute(
-            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=?"
-            " AND clock=(SELECT clock FROM events WHERE id=?) AND event=?",
+            _HISTORY + " AND s.clock = (SELECT clock FROM events WHERE id = ?) AND s.event = ?",
             (scope, section, event, event),
-        ).fetchone() or self.conn.execute(
-            f"SELECT {SECTION_COLS} FROM section_writes WHERE scope=? AND section=? AND event=?",
-            (scope, section, event),
         ).fetchone()
-        got = row_writes(row, fld) if row else []
+        got = self._history([row], fld) if row else []
         return got[0] if got else None
 
     def reset(self) -> None:
@@ -400,3 +347,17 @@ def on_apply(conn: sqlite3.Connection, events: list[Event]) -> None:
 def admit(conn: sqlite3.Connection, event: Event) -> bool | None:
     """The event log's membership seam (``EventLog(admit=...)``): see ``state.may_write``."""
     return state.may_write(structure(conn), event)
+
+
+def keep_events(conn: sqlite3.Connection, evs: Iterable[Event]) -> None:
+    """Put events in ``events`` as the log stores them, without the log's checks: for a
+    store fed by hand (tests and benchmarks apply scenarios in orders a log would not), which
+    derives history from ``events`` like any other. A node's log does this itself, in the
+    transaction that projects the event. An event whose id or (origin, seq) is taken is
+    skipped."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO events (id, origin, seq, prev, clock, wall, user, kind, raw, sig,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+        [(e.id, e.origin, e.seq, e.prev, e.clock, e.wall, e.user, e.kind, e.raw, e.sig)
+         for e in evs],
+    )

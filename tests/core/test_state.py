@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from evstore.core import encoding, events, state
 from evstore.core.modes import group_id_of
 from evstore.storage.connect import open_db
-from evstore.storage.views import SqliteStore
+from evstore.storage.views import SqliteStore, keep_events
 
 KEYS = [nacl.signing.SigningKey(bytes([i + 1]) * 32) for i in range(3)]
 ORIGINS = [k.verify_key.encode().hex() for k in KEYS]
@@ -99,8 +99,10 @@ def dump(store: Any) -> bytes:
                             "name": st_.name, "groups": st_.groups})
 
 
-def _sqlite() -> tuple[sqlite3.Connection, SqliteStore]:
+def _sqlite(evs: list[events.Event]) -> tuple[sqlite3.Connection, SqliteStore]:
+    """A store over a database whose log holds ``evs`` (a history is read from the events)."""
     conn = open_db(":memory:")
+    keep_events(conn, evs)
     return conn, SqliteStore(conn)
 
 
@@ -117,7 +119,7 @@ def test_any_order_duplicates_and_batches_converge(evs: list[events.Event], data
         state.apply(incremental, shuffled[i : i + n])
         i += n
     assert dump(incremental) == dump(reference)
-    conn, sq = _sqlite()
+    conn, sq = _sqlite(evs)
     conn.execute("BEGIN")
     for e in shuffled:
         state.apply(sq, [e])

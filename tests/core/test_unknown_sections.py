@@ -10,7 +10,7 @@ from test_state import ORIGINS, _ev, _genesis
 
 from evstore.core import catalog, events, state
 from evstore.storage.connect import open_db
-from evstore.storage.views import SqliteStore
+from evstore.storage.views import SqliteStore, keep_events
 
 FUTURE = "futuresection"
 
@@ -36,6 +36,7 @@ def _tables(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
 
 def _applied(batches: list[list[events.Event]]) -> list[tuple[object, ...]]:
     conn = open_db(":memory:")
+    keep_events(conn, [e for batch in batches for e in batch])
     store = SqliteStore(conn)
     conn.execute("BEGIN")
     for batch in batches:

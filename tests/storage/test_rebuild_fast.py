@@ -1,7 +1,7 @@
 """The bulk rebuild's fast path (``rebuild._change_entry``) gives the general path's entries.
 
 Settings events with one change are most of any log, so the fold builds their
-``section_writes`` row without ``state.pair_writes`` and ``views.section_row``, the commonest
+entry without ``state.pair_writes`` and ``rebuild.entry_text``, the commonest
 (a patch that unsets nothing) in the fewest steps. Here, on events near those
 shapes and far from them (other kinds and ops, several changes, unsets, fields sorting before
 ``@defined``, odd bases, strings that need escapes or look like the JSON around them),
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from evstore.core import encoding, events, state
 from evstore.storage import rebuild as rebuild_mod
 from evstore.storage import views
-from evstore.storage.rebuild import _change_entry
+from evstore.storage.rebuild import _change_entry, entry_text
 
 ORIGIN = "ab" * 32
 EVENT_ID = "cd" * 32
@@ -115,8 +115,8 @@ def general(event_id: str, env: dict[str, Any]) -> dict[tuple[str, str], Any] | 
     order = (env["clock"], env["origin"], event_id)
     try:
         pairs = state.pair_writes(env["kind"], event_id, env["origin"], env["payload"])
-        return {key: (*order, views.section_row(key[0], key[1], order, env["seq"], env["user"],
-                                                env["wall"], fields)[5], tuple(fields))
+        return {key: (*order, entry_text(env["seq"], env["user"], env["wall"], fields),
+                      tuple(fields))
                 for key, fields in pairs.items()}
     except Exception:
         return None

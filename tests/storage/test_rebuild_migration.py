@@ -1,10 +1,12 @@
-"""Migration 0006 converts a home's register writes to ``section_writes`` exactly as the new
-store would have written them, and the views work on after it.
+"""Migrations 0006 and 0007 convert a home's register history exactly as the store of each
+schema would have written it, and the views work on after them.
 
 A schema-5 database is filled the way the schema-5 store did (one ``reg_writes`` row per
-register write, ``INSERT OR REPLACE`` on (register, event)), then migrated; its
-``section_writes`` and ``origin_sections`` must equal those of a schema-6 database fed the same
-events, and incremental application must carry on from the converted tables.
+register write, ``INSERT OR REPLACE`` on (register, event)), then migrated: at schema 6 its
+``section_writes`` and ``origin_sections`` must hold what the schema-6 store wrote for the same
+events (a row's ``writes`` is the rebuild's ``entry_text``, the format schema 6 stored); at
+schema 7, ``section_events`` what today's store writes. Incremental application must carry on
+from the converted tables.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from test_rebuild import ORIGINS, LogMaker, dump, random_log
 from evstore.core import encoding, events, state
 from evstore.storage.connect import open_db
 from evstore.storage.migrate import migrate, schema_version
-from evstore.storage.views import SqliteStore
+from evstore.storage.rebuild import writes_entries
+from evstore.storage.views import SqliteStore, keep_events
 
 _OLD_COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
 
@@ -34,9 +37,11 @@ def _old_row(w: state.Write) -> tuple[Any, ...]:
 
 
 def schema5_home(path: Path, evs: list[events.Event]) -> sqlite3.Connection:
+    """A schema-5 home whose log holds ``evs`` and whose history has their writes."""
     conn = sqlite3.connect(path, isolation_level=None)
     migrate(conn, target=5)
     conn.execute("BEGIN")
+    keep_events(conn, evs)
     for ev in evs:
         conn.executemany(f"INSERT OR REPLACE INTO reg_writes ({_OLD_COLS}) VALUES "
                          f"({','.join('?' * 12)})", [_old_row(w) for w in state.writes_of(ev)])
@@ -67,17 +72,46 @@ def test_section_writes_converted_equal_written(tmp_path: Path) -> None:
         maker.random_event()
     evs = maker.events
     old = schema5_home(tmp_path / "old.db", evs + evs[:20])
-    migrate(old)
+    migrate(old, target=6)
     assert schema_version(old) == 6
-    new = open_db(":memory:")
-    SqliteStore(new).add_writes([w for ev in evs for w in state.writes_of(ev)])
+    writes = [w for ev in evs for w in state.writes_of(ev)]
+    entries = writes_entries(writes)
+    want = {
+        "section_writes": sorted((*pair, *order, text) for pair, order, text in entries),
+        "origin_sections": sorted({(w.origin, w.scope, w.section) for w in writes}),
+    }
     for table, key in (("section_writes", "1, 2, 3, 4, 5"), ("origin_sections", "1, 2, 3")):
         got = old.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
-        want = new.execute(f"SELECT * FROM {table} ORDER BY {key}").fetchall()
-        assert got == want and got, table
+        assert got == want[table] and got, table
     assert old.execute("SELECT COUNT(*) FROM section_writes WHERE writes NOT LIKE '%,{}]'").fetchone()[0]
     assert old.execute("SELECT COUNT(*) FROM section_writes WHERE writes NOT LIKE '%,[],{%'").fetchone()[0]
     assert not old.execute("SELECT name FROM sqlite_master WHERE name LIKE 'reg_writes%'").fetchall()
+
+
+def test_section_events_name_the_events_a_store_would(tmp_path: Path) -> None:
+    """Schema 7 keeps each history row's key, and only for events in the log: a row naming
+    an event the log does not hold could not be read, and no store ever made one."""
+    maker = LogMaker(13)
+    maker.genesis()
+    tricky_events(maker)
+    for _ in range(150):
+        maker.random_event()
+    evs = maker.events
+    old = schema5_home(tmp_path / "old.db", evs)
+    stray = maker.events[-1]
+    old.execute("DELETE FROM events WHERE id = ?", (stray.id,))
+    migrate(old, target=6)
+    assert old.execute("SELECT COUNT(*) FROM section_writes WHERE event = ?",
+                       (stray.id,)).fetchone()[0]
+    migrate(old)
+    assert schema_version(old) == 7
+    new = open_db(":memory:")
+    SqliteStore(new).add_writes([w for ev in evs if ev is not stray for w in state.writes_of(ev)])
+    got = old.execute("SELECT * FROM section_events ORDER BY 1, 2, 3, 4").fetchall()
+    assert got == new.execute("SELECT * FROM section_events ORDER BY 1, 2, 3, 4").fetchall()
+    assert got and all(r[3] != stray.id for r in got)
+    names = {r[0] for r in old.execute("SELECT name FROM sqlite_master")}
+    assert not names & {"section_writes", "origin_sections", "reg_writes"}
 
 
 def test_views_carry_on_after_the_migration(tmp_path: Path) -> None:
@@ -88,6 +122,7 @@ def test_views_carry_on_after_the_migration(tmp_path: Path) -> None:
     first, rest = evs[:120], evs[120:]
     path = tmp_path / "home.db"
     home = schema5_home(path, [])
+    keep_events(home, evs)
     home.close()
     # the schema-5 views of the first part: every table as the old store filled it
     home = sqlite3.connect(path, isolation_level=None)
@@ -100,6 +135,7 @@ def test_views_carry_on_after_the_migration(tmp_path: Path) -> None:
     upgraded = open_db(path)
     # the other view tables of the first part, as the (unchanged) new store computes them
     reference = open_db(":memory:")
+    keep_events(reference, evs)
     state.apply(SqliteStore(reference), first)
     for table in ("reg_winners", "mode_sections", "effective", "superseded"):
         rows = reference.execute(f"SELECT * FROM {table}").fetchall()
