@@ -96,10 +96,6 @@ def canonical_text(value: Any) -> str:
     return text
 
 
-def _listed(b: Order | None) -> list[Any] | None:
-    return None if b is None else list(b)
-
-
 def _base_text(b: Order | None) -> str | None:
     return None if b is None else canonical_text(list(b))
 

@@ -64,13 +64,18 @@ def tricky_events(maker: LogMaker) -> None:
          "set": {}, "unset": ["servers"]}]})
 
 
-def test_section_writes_converted_equal_written(tmp_path: Path) -> None:
-    maker = LogMaker(11)
+def some_log(seed: int, n: int) -> list[events.Event]:
+    """A genesis, the tricky events and ``n`` random ones."""
+    maker = LogMaker(seed)
     maker.genesis()
     tricky_events(maker)
-    for _ in range(250):
+    for _ in range(n):
         maker.random_event()
-    evs = maker.events
+    return maker.events
+
+
+def test_section_writes_converted_equal_written(tmp_path: Path) -> None:
+    evs = some_log(11, 250)
     old = schema5_home(tmp_path / "old.db", evs + evs[:20])
     migrate(old, target=6)
     assert schema_version(old) == 6
@@ -91,14 +96,9 @@ def test_section_writes_converted_equal_written(tmp_path: Path) -> None:
 def test_section_events_name_the_events_a_store_would(tmp_path: Path) -> None:
     """Schema 7 keeps each history row's key, and only for events in the log: a row naming
     an event the log does not hold could not be read, and no store ever made one."""
-    maker = LogMaker(13)
-    maker.genesis()
-    tricky_events(maker)
-    for _ in range(150):
-        maker.random_event()
-    evs = maker.events
+    evs = some_log(13, 150)
     old = schema5_home(tmp_path / "old.db", evs)
-    stray = maker.events[-1]
+    stray = evs[-1]
     old.execute("DELETE FROM events WHERE id = ?", (stray.id,))
     migrate(old, target=6)
     assert old.execute("SELECT COUNT(*) FROM section_writes WHERE event = ?",
