@@ -284,9 +284,10 @@ def bench_views(count: int, batch: int) -> list[Result]:
                    baseline=f"events 1-{batch}: {first:.1f} ms/event", ratio=last / first,
                    ratio_unit="x time",
                    note="per batch: " + ", ".join(f"{x:.1f}" for x in per_batch) + " ms/event; "
-                   "each event re-reads (and JSON-decodes) every earlier write of its field "
-                   "(views.writes_for in state._recompute, flushed per event by the membership "
-                   "check), so a log's cost grows with the square of the edits to one field")]
+                   "each event's new winner is the greater of the stored winner and its write, "
+                   "and only the writes between that winner's base and itself are read back "
+                   "(views.writes_between), so the cost does not grow with the edits to one "
+                   "field")]
 
 
 # ---------------------------------------------------------------------- anti-entropy bytes

@@ -516,6 +516,7 @@ class Store(Protocol):
 
     def add_writes(self, writes: list[Write]) -> None: ...
     def writes_for(self, reg: Reg) -> list[Write]: ...
+    def section_history(self, scope: str, section: str) -> list[Write]: ...
     def writes_between(self, reg: Reg, lo: Order, hi: Order) -> list[Write]: ...
     def winner_of(self, reg: Reg) -> Write | None: ...
     def regs_of_origin(self, origin: str) -> list[Reg]: ...
@@ -555,6 +556,10 @@ class MemoryStore:
 
     def writes_for(self, reg: Reg) -> list[Write]:
         return list(self.writes.get(reg, {}).values())
+
+    def section_history(self, scope: str, section: str) -> list[Write]:
+        return [w for reg, ws in self.writes.items() if reg[:2] == (scope, section)
+                for w in ws.values()]
 
     def writes_between(self, reg: Reg, lo: Order, hi: Order) -> list[Write]:
         return [w for w in self.writes.get(reg, {}).values() if lo <= w.order <= hi]
@@ -665,14 +670,33 @@ def _new_winner(store: Store, reg: Reg, fresh: list[Write],
     return win, store.writes_between(reg, win.base, win.order)
 
 
+class _Histories:
+    """The whole history of each (scope, section) a recompute needs, read once for all its
+    registers (a removal recomputes every register its origin wrote, often many fields of
+    one section, each with a long history)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.pairs: dict[tuple[str, str], dict[str, list[Write]]] = {}
+
+    def of(self, reg: Reg) -> list[Write]:
+        got = self.pairs.get(reg[:2])
+        if got is None:
+            got = self.pairs[reg[:2]] = {}
+            for w in self.store.section_history(reg[0], reg[1]):
+                got.setdefault(w.field, []).append(w)
+        return got.get(reg[2], [])
+
+
 def _recompute(store: Store, regs: set[Reg], cutoffs: Mapping[str, int],
                fresh: Mapping[Reg, list[Write]] | None = None,
                full: set[Reg] | None = None) -> None:
+    history = _Histories(store)
     for reg in sorted(regs):
         if fresh is not None and full is not None and reg not in full and reg[1] != CUTOFF:
             win, ws = _new_winner(store, reg, fresh.get(reg, []), cutoffs)
         else:
-            ws = store.writes_for(reg)
+            ws = history.of(reg)
             win = winner(ws, cutoffs)
         store.set_winner(reg, win)
         if reg[1] not in (CUTOFF, IGNORED):

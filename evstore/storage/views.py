@@ -197,6 +197,9 @@ class SqliteStore:
     def writes_for(self, reg: Reg) -> list[Write]:
         return self._history(self.conn.execute(_HISTORY, reg[:2]), reg[2])
 
+    def section_history(self, scope: str, section: str) -> list[Write]:
+        return self._history(self.conn.execute(_HISTORY, (scope, section)), None)
+
     def writes_between(self, reg: Reg, lo: state.Order, hi: state.Order) -> list[Write]:
         cur = self.conn.execute(_HISTORY + " AND s.clock BETWEEN ? AND ?",
                                 (reg[0], reg[1], lo[0], hi[0]))

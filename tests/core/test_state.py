@@ -194,6 +194,41 @@ def test_removal_cutoff_ignores_later_events_everywhere() -> None:
             store.section_value("cluster", "timezone")["zone"] != "Asia/Tokyo"
 
 
+class _CountingStore(state.MemoryStore):
+    """Counts the history reads of each (scope, section)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: dict[tuple[str, str], int] = {}
+
+    def section_history(self, scope: str, section: str) -> list[state.Write]:
+        self.reads[(scope, section)] = self.reads.get((scope, section), 0) + 1
+        return super().section_history(scope, section)
+
+
+def test_a_removal_reads_each_section_history_once() -> None:
+    """A moved cutoff recomputes every register the origin wrote: many fields of a section
+    share one history, which is read once for all of them (SqliteStore derives each write
+    from its event: reading it again per field cost three times as much)."""
+    evs = _genesis()
+    ldap = {"servers": [{"name": f"s{i}", "host": "h", "port": 389} for i in range(6)],
+            "queries": []}
+    commits = [_ev(2, seq, (4 + seq) << 16, "config.commit", {"comment": "", "changes": [
+        {"mode": "cluster", "section": "ldap", "op": "define", "base": None, "value": ldap}]})
+        for seq in (1, 2, 3)]
+    removal = _ev(0, 4, 20 << 16, "machine.remove",
+                  {"machine": ORIGINS[2], "cutoffs": {ORIGINS[2]: 1}})
+    store = _CountingStore()
+    state.apply(store, [*evs, *commits])
+    store.reads.clear()
+    state.apply(store, [removal])
+    assert store.reads[("cluster", "ldap")] == 1
+    assert len([r for r in store.regs_of_origin(ORIGINS[2]) if r[:2] == ("cluster", "ldap")]) > 6
+    reference = state.MemoryStore()
+    state.apply(reference, [*evs, commits[0]])
+    assert store.section_value("cluster", "ldap") == reference.section_value("cluster", "ldap")
+
+
 def test_a_rekey_admission_retires_the_old_key_past_its_cutoff() -> None:
     """A rekeyed machine's old key is cut off like a removed machine's: its events up to the
     cutoff the admission names still count, its later ones nowhere, in any order."""
