@@ -5,8 +5,8 @@ Comparing each machine's "now" would report changes still in flight as inconsist
 (PITFALLS 6). Each machine instead reports its version vector; the check agrees on the point
 every reachable machine holds (the component-wise minimum) and asks each for per-section
 digests of its state *at that point*, so 50 machines send digests, not configurations.
-Machines that lack events others hold, hold events back, hold forks, or exclude events are
-reported too. Superseded concurrent changes are listed with both versions; ``resolve`` forces
+Machines that lack events others hold, hold events back, hold forks of a key still writing
+(``open_forks``), or exclude events are reported too. Superseded concurrent changes are listed with both versions; ``resolve`` forces
 one version cluster-wide and ``ignore`` records that a conflict was reviewed, each as a signed
 event, so no machine reports that conflict again.
 """
@@ -45,9 +45,18 @@ def digests_at(node: Node, vv: VV | None = None) -> dict[str, Any]:
     lacking = {o: s for o, s in point.items() if mine.get(o, 0) < s}
     return {
         "hostname": node.identity().hostname, "vv": mine, "digests": digests,
-        "lacking": lacking, "held": len(node.log.held()), "forks": len(node.log.forks()),
+        "lacking": lacking, "held": len(node.log.held()), "forks": open_forks(node),
         "pending": node.log.pending_count(),
     }
+
+
+def open_forks(node: Node) -> int:
+    """Forks still to be dealt with: those of a key that is still a writer. Once a rekey has
+    replaced the forked key (or its machine was removed), a cutoff retires it everywhere and
+    its changes were issued again: the evidence stays in the log, for ``status`` and
+    ``verify``, but it no longer makes the cluster inconsistent."""
+    retired = node.store.cutoffs()
+    return sum(1 for f in node.log.forks() if f.origin not in retired)
 
 
 def common_point(vvs: list[VV]) -> VV:

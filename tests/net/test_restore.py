@@ -20,7 +20,7 @@ from evstore.core import events
 from evstore.core.errors import OperationalError
 from evstore.net import client, restore
 from evstore.net.restore import BEHIND, FORK, OK, verdict
-from evstore.ops import settings, verify
+from evstore.ops import check, settings, verify
 from evstore.ops.node import Node, now_ms
 from tests.net.cluster_helpers import (
     Box,
@@ -163,9 +163,14 @@ async def test_restored_and_written_while_cut_off_forks_then_rekey_recovers(
                 on(b.home, lambda n: commit_now(n, "ntp", {"servers": ["refused"]}))
             on(b.home, lambda n: settings.clear(n, "admin"))  # the refused change stays staged
             assert not holds(a.home, cut_off)  # the losing branch never left b
+            assert on(b.home, check.open_forks) > 0  # clustercheck reports it
             done = await db(b.home, lambda n: client.rekey(n, "admin"))
             assert done["reissued"] == 1 and done["fingerprint"] != old_fp
             await wait_until("one state again", same_digest(a, b), 10)
+            # the old key is retired: the evidence stays, clustercheck has nothing to report
+            assert on(b.home, lambda n: n.status()["forks"]) > 0
+            await wait_until("no fork left open", lambda: all(
+                on(box.home, check.open_forks) == 0 for box in (a, b)), 5)
             for box in (a, b):  # nothing acknowledged is lost, on either side
                 assert all(holds(box.home, x) for x in acked)
                 ldap = _value(box, "ldap")
