@@ -5,14 +5,15 @@ reads back that register's stored writes, and it refreshes the effective setting
 machine the change may reach. Replaying a long log through it repeats that work per batch. A
 rebuild knows every event up front, so it can do each step once:
 
-1. **fold**: every event's writes, one entry per (scope, section) it writes, kept as flat
-   entries ``(clock, origin, event id, writes text, fields)``. The general path is
+1. **fold**: every event, one entry per (scope, section) it writes, kept as flat entries
+   ``(clock, origin, event id, canonical bytes, fields)``: the fields it wrote there, and the
+   bytes its writes are derived from when resolving needs them (``entry_writes``: about one
+   per register, a hundredth of the entries of a long log). The general path is
    ``state.pair_writes`` (what ``state.writes_of`` is made of, grouped per (scope, section)
-   with the last write of the event to each field, as ``SqliteStore`` derives a history)
-   turned into text by ``entry_text``. A settings event with one change (nearly
-   every event of a long log) takes ``_change_entry`` instead, which builds the same entry
-   without the intermediate objects, the commonest (a patch that unsets nothing) in the
-   fewest steps, one ``canonical_text`` of the values as parsed; with hypothesis,
+   with the last write of the event to each field, as ``SqliteStore`` derives a history). A
+   settings event with one change (nearly every event of a long log) takes ``_change_entry``
+   instead, which names the same fields without building the writes, the commonest (a patch
+   that unsets nothing) in the fewest steps; with hypothesis,
    tests/storage/test_rebuild_fast.py checks that every entry it makes is the general
    path's. A repeat of an event is dropped.
 2. **resolve**, with the public pure rules of ``evstore.core.state`` and nothing else: the
@@ -93,7 +94,7 @@ from urllib.parse import quote
 
 from evstore.core import catalog, state
 from evstore.core.events import Event
-from evstore.core.state import FieldWrite, Order, Reg, Write
+from evstore.core.state import Order, Reg, Write
 from evstore.storage import views
 from evstore.storage.connect import transaction
 from evstore.storage.views import canonical_text
@@ -107,11 +108,13 @@ _EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
 _PART = "evstore_rebuild_part"
 
 Row = tuple[Any, ...]
-Entry = tuple[int, str, str, str, tuple[str, ...]]
+Entry = tuple[int, str, str, bytes, tuple[str, ...]]
 """One event's writes to one (scope, section): its order (clock, origin, event id), the
-``entry_text`` of its writes, and the fields it wrote. Led by the order, so a list of
-entries sorts in the registers' order; flat, so a fold of millions holds one tuple an event
-and pair (its ``section_events`` row is the pair, the clock and the event id)."""
+event's canonical bytes (already in memory: the row read, or the ``Event``), and the fields it
+wrote. The writes themselves are derived from the bytes only for the few entries resolving
+needs (``entry_writes``). Led by the order, so a list of entries sorts in the registers'
+order; flat, so a fold of millions holds one tuple an event and pair (its ``section_events``
+row is the pair, the clock and the event id)."""
 Pair = tuple[str, str]
 Ordered = list[tuple[Pair, list[Entry]]]
 Lost = tuple[str, str, str, str, str]
@@ -177,68 +180,20 @@ def stored_events(conn: sqlite3.Connection) -> Iterator[Event]:
         yield Event(raw, sig, event_id, origin, seq, prev, clock, wall, user, kind, payload)
 
 
-# ---------------------------------------------------------------------- entries' text
+# ---------------------------------------------------------------------- entries' writes
 
 
-def _listed(b: Order | None) -> list[Any] | None:
-    return None if b is None else list(b)
-
-
-def entry_text(seq: int, user: str, wall: int, fields: Mapping[str, FieldWrite]) -> str:
-    """How a fold entry holds one event's writes to one (scope, section), until the few that
-    resolving needs are decoded (``entry_writes``): the canonical JSON of
-    ``[seq, user, wall, base, sets, unsets, bases]``, ``sets`` the fields written as present
-    with their values, ``unsets`` those written as absent, ``base`` the base of the first
-    field (in sorted order) and ``bases`` the fields whose base differs from it (two changes
-    of one section in one commit). One string an entry keeps a fold of millions compact.
-    (Schema 6 stored this text in its ``section_writes`` rows: migration m0006 made it.)"""
-    names = sorted(fields)
-    base = fields[names[0]][2]
-    sets: dict[str, Any] = {}
-    unsets: list[str] = []
-    bases: dict[str, list[Any] | None] = {}
-    for f in names:
-        present, value, b = fields[f]
-        if present:
-            sets[f] = value
-        else:
-            unsets.append(f)
-        if b != base:
-            bases[f] = _listed(b)
-    return canonical_text([seq, user, wall, _listed(base), sets, unsets, bases])
-
-
-def _order(raw: Any) -> Order | None:
-    return None if raw is None else (raw[0], raw[1], raw[2])
-
-
-def entry_writes(pair: Pair, order: Order, text: str, only: str | None = None) -> list[Write]:
-    """The writes an entry's text holds (those to field ``only``, when given)."""
-    scope, section = pair
-    seq, user, wall, base, sets, unsets, bases = views.fast_loads(text)
-    row_base = _order(base)
-    out = []
-    for fld, present, value in [*((f, True, v) for f, v in sets.items()),
-                                *((f, False, None) for f in unsets)]:
-        if only is not None and fld != only:
-            continue
-        b = _order(bases[fld]) if fld in bases else row_base
-        out.append(Write(scope, section, fld, present, value, order, seq, b, user, wall))
-    return out
-
-
-def writes_entries(writes: Iterable[Write]) -> list[tuple[Pair, Order, str]]:
-    """The entries of some writes, per event and (scope, section), the last write of the
-    event to each field kept (what ``state.pair_writes`` keeps)."""
-    groups: dict[tuple[str, str, str], tuple[Write, dict[str, FieldWrite]]] = {}
-    for w in writes:
-        key = (w.scope, w.section, w.event)
-        got = groups.get(key)
-        if got is None:
-            got = groups[key] = (w, {})
-        got[1][w.field] = (w.present, w.value, w.base)
-    return [((w.scope, w.section), w.order, entry_text(w.seq, w.user, w.wall, fields))
-            for w, fields in groups.values()]
+def entry_writes(pair: Pair, entry: Entry, only: str | None = None) -> list[Write]:
+    """The writes of an entry's event to its (scope, section) (those to field ``only``, when
+    given), derived from the event's canonical bytes as every store derives them
+    (``state.pair_writes``): resolving needs a few per register, never most of a fold."""
+    clock, origin, event_id, raw, _ = entry
+    env = views.fast_loads(raw)
+    fields = state.pair_writes(env["kind"], event_id, origin, env["payload"]).get(pair, {})
+    order = (clock, origin, event_id)
+    seq, user, wall = env["seq"], env["user"], env["wall"]
+    return [Write(pair[0], pair[1], fld, present, value, order, seq, base, user, wall)
+            for fld, (present, value, base) in fields.items() if only is None or fld == only]
 
 
 # ---------------------------------------------------------------------- 1. fold
@@ -247,20 +202,19 @@ def writes_entries(writes: Iterable[Write]) -> list[tuple[Pair, Order, str]]:
 _DEFINED_RESET = (state.DEFINED, state.RESET)
 
 
-def _change_entry(event_id: str, env: Mapping[str, Any]) -> tuple[Pair, Entry] | None:
+def _change_entry(event_id: str, env: Mapping[str, Any], raw: bytes
+                  ) -> tuple[Pair, Entry] | None:
     """The fold entry of a settings event with one change (most of any log), built here
     without ``state.pair_writes``, or None: then the general path.
 
-    What ``state._emit`` writes for it, all with the change's base: a patch, ``@defined``
-    true, then each field set, then each field unset (absent); a define, ``@defined`` true,
-    ``@reset``, then ``state.fields_of`` the value; a delete, ``@defined`` false and
-    ``@reset``. The text of one (scope, section) whose writes share one base is
-    ``[seq, user, wall, base, {present fields}, [absent fields, sorted], {}]``
-    (``entry_text``), one ``canonical_text`` of the values as parsed (one call into
-    orjson or the json module's C encoder). The commonest change of all, a patch that unsets
-    nothing, is built first, with the fewest steps (a base that is already ``[int, str, str]``
-    is written as it is). tests/storage/test_rebuild_fast.py checks that every entry made
-    here equals the general path's.
+    An entry names the fields the event wrote to its (scope, section); ``state._emit`` writes,
+    for one change: a patch, ``@defined``, then each field set, then each field unset; a
+    define, ``@defined``, ``@reset``, then ``state.fields_of`` the value; a delete,
+    ``@defined`` and ``@reset``. The commonest change of all, a patch that unsets nothing,
+    is taken first, with the fewest steps. Anything the general path might refuse (a base
+    that is not ``[int, str, str]``, a ``set`` that is not an object...) is left to it, so
+    that both refuse the same events. tests/storage/test_rebuild_fast.py checks that every
+    entry made here equals the general path's.
     """
     if env["kind"] not in state.SETTINGS_KINDS:
         return None
@@ -277,52 +231,39 @@ def _change_entry(event_id: str, env: Mapping[str, Any]) -> tuple[Pair, Entry] |
         if type(sets) is dict and ch.get("unset", []) == [] and (
                 b is None or type(b) is list and len(b) == 3 and type(b[0]) is int
                 and type(b[1]) is str and type(b[2]) is str):
-            present = {state.DEFINED: True, **sets}
-            text = canonical_text([env["seq"], env["user"], env["wall"], b, present, [], {}])
-            return (mode, section), (env["clock"], env["origin"], event_id, text,
-                                     tuple(present))
-    return _built_entry((env["clock"], env["origin"], event_id), env["seq"], env["user"],
-                        env["wall"], op, (mode, section), b, ch)
+            return (mode, section), (env["clock"], env["origin"], event_id, raw,
+                                     tuple({state.DEFINED: True, **sets}))
+    names = _change_names(op, section, b, ch)
+    if names is None:
+        return None
+    return (mode, section), (env["clock"], env["origin"], event_id, raw, names)
 
 
-def _built_entry(order: Order, seq: int, user: str, wall: int, op: str, pair: Pair, b: Any,
-                 ch: Mapping[str, Any]) -> tuple[Pair, Entry] | None:
-    """The entry of one change (``_change_entry``), any op, built from its values (``op``,
-    the base ``b`` and, in ``ch``, what the op reads: ``set`` and ``unset``, or
-    ``value``), or None when the general path must decide."""
-    section = pair[1]
+def _change_names(op: str, section: str, b: Any, ch: Mapping[str, Any]
+                  ) -> tuple[str, ...] | None:
+    """The fields one change writes (``_change_entry``), any op, from what the op reads
+    (``set`` and ``unset``, or ``value``), or None when the general path must decide."""
     try:
-        base_order = state._base(b)
+        state._base(b)  # the general path reads it too: a base it refuses is its to refuse
         if op == "patch":
             sets, unsets = ch.get("set", {}), ch.get("unset", [])
             if type(sets) is not dict or type(unsets) is not list \
                     or any(type(u) is not str for u in unsets):
                 return None
-            present = {state.DEFINED: True, **sets}
-            names = dict.fromkeys(present)
+            names = dict.fromkeys((state.DEFINED, *sets))
             names.update(dict.fromkeys(unsets))
-            for u in unsets:
-                present.pop(u, None)
-            absent = sorted(set(unsets))
         elif op == "define":
             value = ch["value"]
             if type(value) is not dict:
                 return None
-            present = {state.DEFINED: True, state.RESET: None,
-                       **state.fields_of(section, value)}
-            names = dict.fromkeys(present)
-            absent = []
+            names = dict.fromkeys((*_DEFINED_RESET, *state.fields_of(section, value)))
         elif op == "delete":
-            present = {state.DEFINED: False, state.RESET: None}
             names = dict.fromkeys(_DEFINED_RESET)
-            absent = []
         else:
             return None
     except (KeyError, TypeError, ValueError, AttributeError):  # the general path decides
         return None
-    text = canonical_text([seq, user, wall, None if base_order is None else list(base_order),
-                           present, absent, {}])
-    return pair, (*order, text, tuple(names))
+    return tuple(names)
 
 
 @dataclass
@@ -344,7 +285,7 @@ class Fold:
             seen.add(ev.id)
             env = {"kind": ev.kind, "payload": ev.payload, "origin": ev.origin,
                    "clock": ev.clock, "seq": ev.seq, "user": ev.user, "wall": ev.wall}
-            self._put(ev.id, env)
+            self._put(ev.id, env, ev.raw)
         return self
 
     def add_stored(self, rows: Iterable[tuple[str, bytes]]) -> Fold:
@@ -354,9 +295,9 @@ class Fold:
         for event_id, raw in rows:
             n += 1
             env = loads(raw)
-            got = fast(event_id, env)
+            got = fast(event_id, env, raw)
             if got is None:
-                put(event_id, env, general=True)
+                put(event_id, env, raw, general=True)
                 continue
             key, entry = got
             per = pairs.get(key)
@@ -367,17 +308,16 @@ class Fold:
         self.events += n
         return self
 
-    def _put(self, event_id: str, env: Mapping[str, Any], general: bool = False) -> None:
-        got = None if general else _change_entry(event_id, env)
+    def _put(self, event_id: str, env: Mapping[str, Any], raw: bytes,
+             general: bool = False) -> None:
+        got = None if general else _change_entry(event_id, env, raw)
         if got is not None:
             self.pairs.setdefault(got[0], []).append(got[1])
             return
-        origin, clock, seq, user, wall = (env["origin"], env["clock"], env["seq"], env["user"],
-                                          env["wall"])
+        origin, clock = env["origin"], env["clock"]
         for key, fields in state.pair_writes(env["kind"], event_id, origin,
                                              env["payload"]).items():
-            text = entry_text(seq, user, wall, fields)
-            self.pairs.setdefault(key, []).append((clock, origin, event_id, text, tuple(fields)))
+            self.pairs.setdefault(key, []).append((clock, origin, event_id, raw, tuple(fields)))
 
     @property
     def writes(self) -> int:
@@ -440,8 +380,7 @@ class _Register:
                 yield i
 
     def _write(self, i: int) -> Write:
-        e = self.entries[i]
-        return entry_writes(self.pair, (e[0], e[1], e[2]), e[3], self.fld)[0]
+        return entry_writes(self.pair, self.entries[i], self.fld)[0]
 
     def all(self) -> list[Write]:
         return [self._write(i) for i in reversed(list(self._back()))]

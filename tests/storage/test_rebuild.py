@@ -355,14 +355,17 @@ def test_pair_writes_keep_the_last_write_of_an_event_to_each_field() -> None:
 
 
 def test_entries_hold_the_writes() -> None:
-    """``entry_writes`` gives back, from each entry's text, the last write of its event to
-    each field."""
+    """The entries of a fold give back (``entry_writes``) the last write of each event to
+    each field, whether the fast path or the general path made them, and name those fields."""
     for ev in random_log(29, 150):
-        writes = state.writes_of(ev) + state.writes_of(ev)  # a repeat changes nothing
+        writes = state.writes_of(ev)
         last = {(w.reg, w.event): w for w in writes}
-        back = [w for pair, order, text in rebuild_mod.writes_entries(writes)
-                for w in rebuild_mod.entry_writes(pair, order, text)]
+        folded = rebuild_mod.Fold().add([ev, ev])  # a repeat changes nothing
+        back = [w for pair, entries in folded.pairs.items() for e in entries
+                for w in rebuild_mod.entry_writes(pair, e)]
         assert sorted(back, key=repr) == sorted(last.values(), key=repr)
+        assert {(*pair, f) for pair, entries in folded.pairs.items() for e in entries
+                for f in e[4]} == {w.reg for w in writes}
 
 
 TEXT = st.text(st.characters(exclude_categories=["Cs"]))  # no lone surrogates
@@ -453,7 +456,7 @@ def entries_of(rows: list[tuple[Any, ...]]) -> rebuild_mod.Ordered:
     for scope, section, clock, event in sorted(rows):
         if not out or out[-1][0] != (scope, section):
             out.append(((scope, section), []))
-        out[-1][1].append((clock, "ab", event, "[]", ()))
+        out[-1][1].append((clock, "ab", event, b"", ()))
     return out
 
 

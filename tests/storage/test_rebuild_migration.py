@@ -4,7 +4,7 @@ schema would have written it, and the views work on after them.
 A schema-5 database is filled the way the schema-5 store did (one ``reg_writes`` row per
 register write, ``INSERT OR REPLACE`` on (register, event)), then migrated: at schema 6 its
 ``section_writes`` and ``origin_sections`` must hold what the schema-6 store wrote for the same
-events (a row's ``writes`` is the rebuild's ``entry_text``, the format schema 6 stored); at
+events (``schema6_rows``: the format schema 6 stored, written out here); at
 schema 7, ``section_events`` what today's store writes. Incremental application must carry on
 from the converted tables.
 """
@@ -21,10 +21,34 @@ from test_rebuild import ORIGINS, LogMaker, dump, random_log
 from evstore.core import encoding, events, state
 from evstore.storage.connect import open_db
 from evstore.storage.migrate import migrate, schema_version
-from evstore.storage.rebuild import writes_entries
 from evstore.storage.views import SqliteStore, keep_events
 
 _OLD_COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
+
+
+def _listed(b: state.Order | None) -> list[Any] | None:
+    return None if b is None else list(b)
+
+
+def schema6_rows(writes: list[state.Write]) -> list[tuple[Any, ...]]:
+    """The ``section_writes`` rows the schema-6 store wrote: per event and (scope, section),
+    the canonical JSON of ``[seq, user, wall, base, sets, unsets, bases]`` of the event's last
+    write to each field (``base`` the first field's, in sorted order; ``bases`` those that
+    differ from it)."""
+    groups: dict[tuple[str, str, str], tuple[state.Write, dict[str, state.Write]]] = {}
+    for w in writes:
+        groups.setdefault((w.scope, w.section, w.event), (w, {}))[1][w.field] = w
+    rows = []
+    for first, fields in groups.values():
+        names = sorted(fields)
+        base = fields[names[0]].base
+        sets = {f: fields[f].value for f in names if fields[f].present}
+        unsets = [f for f in names if not fields[f].present]
+        bases = {f: _listed(fields[f].base) for f in names if fields[f].base != base}
+        text = encoding.encode([first.seq, first.user, first.wall, _listed(base), sets, unsets,
+                                bases]).decode()
+        rows.append((first.scope, first.section, *first.order, text))
+    return sorted(rows)
 
 
 def _old_row(w: state.Write) -> tuple[Any, ...]:
@@ -80,9 +104,8 @@ def test_section_writes_converted_equal_written(tmp_path: Path) -> None:
     migrate(old, target=6)
     assert schema_version(old) == 6
     writes = [w for ev in evs for w in state.writes_of(ev)]
-    entries = writes_entries(writes)
     want = {
-        "section_writes": sorted((*pair, *order, text) for pair, order, text in entries),
+        "section_writes": schema6_rows(writes),
         "origin_sections": sorted({(w.origin, w.scope, w.section) for w in writes}),
     }
     for table, key in (("section_writes", "1, 2, 3, 4, 5"), ("origin_sections", "1, 2, 3")):
