@@ -156,7 +156,7 @@ def open_copy(path: Path) -> sqlite3.Connection:
             _via_temp_copy(path, mem)
         else:
             _backup_from(_connect_ro(path), mem)
-        migrate(mem)
+        migrate(mem, label=f"the in-memory copy of {path} (the file is not changed)")
     except sqlite3.DatabaseError as e:
         mem.close()
         raise InvalidInput(f"{path} is not a readable evstore database ({e}); give a home's "

@@ -12,12 +12,15 @@ Each step runs in its own ``BEGIN IMMEDIATE`` transaction together with its row 
 middle leaves the database at the previous version, and two processes opening a new home at
 the same time apply each step once. A database whose recorded version is newer than the
 newest step this software knows is refused: an old evstore must not write a schema it does
-not understand.
+not understand. Upgrading an existing database says so once, as a warning on the
+``evstore.storage.migrate`` logger (printed to stderr when nothing else handles it): some
+steps convert every row of a view, which takes seconds on a long log (with the home locked).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import re
 import sqlite3
@@ -32,6 +35,7 @@ from evstore.storage.connect import transaction
 PACKAGE = "evstore_migrations"
 TABLE = "schema_migrations"
 _MODULE_NAME = re.compile(r"^m(\d{4})_[a-z0-9_]+$")
+log = logging.getLogger(__name__)
 
 Step = Callable[[sqlite3.Connection], None]
 
@@ -140,16 +144,23 @@ def migrate(
     target: int | None = None,
     applied_at: str | None = None,
     migrations: Sequence[Migration] | None = None,
+    label: str = "the database",
 ) -> list[str]:
     """Bring the schema up to ``target`` (default: the newest); return the steps applied.
 
     ``applied_at`` pins the recorded time (for reproducible test fixtures); ``migrations``
-    replaces the shipped steps (for tests of the runner itself).
+    replaces the shipped steps (for tests of the runner itself); ``label`` names what is
+    upgraded in the announcement.
     """
     known = list(migrations) if migrations is not None else known_migrations()
     done = recorded(conn)
     _check_compatible(done, known)
     goal = known[-1].version if target is None and known else (target or 0)
     todo = [m for m in known if m.version <= goal and m.version not in done]
+    if todo and done:  # an existing home (a new one is created by the same steps, silently)
+        log.warning(
+            "upgrading %s from schema version %d to %d (%s); on a long log this takes a "
+            "while", label, max(done), todo[-1].version, ", ".join(m.name for m in todo),
+        )
     at = applied_at or datetime.now(UTC).isoformat(timespec="seconds")
     return [m.name for m in todo if _apply_one(conn, m, known, at)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 from pathlib import Path
@@ -161,3 +162,17 @@ def test_an_old_home_upgrades_and_keeps_working(version: int, tmp_path: Path) ->
     assert mine.clock > evs["held"][0].clock
     conn.close()
     assert (DATA / f"schema_v{version}.db").read_bytes()[:16] == b"SQLite format 3\x00"
+
+
+def test_upgrading_an_old_home_says_so_once(tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """Some steps convert every row of a view (seconds on a long log, with the home locked):
+    an upgrade is announced; a home already up to date, or a new one, opens silently."""
+    copy = tmp_path / "evstore.db"
+    shutil.copyfile(DATA / "schema_v5.db", copy)
+    with caplog.at_level(logging.WARNING, logger="evstore.storage.migrate"):
+        open_db(copy).close()
+        open_db(copy).close()
+        open_db(tmp_path / "new.db").close()
+    said = [r.getMessage() for r in caplog.records if r.name == "evstore.storage.migrate"]
+    assert len(said) == 1 and f"from schema version 5 to {NEWEST}" in said[0]
