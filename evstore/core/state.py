@@ -515,7 +515,6 @@ class Store(Protocol):
     """Where registers and views live. MemoryStore here; SqliteStore in storage/views.py."""
 
     def add_writes(self, writes: list[Write]) -> None: ...
-    def writes_for(self, reg: Reg) -> list[Write]: ...
     def section_history(self, scope: str, section: str) -> list[Write]: ...
     def writes_between(self, reg: Reg, lo: Order, hi: Order) -> list[Write]: ...
     def winner_of(self, reg: Reg) -> Write | None: ...
@@ -553,9 +552,6 @@ class MemoryStore:
         for w in writes:
             self.writes.setdefault(w.reg, {})[w.event] = w
             self.by_origin.setdefault(w.origin, set()).add(w.reg)
-
-    def writes_for(self, reg: Reg) -> list[Write]:
-        return list(self.writes.get(reg, {}).values())
 
     def section_history(self, scope: str, section: str) -> list[Write]:
         return [w for reg, ws in self.writes.items() if reg[:2] == (scope, section)
@@ -644,15 +640,16 @@ def apply(store: Store, events: Iterable[Event]) -> set[Reg]:
     fresh = {reg: list(by_event.values()) for reg, by_event in latest.items()}
     touched = set(fresh)
     before = store.cutoffs()
+    history = _Histories(store)
     for reg in [r for r in touched if r[1] == CUTOFF]:
-        store.set_winner(reg, winner(store.writes_for(reg), before))
+        store.set_winner(reg, winner(history.of(reg), before))
     after = store.cutoffs()
     full: set[Reg] = set()
     for origin in set(after) | set(before):
         if after.get(origin) != before.get(origin):
             full.update(store.regs_of_origin(origin))
     touched |= full
-    _recompute(store, touched, after, fresh, full)
+    _recompute(store, history, touched, after, fresh, full)
     return touched
 
 
@@ -671,9 +668,9 @@ def _new_winner(store: Store, reg: Reg, fresh: list[Write],
 
 
 class _Histories:
-    """The whole history of each (scope, section) a recompute needs, read once for all its
-    registers (a removal recomputes every register its origin wrote, often many fields of
-    one section, each with a long history)."""
+    """The whole history of each (scope, section) one ``apply`` needs (after its writes are
+    added), read once for all its registers: a removal recomputes every register its origin
+    wrote, often many fields of one section, each with a long history."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -688,10 +685,9 @@ class _Histories:
         return got.get(reg[2], [])
 
 
-def _recompute(store: Store, regs: set[Reg], cutoffs: Mapping[str, int],
+def _recompute(store: Store, history: _Histories, regs: set[Reg], cutoffs: Mapping[str, int],
                fresh: Mapping[Reg, list[Write]] | None = None,
                full: set[Reg] | None = None) -> None:
-    history = _Histories(store)
     for reg in sorted(regs):
         if fresh is not None and full is not None and reg not in full and reg[1] != CUTOFF:
             win, ws = _new_winner(store, reg, fresh.get(reg, []), cutoffs)

@@ -6,9 +6,10 @@ Comparing each machine's "now" would report changes still in flight as inconsist
 every reachable machine holds (the component-wise minimum) and asks each for per-section
 digests of its state *at that point*, so 50 machines send digests, not configurations.
 Machines that lack events others hold, hold events back, hold forks of a key still writing
-(``open_forks``), or exclude events are reported too. Superseded concurrent changes are listed with both versions; ``resolve`` forces
-one version cluster-wide and ``ignore`` records that a conflict was reviewed, each as a signed
-event, so no machine reports that conflict again.
+(``open_forks``), or exclude events are reported too. Superseded concurrent changes are
+listed with both versions; ``resolve`` forces one version cluster-wide and ``ignore`` records
+that a conflict was reviewed, each as a signed event, so no machine reports that conflict
+again.
 """
 
 from __future__ import annotations

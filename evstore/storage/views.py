@@ -194,9 +194,6 @@ class SqliteStore:
                                      wall))
         return out
 
-    def writes_for(self, reg: Reg) -> list[Write]:
-        return self._history(self.conn.execute(_HISTORY, reg[:2]), reg[2])
-
     def section_history(self, scope: str, section: str) -> list[Write]:
         return self._history(self.conn.execute(_HISTORY, (scope, section)), None)
 
