@@ -126,7 +126,7 @@ def test_section_events_name_the_events_a_store_would(tmp_path: Path) -> None:
     migrate(old, target=6)
     assert old.execute("SELECT COUNT(*) FROM section_writes WHERE event = ?",
                        (stray.id,)).fetchone()[0]
-    migrate(old)
+    migrate(old, target=7)
     assert schema_version(old) == 7
     new = open_db(":memory:")
     SqliteStore(new).add_writes([w for ev in evs if ev is not stray for w in state.writes_of(ev)])
