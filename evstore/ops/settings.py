@@ -11,6 +11,7 @@ commit until the user discards or forces.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ from evstore.core import catalog, encoding, events, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
+from evstore.storage import notify
 from evstore.storage.connect import begin_write, rolled_back, transaction
 
 Value = dict[str, Any]
@@ -164,17 +166,27 @@ def stage(node: Node, user: str, mode: str, section: str, value: Value | None) -
     return value
 
 
+def stage_input(node: Node, user: str, mode: str, section: str, value: Value) -> Value:
+    """Stage a whole value a person typed (``edit``, the web page): keys it adds must be known."""
+    check_allowed(node, section, mode)
+    before, _ = view(node, user, mode, section)
+    out = stage(node, user, mode, section, catalog.accept(section, value, before=before))
+    assert out is not None
+    return out
+
+
 def stage_set(node: Node, user: str, mode: str, section: str, assignments: list[str]) -> Value:
     """``set SECTION KEY=VALUE…``: at a mode that does not define it yet, start from a copy."""
     check_allowed(node, section, mode)
     value, defined = view(node, user, mode, section)
     start = copy.deepcopy(value) if defined and value is not None else inherited(node, mode, section)[0]
+    before = copy.deepcopy(start)
     for a in assignments:
         key, sep, raw = a.partition("=")
         if not sep or not key:
             raise InvalidInput(f"{a!r} is not KEY=VALUE")
         start = catalog.set_path(start, key, raw, section)
-    out = stage(node, user, mode, section, start)
+    out = stage(node, user, mode, section, catalog.accept(section, start, before=before))
     assert out is not None
     return out
 
@@ -336,9 +348,71 @@ def commit(node: Node, user: str, comment: str = "", *, discard: bool = False,
         payload={"comment": comment, "changes": changes}, now_ms=now_ms(),
         also=drop_staged,
     )
+    _announce(node)
     return {"committed": True, "commit": ev.id, "changes": describe_changes(node, changes),
             "discarded": conflicts if discard else [], "forced": conflicts if force else [],
             "disabled": node.disabled()}
+
+
+def _announce(node: Node) -> None:
+    """Tell ``evstore run`` (and watchers) on this home that a commit is durable, so it
+    leaves for the peers now rather than at the node's next look (storage/notify.py)."""
+    if node.conn.in_transaction:
+        return  # inside a caller's transaction: not durable yet; the caller's COMMIT is seen
+    notify.announce(node.home)
+
+
+def commit_change(node: Node, user: str, mode: str, section: str, value: Value | None, *,
+                  comment: str = "") -> dict[str, Any]:
+    """Commit one section's new value at a mode (None: delete it, inherit again) at once:
+    read, check and sign in one durable transaction, with no staging row.
+
+    For a caller that is one program (the web pages' save, the library): the CLI's ``set``
+    and ``commit`` are two commands and keep staging between them. The write lock is held
+    from the read of the current value to the COMMIT, so no other change can slip between
+    them and there is never a conflict. This user's staged rows are left alone (a staged
+    change of the same fields then shows as a conflict at its own commit, as for anyone's).
+    """
+    return _commit_one(node, user, mode, section, lambda _cur: value, comment)
+
+
+def commit_set(node: Node, user: str, mode: str, section: str, assignments: list[str], *,
+               comment: str = "") -> dict[str, Any]:
+    """``set SECTION KEY=VALUE…`` and ``commit`` as one durable transaction (see
+    ``commit_change``); at a mode that does not define the section yet, it starts from what
+    the mode inherits."""
+    for a in assignments:
+        key, sep, _raw = a.partition("=")
+        if not sep or not key:
+            raise InvalidInput(f"{a!r} is not KEY=VALUE")
+
+    def edit(cur: Value | None) -> Value:
+        start = copy.deepcopy(cur) if cur is not None else inherited(node, mode, section)[0]
+        for a in assignments:
+            key, _, raw = a.partition("=")
+            start = catalog.set_path(start, key, raw, section)
+        return start
+
+    return _commit_one(node, user, mode, section, edit, comment)
+
+
+def _commit_one(node: Node, user: str, mode: str, section: str,
+                make: Callable[[Value | None], Value | None], comment: str) -> dict[str, Any]:
+    check_allowed(node, section, mode)
+    with transaction(node.conn):
+        cur, base = current(node, mode, section)
+        value = make(cur)
+        if value is not None:
+            value = catalog.validate(section, value)
+        change = _change_of(Staged(mode, section, value, cur, base), cur, base)
+        if change is None:
+            return {"committed": False, "commit": None, "changes": [], "discarded": []}
+        changes = [change]
+        ev = node.log.append(node.signing_key, user=user, kind="config.commit",
+                             payload={"comment": comment, "changes": changes}, now_ms=now_ms())
+    _announce(node)
+    return {"committed": True, "commit": ev.id, "changes": describe_changes(node, changes),
+            "discarded": [], "forced": [], "disabled": node.disabled()}
 
 
 def dry_run(node: Node, user: str) -> dict[str, Any]:
