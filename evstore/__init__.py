@@ -8,14 +8,29 @@ The public surface, for programs that embed the store (the CLI and the web pages
 
 Everything else is reachable through its subpackage (``evstore.core``, ``evstore.storage``,
 ``evstore.ops``, ``evstore.net``) and may change between releases.
+
+The names are loaded on first use (PEP 562), so that ``import evstore.core.x`` costs only
+what it uses: a command-line call imports only what its command needs. To export a name, add
+one line to ``_EXPORTS`` (name -> module that defines it).
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from evstore.core.catalog import SECTIONS  # noqa: E402
-from evstore.core.errors import EvstoreError, InvalidInput, OperationalError  # noqa: E402
-from evstore.core.events import Event  # noqa: E402
-from evstore.ops.node import Node, init_home, open_node  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from evstore._version import __version__
+
+_EXPORTS = {
+    "SECTIONS": "evstore.core.catalog",
+    "EvstoreError": "evstore.core.errors",
+    "InvalidInput": "evstore.core.errors",
+    "OperationalError": "evstore.core.errors",
+    "Event": "evstore.core.events",
+    "Node": "evstore.ops.node",
+    "init_home": "evstore.ops.node",
+    "open_node": "evstore.ops.node",
+}
 
 __all__ = [
     "SECTIONS",
@@ -28,3 +43,22 @@ __all__ = [
     "init_home",
     "open_node",
 ]
+
+if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from evstore.core.catalog import SECTIONS
+    from evstore.core.errors import EvstoreError, InvalidInput, OperationalError
+    from evstore.core.events import Event
+    from evstore.ops.node import Node, init_home, open_node
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evstore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -23,7 +23,7 @@ from typing import Any
 
 import nacl.signing
 
-from evstore import __version__
+from evstore._version import __version__
 from evstore.core import catalog, encoding, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event, fingerprint
