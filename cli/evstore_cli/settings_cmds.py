@@ -174,7 +174,7 @@ def edit(
     if not isinstance(value, dict):
         raise InvalidInput(f"{file} must hold a JSON object with the section's keys")
     with staging(home, user, passphrase_file, mode, section, switch) as (node, who, internal):
-        staged = ops.stage(node, who, internal, section, value)
+        staged = ops.stage_input(node, who, internal, section, value)
         _stage_intro(node, internal, section)
         data = {"section": section, "mode": node.to_display(internal), "staged": staged}
     output.emit(data, json_out, lambda d: output.say(f"staged {section} at {d['mode']}"))

@@ -19,8 +19,10 @@ identified by a unique ``name``. The merge engine relies on that split: it keeps
 last-writer-wins register per plain top-level key and one per named item, so two people who
 change different keys, or different items of one list, both keep their change.
 
-Objects accept keys the schema does not name ("extra keys are welcome"): they are kept as given,
-checked only to be float-free JSON. ``validate`` returns the *normalized* value: fields that
+``validate`` accepts keys the schema does not name: they are kept as given, checked only to be
+float-free JSON, so an event signed with one keeps its meaning. A value a person enters goes
+through ``accept`` instead, which refuses a key the value did not have already, naming the
+nearest known key (a typo must not empty a list for the whole cluster). ``validate`` returns the *normalized* value: fields that
 have a default and were left out (or given as null) get their default, optional fields given as
 null are dropped, list order is kept. Validating a normalized value changes nothing.
 
@@ -37,6 +39,7 @@ This module is pure: stdlib only, no files, clock or randomness.
 from __future__ import annotations
 
 import copy
+import difflib
 import ipaddress
 import json
 import re
@@ -73,6 +76,7 @@ __all__ = [
     "Str",
     "StrList",
     "WrongMode",
+    "accept",
     "apply_assignments",
     "broken_references",
     "check_mode_allowed",
@@ -87,6 +91,7 @@ __all__ = [
     "parse_mode",
     "parse_value",
     "set_path",
+    "unknown_keys",
     "validate",
 ]
 
@@ -968,6 +973,59 @@ def validate(section: str | Section, value: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Values entering from people: keys the schema does not know are typos until proven otherwise
+# --------------------------------------------------------------------------------------------
+
+
+def _nearest(key: str, known: Iterable[str]) -> str:
+    """"; did you mean servers?" when a known key is close, else the list of known keys."""
+    names = list(known)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]}?"
+    return f" (the keys are {', '.join(names) or 'none'})"
+
+
+def _unknown_in(fields: Mapping[str, Field], value: Any, path: str) -> Iterable[tuple[str, str]]:
+    if not isinstance(value, dict):
+        return
+    for key, given in value.items():
+        spec = fields.get(key) if isinstance(key, str) else None
+        where = f"{path}.{key}"
+        if spec is None:
+            yield where, _nearest(str(key), fields)
+        elif isinstance(spec.kind, Obj):
+            yield from _unknown_in(spec.kind.fields, given, where)
+        elif isinstance(spec.kind, Items) and isinstance(given, list):
+            for i, item in enumerate(given):
+                name = item.get("name") if isinstance(item, dict) else None
+                label = name if isinstance(name, str) else str(i)
+                yield from _unknown_in(spec.kind.all_fields, item, f"{where}[{label}]")
+
+
+def unknown_keys(section: str | Section, value: Any) -> dict[str, str]:
+    """{path: hint} for every key of ``value`` its schema does not name (entries by name)."""
+    sec = get(section)
+    return dict(_unknown_in(sec.fields, value, sec.name))
+
+
+def accept(section: str | Section, value: Any, before: Any = None) -> dict[str, Any]:
+    """A value entering from a person (edit, set, a web form, a loaded file), normalized.
+
+    ``validate`` keeps keys the schema does not name, because events already signed must keep
+    meaning what they meant; a person's input may not add one: ``{"server": [...]}`` is a typo
+    of ``servers`` that would otherwise empty the list for every machine. Keys the value had
+    already (``before``, stored when this was allowed) stay acceptable.
+    """
+    sec = get(section)
+    old = unknown_keys(sec, before) if isinstance(before, dict) else {}
+    for path, hint in unknown_keys(sec, value).items():
+        if path not in old:
+            raise InvalidInput(f"{path}: unknown key{hint}")
+    return validate(sec, value)
+
+
+# --------------------------------------------------------------------------------------------
 # Modes and levels
 # --------------------------------------------------------------------------------------------
 
@@ -1223,13 +1281,9 @@ def _split_key(key: str) -> tuple[str, str | None, bool]:
 
 
 def _known_keys(fields: Mapping[str, Field] | None, key: str, where: str) -> None:
-    """set only writes keys the schema names (typos fail loudly); `edit` stores extra keys."""
+    """set only writes keys the schema names: a typo fails loudly, naming the nearest key."""
     if fields is not None and key not in fields:
-        known = ", ".join(fields) or "none"
-        raise InvalidInput(
-            f"{where}: no key {key!r} (the keys are {known}); "
-            "to store extra keys, use `evstore edit`"
-        )
+        raise InvalidInput(f"{where}.{key}: unknown key{_nearest(key, fields)}")
 
 
 def _assign(obj: dict[str, Any], key: str, value: Any) -> None:
@@ -1389,5 +1443,5 @@ def apply_assignments(
         if not sep or not key:
             raise InvalidInput(f"{assignment!r}: write KEY=VALUE")
         out = set_path(out, key, raw, sec)
-    return validate(sec, out)
+    return accept(sec, out, before=value)
 

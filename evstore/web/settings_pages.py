@@ -138,7 +138,7 @@ def _edit(node: Node, user: str, internal: str, name: str, form: dict[str, str])
         raise InvalidInput(f"the settings could not be read: {e}") from None
     if not isinstance(value, dict):
         raise InvalidInput("the settings must be one JSON object with the section's keys")
-    ops.stage(node, user, internal, name, value)
+    ops.stage_input(node, user, internal, name, value)
     return f"staged {name} at {node.to_display(internal)}"
 
 

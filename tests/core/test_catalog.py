@@ -963,15 +963,14 @@ SET_ERRORS: list[tuple[str | None, Any, str, str, str]] = [
         {},
         "zon",
         "UTC",
-        "timezone: no key 'zon' (the keys are zone); to store extra keys, use `evstore edit`",
+        "timezone.zon: unknown key; did you mean zone?",
     ),
     (
         "ldap",
         {},
         "servers.x.hots",
         "h",
-        "ldap.servers[x]: no key 'hots' (the keys are name, host, port); "
-        "to store extra keys, use `evstore edit`",
+        "ldap.servers[x].hots: unknown key; did you mean host?",
     ),
     (
         "ldap",
