@@ -220,6 +220,8 @@ class NodeLog(ThreadedLog):
     async def ingest(self, items: Sequence[Item]) -> list[Event]:
         applied = await super().ingest(items)
         if applied:
+            if self.runtime.handle.on_applied is not None:  # the metrics' apply lag
+                self.runtime.handle.on_applied(applied)
             await self.runtime.ingested(applied)
         return applied
 
@@ -318,6 +320,8 @@ class NodeHandle:
         self.finished = trio.Event()
         self.stopping = False
         self.gui: list[str] = []
+        self.metrics: list[str] = []
+        self.on_applied: Callable[[list[Event]], None] | None = None
 
     def stop(self) -> None:
         self.stopping = True
@@ -860,10 +864,13 @@ async def _serve_gui(home: Path, where: tuple[str, int],
 
 def run_node(home: Path, *, config: NodeConfig | None = None,
              gui: tuple[str, int] | None = None,
-             on_ready: Callable[[NodeHandle], None] | None = None) -> None:
-    """``evstore run``: serve until SIGINT or SIGTERM, then close every link with FINAL."""
+             on_ready: Callable[[NodeHandle], None] | None = None,
+             metrics: tuple[str, int] | None = None) -> None:
+    """``evstore run``: serve until SIGINT or SIGTERM, then close every link with FINAL.
+    With ``metrics``, also serve ``/metrics`` there; systemd hears READY=1 once every port is
+    bound and STOPPING=1 at a signal."""
     try:
-        trio.run(_main, home, config, gui, on_ready)
+        trio.run(_main, home, config, gui, on_ready, metrics)
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
 
@@ -878,10 +885,21 @@ def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
 
 
 async def _main(home: Path, config: NodeConfig | None, gui: tuple[str, int] | None,
-                on_ready: Callable[[NodeHandle], None] | None) -> None:
+                on_ready: Callable[[NodeHandle], None] | None,
+                metrics: tuple[str, int] | None = None) -> None:
+    from evstore.ops import systemd
+
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             handle: NodeHandle = await nursery.start(partial(serve, home, config=config, gui=gui))
+            if metrics is not None:
+                from evstore.net import metrics as metrics_mod
+
+                lag = metrics_mod.ApplyLag()
+                handle.on_applied = lag.observe
+                handle.metrics = await nursery.start(
+                    metrics_mod.serve_metrics, *metrics, metrics_mod.node_source(handle, lag))
+            systemd.notify("READY=1")
             if on_ready is not None:
                 on_ready(handle)
             nursery.start_soon(_stop_on_signal, signals, handle)
@@ -890,8 +908,11 @@ async def _main(home: Path, config: NodeConfig | None, gui: tuple[str, int] | No
 
 
 async def _stop_on_signal(signals: Any, handle: NodeHandle) -> None:
+    from evstore.ops import systemd
+
     async for signum in signals:
         log.warning("signal %s: closing links and stopping", signum)
+        systemd.notify("STOPPING=1")
         handle.stop()
         return
 
