@@ -29,17 +29,21 @@ def gui(
     listen: Annotated[str, typer.Option(
         "--listen", help="HOST:PORT to serve on (port 0: any free port). Never all interfaces "
         "unless you ask, e.g. 0.0.0.0:8080.")] = DEFAULT_LISTEN,
+    metrics: Annotated[str | None, typer.Option(
+        "--metrics", help="Also serve /metrics (Prometheus text format) on HOST:PORT.",
+        show_default=False)] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve the web pages for this home until interrupted (SIGINT or SIGTERM)."""
     where = resolve_home(home or GLOBAL.home)
     host, port = _listen(listen)
+    metrics_at = _listen(metrics) if metrics else None
     with open_node(where):
         pass  # refuse a folder that is not a home before binding anything
     from evstore.web.app import first_leaf
 
     try:
-        trio.run(_serve, where, host, port)
+        trio.run(_serve, where, host, port, metrics_at)
     except BaseExceptionGroup as group:
         err = first_leaf(group, EvstoreError)
         if err is None:
@@ -54,15 +58,25 @@ def _listen(text: str) -> tuple[str, int]:
     return parse_hostport(text)
 
 
-async def _serve(home: Path, host: str, port: int) -> None:
+async def _serve(home: Path, host: str, port: int,
+                 metrics: tuple[str, int] | None = None) -> None:
+    from evstore.ops import systemd
     from evstore.web import serve_gui
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             urls = await nursery.start(serve_gui, home, host, port)
-            output.say(f"serving the pages of {home} at {', '.join(urls)} (Ctrl-C to stop)")
+            extra = ""
+            if metrics is not None:
+                from evstore.net.metrics import home_source, serve_metrics
+
+                scrape = await nursery.start(serve_metrics, *metrics, home_source(home))
+                extra = f"; metrics at {', '.join(scrape)}"
+            systemd.notify("READY=1")
+            output.say(f"serving the pages of {home} at {', '.join(urls)}{extra} (Ctrl-C to stop)")
             sys.stdout.flush()
             async for _ in signals:
                 break
+            systemd.notify("STOPPING=1")
             nursery.cancel_scope.cancel()
     output.say("stopped")

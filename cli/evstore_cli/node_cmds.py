@@ -66,29 +66,45 @@ def run(
         "--sync-interval", min=0.5, help="Seconds between anti-entropy rounds on each link "
         "(default: the ping interval, at most 10 s); raise it for big idle clusters.",
         show_default=False)] = None,
+    metrics: Annotated[str | None, typer.Option(
+        "--metrics", help="Also serve /metrics (Prometheus text format) on HOST:PORT.",
+        show_default=False)] = None,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", help="text, or json: one JSON object per log line.")] = "text",
     home: HomeOpt = None,
 ) -> None:
     """Serve this node: admin and cluster-only ports, pings, anti-entropy (Ctrl-C stops)."""
     from evstore.net.node import NodeConfig, NodeHandle, run_node
+    from evstore.ops import logs
 
     where = node_ops.resolve_home(home or GLOBAL.home)
     with node_ops.open_node(where):
         pass  # refuse a folder that is not a home before binding anything
     gui_at = _hostport(gui, "--gui") if gui else None
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    metrics_at = _metrics_at(metrics) if metrics else None
+    if log_format not in logs.FORMATS:
+        raise InvalidInput(f"--log-format {log_format!r}: say text or json")
+    logs.setup(log_format, logging.INFO, sys.stderr)
 
     def ready(handle: NodeHandle) -> None:
         ports = ", ".join(f"{kind} {h}:{p}" for kind, socks in handle.addresses.items()
                           for h, p in socks)
         extra = f"; web pages at {', '.join(handle.gui)}" if handle.gui else ""
+        extra += f"; metrics at {', '.join(handle.metrics)}" if handle.metrics else ""
         output.say(f"serving {where} on {ports} (PID {os.getpid()}){extra}")
         sys.stdout.flush()
 
     config = NodeConfig(ping_interval=ping_interval, fanout=fanout, sync_interval=sync_interval)
     run_node(where, config=config, gui=gui_at,
-             on_ready=ready)
+             on_ready=ready, metrics=metrics_at)
     output.say("stopped")
+
+
+def _metrics_at(text: str) -> tuple[str, int]:
+    """HOST:PORT for --metrics; HOST:0 takes any free port (printed once bound)."""
+    if text.endswith(":0"):
+        return _hostport(text[:-2] + ":1", "--metrics")[0], 0
+    return _hostport(text, "--metrics")
 
 
 # ---------------------------------------------------------------------- ccsconfig
