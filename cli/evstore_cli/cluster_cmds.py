@@ -52,6 +52,7 @@ def _admin(node: Any, user: str | None, passphrase_file: Path | None) -> str:
 
 
 def register(app: typer.Typer) -> None:
+    app.add_typer(clusterconfig, name="clusterconfig")
     app.add_typer(userconfig, name="userconfig")
     app.command(name="passwd")(passwd)
 
@@ -207,8 +208,14 @@ def connstatus(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 @prepjoin.command(name="print")
 @handled
 def prepjoin_print(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """On the joining machine: its host, serial and key, to enter on a member."""
+    """On the joining machine: its host, serial and key, to enter on a member (a machine
+    removed from a cluster takes a fresh key first: it joins again as a new membership)."""
+    from evstore.ops import membership
+
     with node_for(home) as node:
+        if membership.prepare_rejoin(node, user_of(None)):
+            output.warn("this machine was removed from a cluster: it took a fresh host key, "
+                        "to join again as a new membership")
         ident = node.identity()
         data = {"host": ident.hostname, "serial": ident.serial, "key": node.origin}
     output.emit(data, json_out, lambda d: output.say(

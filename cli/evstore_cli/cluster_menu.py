@@ -238,7 +238,10 @@ class Menu:
             return
 
     def preshared_ready(self) -> bool:
+        from evstore.ops import membership
+
         with open_node(self.where) as node:
+            membership.prepare_rejoin(node)  # a removed machine joins with a fresh key
             ident = node.identity()
             details = f"Host: {ident.hostname}\nSerial Number: {ident.serial}\nKey: {node.origin}"
         output.say("To join with a pre-shared key, enter these details on a machine of the "

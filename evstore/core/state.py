@@ -456,10 +456,11 @@ class Structure:
         return None
 
     def find_machine(self, name: str) -> str | None:
-        for m in self.machines.values():
-            if name in (m.hostname, m.serial, m.mid):
-                return m.mid
-        return None
+        """A machine by hostname, serial or id; a member before a removed machine of the same
+        name (a machine removed and joined again is a new membership, a new id)."""
+        found = [m for m in self.machines.values() if name in (m.hostname, m.serial, m.mid)]
+        found.sort(key=lambda m: (m.removed, not m.member))
+        return found[0].mid if found else None
 
 
 ALWAYS_ADMITTED = frozenset({"cluster.create"})

@@ -17,11 +17,9 @@ it reaches those it can and reports the others.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import nacl.public
@@ -634,7 +632,7 @@ def _switch_key(node: Node, user: str, new_key: nacl.signing.SigningKey, prefix:
     if result.rejected:
         raise OperationalError(f"the member's admission does not apply: "
                                f"{result.rejected[0].reason}")
-    _swap_key_files(node.home, old, new_key)
+    membership.swap_key_files(node.home, old, new_key)
     node._key = new_key
     row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
     node.log.append(new_key, user=user, kind="node.rekey", payload={
@@ -647,17 +645,6 @@ def _switch_key(node: Node, user: str, new_key: nacl.signing.SigningKey, prefix:
 
 def _now() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _swap_key_files(home: Path, old: str, new_key: nacl.signing.SigningKey) -> None:
-    """Keep the old key (0600, as evidence), put the new one in its place."""
-    fresh = home / "host.key.new"
-    with contextlib.suppress(FileNotFoundError):
-        fresh.unlink()
-    secrets.write_private(fresh, new_key.encode())
-    (home / "host.key").rename(home / f"host.key.replaced-{old[:16]}")
-    fresh.rename(home / "host.key")
-    (home / "host.pub").write_text(new_key.verify_key.encode().hex() + "\n")
 
 
 async def _push_new_chain(caller: Caller, rpc: Rpc, origin: str) -> None:

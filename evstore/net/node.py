@@ -161,6 +161,7 @@ class View:
     anchor: int
     mid_anchor: int
     selfsync: tuple[str, str] | None
+    retired: frozenset[str] = frozenset()  # our keys a removal retired (membership.py)
 
     def by_key(self, key: str, *, removed: bool = False) -> Machine | None:
         """The member (or, with ``removed``, removed machine) whose host key is ``key``."""
@@ -204,6 +205,7 @@ def load_view(node: Node) -> View:
         anchor=node.log.latest_anchor(origin) or 1,
         mid_anchor=node.log.latest_anchor(me) or 1,
         selfsync=restore.read_mark(node),
+        retired=membership.retired_keys(node),
     )
 
 
@@ -383,7 +385,8 @@ class Runtime:
         view = self.view
         mark = view.selfsync
         forked = mark is not None and mark[0] == restore.FORK and mark[1] == view.origin
-        floors = {view.mid: view.mid_anchor}
+        floors = dict.fromkeys(view.retired, HIDDEN)  # what they signed stays here
+        floors[view.mid] = view.mid_anchor
         floors[view.origin] = HIDDEN if forked else view.anchor
         self.log.floors = floors
 

@@ -179,8 +179,13 @@ def owner_keys(conn: sqlite3.Connection) -> set[str]:
     ).fetchall()
     mine = [o for o, raw in rows if host_row and _init_host(raw) == host_row[0]]
     keys = set((mine or [o for o, _ in rows])[:1])
-    for origin, raw in conn.execute("SELECT origin, raw FROM events WHERE kind = 'node.rekey'"):
-        if _payload(raw).get("machine_id") in keys:
+    # its rekeys, and the fresh keys it took to join again after a removal (in the order it
+    # took them: each names the one before)
+    for origin, kind, raw in conn.execute(
+            "SELECT origin, kind, raw FROM events WHERE kind IN ('node.rekey', 'node.standalone')"
+            " ORDER BY rowid"):
+        payload = _payload(raw)
+        if payload.get("machine_id" if kind == "node.rekey" else "replaces") in keys:
             keys.add(origin)
     return keys
 

@@ -11,11 +11,15 @@ rules, so they can be tested without sockets.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+from pathlib import Path
 from typing import Any
 
+import nacl.signing
+
 from evstore import __version__
-from evstore.core import catalog, state
+from evstore.core import catalog, encoding, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event
 from evstore.core.modes import machine_mode
@@ -62,10 +66,25 @@ def admit(node: Node, user: str, request: dict[str, Any], *, passphrase: str | N
         raise InvalidInput(f"no group named {request.get('group')!r} in cluster {st.name}")
     machine = {k: request[k] for k in ("hostname", "serial", "listen", "ccs", "version",
                                        "transport_key") if request.get(k)}
-    return node.append(user, "cluster.admit", {
+    ev = node.append(user, "cluster.admit", {
         "machine_id": key, "key": key, "machine": machine, "group": gid,
         "cluster": _create_id(node), "via": "preshared" if preshared else "passphrase",
     })
+    if preshared:
+        _use_up(node, user, str(request.get("hostname", "")), key)
+    return ev
+
+
+def _use_up(node: Node, user: str, host: str, key: str) -> None:
+    """A join uses its pre-shared entry up: the member that admitted it commits the entry's
+    removal at once, so it is pending on no member and admits that key no more."""
+    from evstore.ops.settings import commit_change
+
+    entries = node.store.section_value("cluster", "prepjoin") or {"hosts": []}
+    rest = [h for h in entries.get("hosts", []) if h.get("key") != key and h.get("name") != host]
+    if len(rest) != len(entries.get("hosts", [])):
+        commit_change(node, user, "cluster", "prepjoin", {**entries, "hosts": rest},
+                      comment=f"the pre-shared join entry of {host} is used up by its join")
 
 
 def check_credentials(node: Node, host: str, key: str, *, passphrase: str | None,
@@ -86,6 +105,10 @@ def check_credentials(node: Node, host: str, key: str, *, passphrase: str | None
 
 
 def _use_prepjoin(node: Node, host: str, key: str) -> None:
+    if any(key in (m.key, m.mid) for m in node.structure().machines.values()):
+        raise InvalidInput(f"the key of {host} has joined this cluster before: its pre-shared "
+                           "entry is used up (a machine joining again takes a fresh key: run "
+                           "`evstore clusterconfig prepjoin print` there and enter that)")
     entries = node.store.section_value("cluster", "prepjoin") or {"hosts": []}
     if not any(h["name"] == host and h["key"] == key for h in entries["hosts"]):
         raise InvalidInput(f"no pre-shared join entry for {host} with this key: run "
@@ -101,10 +124,12 @@ def _create_id(node: Node) -> str:
 
 
 def join_request(node: Node, group: str | None = None) -> dict[str, Any]:
-    """What a joining machine tells the member about itself."""
+    """What a joining machine tells the member about itself (a removed machine first takes
+    a fresh key: ``prepare_rejoin``)."""
     if node.in_cluster():
         raise InvalidInput(f"this machine is already in cluster {node.structure().name!r}; "
                            "remove it first (`clusterconfig removemachine`)")
+    prepare_rejoin(node)
     ident = node.identity()
     return {**ident.announce(node.transport_pub), "key": node.origin, "group": group}
 
@@ -126,6 +151,8 @@ def take_up(node: Node, user: str, cluster_events: list[tuple[bytes, bytes]]) ->
         raise InvalidInput(f"the member sent {len(result.rejected)} events that do not verify: "
                            f"{result.rejected[0].reason}")
     create = next((e for e in result.applied if e.kind == "cluster.create"), None)
+    if create is None:  # a machine joining again holds the cluster's beginning already
+        create = _create_among(node, cluster_events)
     if create is None:
         raise OperationalError("the member's log holds no cluster: nothing to join")
 
@@ -141,6 +168,88 @@ def take_up(node: Node, user: str, cluster_events: list[tuple[bytes, bytes]]) ->
                  "machine_settings": keep},
         now_ms=now_ms(), also=switch_scope,
     )
+
+
+def _create_among(node: Node, items: list[tuple[bytes, bytes]]) -> Event | None:
+    """The ``cluster.create`` among ``items`` that this log held before they came."""
+    raws = {bytes(raw) for raw, _sig in items}
+    for event_id, raw in node.conn.execute(
+            "SELECT id, raw FROM events WHERE kind = 'cluster.create' ORDER BY rowid"):
+        if bytes(raw) in raws:
+            return node.log.get(event_id)
+    return None
+
+
+# ---------------------------------------------------------------------- joining again
+
+RETIRED_KEY = "retired_keys"
+
+
+def removed_key(node: Node) -> bool:
+    """Was this standalone machine's current host key removed from a cluster?
+
+    Its removal's ``@cutoff`` retires that key everywhere: whatever it signs later counts
+    nowhere, so it cannot take part in a cluster again.
+    """
+    if node.in_cluster():
+        return False
+    mine = {node.origin, node.mid}
+    for (raw,) in node.conn.execute("SELECT raw FROM events WHERE kind = 'machine.remove'"):
+        payload = encoding.loads_json(raw).get("payload") or {}
+        cutoffs = payload.get("cutoffs") if isinstance(payload, dict) else None
+        if isinstance(cutoffs, dict) and mine & set(cutoffs):
+            return True
+    return False
+
+
+def retired_keys(node: Node) -> frozenset[str]:
+    """This machine's earlier host keys that a removal retired (their events never leave)."""
+    row = node.conn.execute("SELECT value FROM node WHERE key = ?", (RETIRED_KEY,)).fetchone()
+    return frozenset(str(row[0]).split()) if row else frozenset()
+
+
+def prepare_rejoin(node: Node, user: str = "admin") -> str | None:
+    """A machine removed from a cluster joins again as a new membership: it takes a fresh
+    host key (the old one stays beside it, 0600, as evidence) and becomes a new machine id,
+    anchored by a ``node.standalone`` event of the new key that carries its settings as
+    they are. Its events under the old key stay the history they were; those past the
+    removal's cutoff keep counting nowhere. Returns the new key, or None when there is
+    nothing to do (never removed, or already renewed).
+    """
+    if not removed_key(node):
+        return None
+    old, old_mid = node.origin, node.mid
+    st = node.structure()
+    settings = {name: state.resolve(node.store, st, old_mid, name)[0]
+                for name in sorted(catalog.SECTIONS)}
+    new_key = nacl.signing.SigningKey.generate()
+    new_pub = new_key.verify_key.encode().hex()
+    retired = " ".join(sorted(retired_keys(node) | {old, old_mid}))
+    swap_key_files(node.home, old, new_key)
+    node._key = new_key
+
+    def switch_scope() -> None:
+        for key, value in (("machine_id", new_pub), (RETIRED_KEY, retired)):
+            node.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES (?, ?)",
+                              (key, value))
+        rebuild_views(node)
+
+    node.log.append(new_key, user=user, kind="node.standalone", payload={
+        "machine_id": new_pub, "machine": node.identity().announce(node.transport_pub),
+        "settings": settings, "was": node.identity().hostname, "replaces": old,
+    }, now_ms=now_ms(), also=switch_scope)
+    return new_pub
+
+
+def swap_key_files(home: Path, old: str, new_key: nacl.signing.SigningKey) -> None:
+    """Keep the old host key (0600, as evidence), put the new one in its place."""
+    fresh = home / "host.key.new"
+    with contextlib.suppress(FileNotFoundError):
+        fresh.unlink()
+    secrets.write_private(fresh, new_key.encode())
+    (home / "host.key").rename(home / f"host.key.replaced-{old[:16]}")
+    fresh.rename(home / "host.key")
+    (home / "host.pub").write_text(new_key.verify_key.encode().hex() + "\n")
 
 
 def member_events(node: Node) -> list[tuple[bytes, bytes]]:

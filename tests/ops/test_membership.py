@@ -204,3 +204,67 @@ def test_ignore_records_review_on_every_machine(homes: list[Node]) -> None:
     check.ignore(b, "admin", "ntp@cluster")
     sync(b, a)
     assert check.superseded(a) == [] and check.superseded(b) == []
+
+
+def _learn(src: Node, dst: Node) -> None:
+    """Anti-entropy by hand plus the follow-ups the node runs (a removal turns it standalone)."""
+    before = dst.log.version_vector()
+    sync(src, dst)
+    membership.after_ingest(dst, [e for e in dst.log.iter_all()
+                                  if e.seq > before.get(e.origin, 0)])
+
+
+def test_removed_machine_joins_again_as_a_new_membership(homes: list[Node]) -> None:
+    a, b, _ = homes
+    cluster.create(a, "admin", "c")
+    join(a, b)
+    ops.stage(b, "admin", "cluster", "ntp", {"servers": ["ntp.before"]})
+    ops.commit(b, "admin")  # before its removal: stays valid history
+    sync(b, a)
+    cluster.removemachine(a, "admin", "b.example")
+    ops.stage(b, "admin", "cluster", "timezone", {"zone": "Asia/Tokyo"})
+    ops.commit(b, "admin")  # signed after its removal (it has not heard yet): never counts
+    _learn(a, b)
+    assert b.structure().name is None
+    old_key = b.origin
+    join(a, b)
+    sync(a, b)
+    assert b.origin != old_key and b.structure().name == "c"
+    assert [m.hostname for m in a.structure().members()] == ["a.example", "b.example"]
+    assert b.mid in {m.mid for m in a.structure().members()}
+    assert a.state_digest() == b.state_digest()
+    assert a.store.section_value("cluster", "ntp") == {"servers": ["ntp.before"]}
+    assert (a.store.section_value("cluster", "timezone") or {}).get("zone") != "Asia/Tokyo"
+    ops.stage(b, "admin", "cluster", "timezone", {"zone": "Europe/Rome"})
+    ops.commit(b, "admin")  # the new membership writes
+    sync(b, a)
+    assert a.store.section_value("cluster", "timezone") == {"zone": "Europe/Rome"}
+    assert a.to_internal("machine:b.example") == f"machine:{b.mid}"
+    # and once more: removed again, joins again
+    cluster.removemachine(a, "admin", "b.example")
+    _learn(a, b)
+    join(a, b)
+    sync(a, b)
+    assert [m.hostname for m in a.structure().members()] == ["a.example", "b.example"]
+    assert a.state_digest() == b.state_digest()
+
+
+def test_a_prepjoin_entry_is_used_up_by_its_join(homes: list[Node]) -> None:
+    from evstore.ops import users
+
+    a, b, c = homes
+    cluster.create(a, "admin", "c")
+    join(a, c)
+    users.prepjoin_new(a, "admin", "b.example", "SERIAL", b.origin)
+    ops.commit(a, "admin")
+    sync(a, c)
+    assert [h["name"] for h in users.prepjoin_list(c, "admin")] == ["b.example"]
+    req = membership.join_request(b)
+    membership.admit(a, "admin", req, preshared=True)
+    membership.take_up(b, "admin", membership.member_events(a))
+    sync(b, a)
+    sync(a, c)
+    for n in (a, b, c):
+        assert users.prepjoin_list(n, "admin") == [], n.identity().hostname
+    with pytest.raises(InvalidInput, match="used up|pre-shared"):
+        membership.check_credentials(a, "b.example", b.origin, passphrase=None, preshared=True)
