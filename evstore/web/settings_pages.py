@@ -16,9 +16,10 @@ from evstore.core.modes import split
 from evstore.ops import settings as ops
 from evstore.ops import web_support
 from evstore.ops.node import Node
+from evstore.web import forms
 from evstore.web.shell import Ctx, NotFound, PageError, mode_of_path, mode_url, page
 
-ACTIONS = ("override", "edit", "set", "manage")
+ACTIONS = ("override", "form", "edit", "set", "manage")
 
 
 # ---------------------------------------------------------------------- reads (worker thread)
@@ -73,6 +74,35 @@ def section_page(node: Node, user: str, mode: str, name: str) -> dict[str, Any]:
         return out
     out.update(_settings_of(node, user, internal, sec.name))
     out.update(_places(node, user, internal, sec))
+    if out.get("defined") and not out.get("managed_elsewhere"):
+        out["references"] = reference_choices(node, internal, sec.name)
+    return out
+
+
+def _machines_reached(node: Node, internal: str) -> list[str]:
+    """The machines whose settings a mode reaches (before lower overrides)."""
+    st = node.structure()
+    return [m.mid for m in st.members() if internal in st.chain(m.mid)]
+
+
+def reference_choices(node: Node, internal: str, section: str
+                      ) -> dict[str, dict[str, tuple[list[str], list[str]]]]:
+    """For each reference of ``section``: the target names that exist on the machines this
+    mode reaches, and those of them that some of these machines lack."""
+    out: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
+    mids = _machines_reached(node, internal)
+    for ref in catalog.REFERENCES:
+        if ref.section != section:
+            continue
+        per_machine = []
+        for mid in mids:
+            target = node.store.effective_of(mid).get(ref.target_section)
+            items = (target[0] if target else {}).get(ref.target_items) or []
+            per_machine.append({e["name"] for e in items if isinstance(e, dict) and "name" in e
+                                and (ref.target_kind is None or e.get("kind") == ref.target_kind)})
+        found = set().union(*per_machine) if per_machine else set()
+        everywhere = set.intersection(*per_machine) if per_machine else set()
+        out.setdefault(ref.items, {})[ref.field] = (sorted(found), sorted(found - everywhere))
     return out
 
 
@@ -131,6 +161,13 @@ def _override(node: Node, user: str, internal: str, name: str, form: dict[str, s
     return f"staged new settings for {name} at {node.to_display(internal)}, from {origin}"
 
 
+def _form(node: Node, user: str, internal: str, name: str, form: dict[str, str]) -> str:
+    before, _ = ops.view(node, user, internal, name)
+    value = forms.value_of(name, before, form)
+    ops.stage_input(node, user, internal, name, value)
+    return f"staged {name} at {node.to_display(internal)}"
+
+
 def _edit(node: Node, user: str, internal: str, name: str, form: dict[str, str]) -> str:
     try:
         value = encoding.loads_json(form.get("value", ""))
@@ -166,7 +203,7 @@ def _manage(node: Node, user: str, internal: str, name: str, form: dict[str, str
     return f"staged the {op} of {name} from {node.to_display(internal)} to {', '.join(targets)}"
 
 
-_STAGERS = {"override": _override, "edit": _edit, "set": _set, "manage": _manage}
+_STAGERS = {"override": _override, "form": _form, "edit": _edit, "set": _set, "manage": _manage}
 
 
 # ---------------------------------------------------------------------- handlers
@@ -213,8 +250,16 @@ async def _render_section(ctx: Ctx, error: str | None, form: dict[str, str],
     mode = mode_of_path(ctx.request.path_params)
     section = ctx.request.path_params["section"]
     nav, data = await ctx.read(section_page, mode, section)
+    settings_form, error_field = None, None
+    if data.get("defined") and "value" in data and not data.get("managed_elsewhere"):
+        posted = form if form.get("action") == "form" else None
+        settings_form = forms.build(data["section"], data["value"], posted=posted,
+                                    references=data.get("references"))
+        if error and posted is not None:
+            error_field = forms.field_of_error(data["section"], error)
     return ctx.render("section.html", nav, status, current_mode=data["mode"],
-                      section=data["section"], data=data, error=error, form=form)
+                      section=data["section"], data=data, error=error, form=form,
+                      settings_form=settings_form, error_field=error_field)
 
 
 @page()
