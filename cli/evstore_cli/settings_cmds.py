@@ -286,7 +286,11 @@ def commit(
             data = ops.dry_run(node, user_of(user))
             output.emit(data, json_out, _render_dry_run)
             return
-        who = authenticated(node, user, passphrase_file)
+        from evstore.ops import users as user_ops
+
+        # a guest's own passphrase (passwd) is all it may commit
+        who = authenticated(node, user, passphrase_file,
+                            user_ops.commit_needs(node, user_of(user)))
         try:
             data = ops.commit(node, who, message, discard=discard, force=force)
         except ops.Conflict as c:

@@ -86,6 +86,30 @@ def passwd(node: Node, actor: str, name: str, passphrase: str) -> dict[str, Any]
     return {"user": name, "staged": True}
 
 
+def commit_needs(node: Node, user: str) -> str:
+    """What committing this user's staged changes needs of its role: ``settings``, or only
+    ``own_passphrase`` when all it staged is its own passphrase (a guest's ``passwd``: the
+    commit then changes that user entry's passphrase hash and nothing else)."""
+    rows = st_ops.staged_rows(node, user)
+    if rows and all(_own_passphrase_only(user, r.section, r.orig, r.value) for r in rows):
+        return "own_passphrase"
+    return "settings"
+
+
+def _own_passphrase_only(user: str, section: str, orig: Any, value: Any) -> bool:
+    if section != "users" or not isinstance(orig, dict) or not isinstance(value, dict):
+        return False
+    if {k: v for k, v in orig.items() if k != "users"} != \
+            {k: v for k, v in value.items() if k != "users"}:
+        return False
+    before = {u.get("name"): u for u in orig.get("users", [])}
+    after = {u.get("name"): u for u in value.get("users", [])}
+    if before.keys() != after.keys() or [n for n in after if after[n] != before[n]] != [user]:
+        return False
+    return ({k: v for k, v in before[user].items() if k != "passphrase_hash"} ==
+            {k: v for k, v in after[user].items() if k != "passphrase_hash"})
+
+
 def _prep_value(node: Node, user: str) -> dict[str, Any]:
     value, defined = st_ops.view(node, user, CLUSTER, "prepjoin")
     return dict(value) if defined and value else {"hosts": []}
