@@ -203,7 +203,10 @@ def _render_staged(d: dict[str, Any]) -> None:
     for s in d.get("skipped", []):
         output.warn(f"skipped {s['section']} at {s['mode']}: {s['reason']}")
     if not d["staged"]:
-        output.say("nothing to stage: the settings are already as asked")
+        if not d.get("quiet_if_empty"):
+            output.say("nothing to stage: the settings are already as asked")
+        else:
+            output.say(REVIEW)
         return
     for s in d["staged"]:
         output.say(f"staged {s['op']:6} {s['section']} at {s['mode']}")
@@ -226,14 +229,35 @@ def revert(
 @handled
 def rollback(
     to: Annotated[str, typer.Option("--to", help="Bring the settings back to this time. " + TimeHelp)],
+    include_machine_settings: Annotated[bool, typer.Option(
+        "--include-machine-settings", help="Also roll back each machine's own settings "
+        "(interfaces, hostname...).")] = False,
+    include_users: Annotated[bool, typer.Option(
+        "--include-users", help="Also roll back users (and SSH keys).")] = False,
     yes: YesOpt = False, home: HomeOpt = None, user: UserOpt = None,
     passphrase_file: PassOpt = None, json_out: JsonOpt = False,
 ) -> None:
-    """Stage whatever brings the settings back to how they were at a time."""
+    """Stage whatever brings the cluster's shared settings back to how they were at a time.
+
+    Membership, users and machine-only settings stay as they are unless included."""
     with node_for(home) as node:
         who = authenticated(node, user, passphrase_file)
-        data = ops.rollback(node, who, to)
-    output.emit(data, json_out, _render_staged)
+        data = ops.rollback(node, who, to, include_machine_settings=include_machine_settings,
+                            include_users=include_users)
+    for k in data["kept"]:
+        output.warn(f"kept {k['section']} at {k['mode']}: {k['reason']}")
+    output.emit(data, json_out, _render_rollback)
+
+
+def _render_rollback(d: dict[str, Any]) -> None:
+    """Anything destructive first, each with what it takes away."""
+    for s in d["staged"]:
+        if s["destructive"]:
+            what = ", ".join(s["removes"]) or "the whole section (it inherits again)"
+            output.say(f"DESTRUCTIVE: staged {s['op']} {s['section']} at {s['mode']}, "
+                       f"removing {what}")
+    _render_staged({**d, "staged": [s for s in d["staged"] if not s["destructive"]],
+                    "quiet_if_empty": any(s["destructive"] for s in d["staged"])})
 
 
 # --------------------------------------------------------------------------- saveconfig, loadconfig

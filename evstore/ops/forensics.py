@@ -377,15 +377,52 @@ def _check_in_scope(node: Node, t: int) -> None:
                            "to a time after it (see `evstore audit`)")
 
 
-def rollback(node: Node, user: str, to_t: str) -> dict[str, Any]:
-    """Stage whatever brings every (mode, section) back to how it was at time ``to_t``."""
+# what rollback leaves as it is unless asked: (why, the flag that includes it)
+_USERS_SECTIONS = frozenset({"users", "ssh"})
+_MEMBERSHIP_SECTIONS = frozenset({"prepjoin"})
+
+
+def _left_alone(sec: catalog.Section, mode: str, then: Snapshot, *, machine: bool,
+                users: bool) -> str | None:
+    """Why rollback leaves (mode, section) as it is, or None to roll it back."""
+    if sec.name in _MEMBERSHIP_SECTIONS:
+        return "join entries belong to membership, which rollback never changes"
+    if sec.name in _USERS_SECTIONS and not users:
+        return "users are kept (pass --include-users to roll them back too)"
+    if not sec.clusterable and not machine:
+        return ("a machine's own settings are kept (pass --include-machine-settings to roll "
+                "them back too)")
+    if mode.startswith("machine:") and not then.live(mode):
+        return "that machine was not a member then: its settings are kept"
+    return None
+
+
+def _removed(section: str, current: Value | None, target: Value | None) -> list[str]:
+    """The keys and named entries a change takes away (what makes it destructive)."""
+    if current is None:
+        return []
+    now = state.fields_of(section, current)
+    after = state.fields_of(section, target) if target is not None else {}
+    return sorted(k for k in now if k not in after)
+
+
+def rollback(node: Node, user: str, to_t: str, *, include_machine_settings: bool = False,
+             include_users: bool = False) -> dict[str, Any]:
+    """Stage whatever brings the cluster's shared settings back to how they were at ``to_t``.
+
+    Membership is never touched; users and each machine's own (machine-only) settings stay as
+    they are unless included, and a machine that joined after ``to_t`` keeps its settings.
+    The staged list puts anything destructive (a deletion, a key or entry taken away) first.
+    """
     t = parse_time(to_t, now_ms())
     _check_in_scope(node, t)
     then = history.node_snapshot(node, history.until(t))
     pairs = set(node.store.defined_sections()) | set(then.store.defined_sections())
     pairs |= {(r.mode, r.section) for r in settings_ops.staged_rows(node, user)}
     targets: list[Target] = []
-    skipped = []
+    skipped: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    removes: dict[tuple[str, str], list[str]] = {}
     for mode, section in sorted(pairs):
         if section not in catalog.SECTIONS:
             continue
@@ -393,6 +430,20 @@ def rollback(node: Node, user: str, to_t: str) -> dict[str, Any]:
             if then.value(mode, section) is not None and then.live(mode):
                 skipped.append(_skip(node, mode, section, "that mode no longer exists"))
             continue
-        targets.append((mode, section, then.value(mode, section)))
+        target = then.value(mode, section)
+        current, _ = settings_ops.view(node, user, mode, section)
+        if current == target:
+            continue
+        why = _left_alone(catalog.SECTIONS[section], mode, then,
+                          machine=include_machine_settings, users=include_users)
+        if why is not None:
+            kept.append(_skip(node, mode, section, why))
+            continue
+        removes[(node.to_display(mode), section)] = _removed(section, current, target)
+        targets.append((mode, section, target))
     staged = stage_targets(node, user, targets)
-    return {"to": format_iso(t), "staged": staged, "skipped": skipped}
+    for s in staged:
+        s["removes"] = removes.get((s["mode"], s["section"]), [])
+        s["destructive"] = s["op"] == "delete" or bool(s["removes"])
+    staged.sort(key=lambda s: not s["destructive"])
+    return {"to": format_iso(t), "staged": staged, "skipped": skipped, "kept": kept}

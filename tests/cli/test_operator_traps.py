@@ -43,3 +43,46 @@ def test_loadconfig_refuses_an_unknown_key(cli: Cli, tmp_path: Path) -> None:
     res = cli(lab, "loadconfig", str(saved), "--cluster", "--yes", code=2)
     assert "unknown key; did you mean servers?" in res.stderr
     assert cli(lab, "changes", "--json")["changes"] == []
+
+
+# ---------------------------------------------------------------- 16: rollback's reach
+
+
+def _rollback_lab(cli: Cli) -> tuple[Path, str]:
+    """dns committed (time T), then a user, an interface and a dns change after T."""
+    lab = _cluster(cli)
+    cli(lab, "set", "dns", 'servers=["10.0.0.1"]', "--mode", "cluster")
+    cli(lab, "commit", "-m", "dns A")
+    at: str = cli(lab, "audit", "--section", "dns", "--json")[-1]["time"]
+    cli(lab, "userconfig", "new", "carol", "--role", "operator",
+        "--new-passphrase-file", str(cli.passfile))
+    cli(lab, "set", "interfaces", 'interfaces.Data1={"address": "192.0.2.1", "netmask": "/24"}',
+        "--mode", "machine:lab1")
+    cli(lab, "set", "dns", 'servers=["10.0.0.2"]', "--mode", "cluster")
+    cli(lab, "commit", "-m", "after T")
+    return lab, at
+
+
+def test_rollback_leaves_users_and_machine_settings_alone(cli: Cli) -> None:
+    lab, at = _rollback_lab(cli)
+    data = cli(lab, "rollback", "--to", at, "--json")
+    assert [(s["section"], s["mode"]) for s in data["staged"]] == [("dns", "cluster")]
+    kept = {(k["section"], k["mode"]) for k in data["kept"]}
+    assert kept == {("users", "cluster"), ("interfaces", "machine:lab1")}
+    res = cli(lab, "rollback", "--to", at)
+    assert "--include-users" in res.stderr and "--include-machine-settings" in res.stderr
+
+
+def test_rollback_includes_them_when_asked_destructive_first(cli: Cli) -> None:
+    lab, at = _rollback_lab(cli)
+    data = cli(lab, "rollback", "--to", at, "--include-users", "--include-machine-settings",
+               "--json")
+    got = [(s["section"], s["mode"], s["destructive"]) for s in data["staged"]]
+    assert set(got) == {("interfaces", "machine:lab1", True), ("users", "cluster", True),
+                        ("dns", "cluster", False)}
+    assert [d for _, _, d in got] == [True, True, False]  # anything destructive first
+    cli(lab, "clearchanges")
+    out = cli(lab, "rollback", "--to", at, "--include-users", "--include-machine-settings").stdout
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert lines[0].startswith("DESTRUCTIVE")
+    assert "carol" in out and "Data1" in out
