@@ -1,0 +1,87 @@
+"""``evstore render``: a file from a Jinja2 template over this machine's effective settings
+(evstore/ops/render.py does the work; Jinja2 is imported only when the command runs)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from evstore_cli.common import GLOBAL, HomeOpt
+from evstore_cli.output import handled
+
+if TYPE_CHECKING:
+    from evstore.ops.render import RenderResult
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app."""
+    app.command(name="render")(render)
+
+
+@handled
+def render(
+    template: Annotated[Path, typer.Argument(help="The Jinja2 template file.",
+                                             show_default=False)],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="The file to write (replaced atomically, only when its content changes).",
+        show_default=False)] = None,
+    machine: Annotated[str | None, typer.Option(
+        "--machine", help="Another machine's settings (hostname or serial).",
+        show_default=False)] = None,
+    file_mode: Annotated[str | None, typer.Option(
+        "--file-mode", help="Octal mode of FILE (default: the old file's, else 0644).",
+        show_default=False)] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Render and print to stdout; write nothing.")] = False,
+    watch: Annotated[bool, typer.Option(
+        "--watch", help="Render again on every change, until interrupted.")] = False,
+    exec_cmd: Annotated[str | None, typer.Option(
+        "--exec", help="Run this with sh -c after each write that changed FILE.",
+        show_default=False)] = None,
+    home: HomeOpt = None,
+) -> None:
+    """Write FILE from TEMPLATE over the effective settings (settings, machine, group, cluster)."""
+    from evstore.consume import open_config
+    from evstore.core.errors import InvalidInput
+    from evstore.ops import render as ops
+
+    if check and watch:
+        raise InvalidInput("--check renders once: it does not go with --watch")
+    if not check and out is None:
+        raise InvalidInput("say where to write: --out FILE (or --check to print only)")
+    if exec_cmd is not None and not exec_cmd.strip():
+        exec_cmd = None  # an empty --exec (a unit's unset RELOAD) runs nothing
+    mode = ops.parse_mode(file_mode)
+    tpl = ops.load(template)
+    with open_config(home or GLOBAL.home, machine) as config:
+        if check:
+            result = ops.render_once(config, tpl, None)
+            sys.stdout.write(result.text)
+            sys.stdout.flush()
+            return
+        assert out is not None
+        if not watch:
+            result = ops.render_once(config, tpl, out, mode)
+            if result.changed and exec_cmd:
+                ops.run_exec(exec_cmd, out, config.cursor)
+            return
+        _log_to_stderr()
+
+        def said(result: RenderResult, cursor: str | None) -> None:
+            if result.changed:
+                logging.getLogger("evstore.render").info("wrote %s (at %s)", out, cursor)
+
+        try:
+            ops.follow(config, tpl, out, mode, exec_cmd, on_render=said)
+        except KeyboardInterrupt:
+            return
+
+
+def _log_to_stderr() -> None:
+    from evstore.ops import logs
+
+    logs.setup("text", logging.INFO, sys.stderr)
