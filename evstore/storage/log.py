@@ -36,6 +36,7 @@ after the method returns, i.e. after COMMIT.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ import nacl.signing
 from evstore.core import clock, events
 from evstore.core.errors import InvalidInput, OperationalError, VerificationError
 from evstore.core.events import Event
-from evstore.storage import checking
+from evstore.storage import checking, notify
 from evstore.storage.connect import transaction
 
 ANCHOR_KINDS = frozenset(
@@ -69,6 +70,14 @@ _EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
 
 # Where an event comes from when it is placed; also the table it leaves when it moves on.
 _NEW, _PENDING, _HELD = "new", "pending", "held"
+
+
+def _home_of(conn: sqlite3.Connection) -> str:
+    """The folder of the connection's main database file ("" for an in-memory one)."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main" and file:
+            return os.path.dirname(str(file))
+    return ""
 
 
 def is_anchor(event: Event) -> bool:
@@ -225,6 +234,7 @@ class EventLog:
         self._settle_forks = settle_forks
         self._on_rewind = on_rewind
         self._inert = cannot_affect_admission
+        self._home: str | None = None  # where to announce commits ("": nowhere, in memory)
 
     # ------------------------------------------------------------------ writes
 
@@ -265,6 +275,7 @@ class EventLog:
                 self._write_heads(tx)
                 also()
             self._finish(tx)
+        self._announce(True)
         return event
 
     def ingest(self, items: Iterable[tuple[bytes, bytes]], *, now_ms: int) -> IngestResult:
@@ -282,6 +293,7 @@ class EventLog:
                 self._receive(tx, raw, checked)
             self._drain(tx)
             self._finish(tx)
+        self._announce(bool(tx.result.applied or tx.result.rewound))
         return tx.result
 
     def release_held(self, now_ms: int) -> list[Event]:
@@ -290,7 +302,19 @@ class EventLog:
             tx = self._begin(now_ms)
             self._release(tx)
             self._finish(tx)
+        self._announce(bool(tx.result.applied))
         return tx.result.applied
+
+    def _announce(self, changed: bool) -> None:
+        """After COMMIT: tell the home's listeners (watchers, ``evstore run``) that events
+        were applied (storage/notify.py). Inside a caller's transaction nothing is durable
+        yet, and the caller announces after its own COMMIT."""
+        if not changed or self.conn.in_transaction:
+            return
+        if self._home is None:
+            self._home = _home_of(self.conn)
+        if self._home:
+            notify.announce(self._home)
 
     # ------------------------------------------------------------------ reads
 
