@@ -244,23 +244,28 @@ def _read_fields(fields: Mapping[str, Field], prefix: str, path: str, form: Mapp
     return out
 
 
+def _kept_rows(kind: Items, name: str, form: Mapping[str, str]) -> list[str]:
+    """The form rows of a table that make entries, in order: the rows not removed, then the
+    new row when any of its fields is filled."""
+    seen = {k.split(".")[2] for k in form if k.startswith(f"{name}.") and k.count(".") >= 3}
+    rows = [i for i in sorted((i for i in seen if i.isdigit()), key=int)
+            if f"{name}.{i}.{REMOVE}" not in form]
+    if NEW in seen and any(form.get(f"{name}.{NEW}.{k}", "").strip()
+                           for k, spec in kind.all_fields.items()
+                           if not isinstance(spec.kind, Bool)):
+        rows.append(NEW)
+    return rows
+
+
 def _read_items(kind: Items, name: str, path: str, form: Mapping[str, str],
                 before: Any) -> list[dict[str, Any]]:
     entries = before if isinstance(before, list) else []
-    seen = {k.split(".")[2] for k in form if k.startswith(f"{name}.") and k.count(".") >= 3}
     out: list[dict[str, Any]] = []
-    for index in sorted((i for i in seen if i.isdigit()), key=int):
-        if f"{name}.{index}.{REMOVE}" in form:
-            continue
-        i = int(index)
+    for index in _kept_rows(kind, name, form):
+        i = int(index) if index.isdigit() else len(entries)
         base = dict(entries[i]) if i < len(entries) and isinstance(entries[i], dict) else {}
         out.append(_read_fields(kind.all_fields, f"{name}.{index}", f"{path}[{len(out)}]",
                                 form, base))
-    if NEW in seen:
-        added = _read_fields(kind.all_fields, f"{name}.{NEW}", f"{path}[{len(out)}]", form, {})
-        if any(form.get(f"{name}.{NEW}.{k}", "").strip() for k in kind.all_fields
-               if not isinstance(kind.all_fields[k].kind, Bool)):
-            out.append(added)
     return out
 
 
@@ -286,9 +291,11 @@ def value_of(section: str, before: Any, form: Mapping[str, str]) -> dict[str, An
 _PATH_PART = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
 
 
-def field_of_error(section: str, message: str) -> str | None:
+def field_of_error(section: str, message: str, form: Mapping[str, str] | None = None
+                   ) -> str | None:
     """The form name of the input an error message is about (``dns.servers[2]: …`` names
-    ``v.servers``; ``ldap.queries[1].server: …`` names ``v.queries.1.server``), or None."""
+    ``v.servers``; ``ldap.queries[1].server: …`` names ``v.queries.1.server``, or the row of
+    the submitted ``form`` that made entry 1), or None."""
     head = message.split(":", 1)[0].strip()
     if not head.startswith(section + ".") and not head.startswith(section + "["):
         return None
@@ -306,7 +313,8 @@ def field_of_error(section: str, message: str) -> str | None:
             fields = kind.all_fields if isinstance(kind, Items) else (
                 kind.fields if isinstance(kind, Obj) else {})
         elif isinstance(kind, Items):
-            parts.append(index)
+            rows = _kept_rows(kind, ".".join(parts), form) if form is not None else []
+            parts.append(rows[int(index)] if int(index) < len(rows) else index)
         else:
             break  # an element of a list of strings: the whole text area
     return ".".join(parts) if len(parts) > 1 else None

@@ -256,7 +256,7 @@ async def _render_section(ctx: Ctx, error: str | None, form: dict[str, str],
         settings_form = forms.build(data["section"], data["value"], posted=posted,
                                     references=data.get("references"))
         if error and posted is not None:
-            error_field = forms.field_of_error(data["section"], error)
+            error_field = forms.field_of_error(data["section"], error, posted)
     return ctx.render("section.html", nav, status, current_mode=data["mode"],
                       section=data["section"], data=data, error=error, form=form,
                       settings_form=settings_form, error_field=error_field)

@@ -231,6 +231,8 @@ def test_an_operator_overrides_edits_commits_moves_and_deletes(server: str, driv
     p.submit("#override-submit")
     assert "Settings are defined at Group: Paris" in p.text()
     assert "192.0.2.53" in p.find("#value").get_attribute("value")
+    assert p.find("#v\\.servers").get_attribute("value") == "192.0.2.53"  # the form
+    p.find("#json-view summary").click()  # the JSON view is the advanced toggle
     p.type_into("#assignments", 'servers=["198.51.100.53","198.51.100.54"]')
     p.submit("#set-submit")
     assert "staged 1 change(s) to dns at group:Paris" in p.text()
@@ -285,6 +287,38 @@ def test_an_operator_overrides_edits_commits_moves_and_deletes(server: str, driv
     p.open("/members")
     assert "0F1FF7B3F0-CF2SX51" in p.text() and "Group Paris" in p.text()
     p.shot("members")
+
+
+def test_an_operator_edits_a_table_of_entries_through_the_form(server: str, driver: Any,
+                                                               home: Path) -> None:
+    """Listeners as a table: add one on an interface chosen from those the machines have, see
+    a refused port beside its field, fix it, stage, commit."""
+    evstore(home, "set", "interfaces", 'interfaces=[{"name":"eth0","address":"192.0.2.10",'
+            '"netmask":"255.255.255.0"},{"name":"eth1","address":"198.51.100.10",'
+            '"netmask":"255.255.255.0"}]', "--mode", "machine:lab1")
+    evstore(home, "override", "listeners", "--defaults", "--mode", "cluster")
+    evstore(home, "commit", "-m", "interfaces")
+    p = Pages(driver, server)
+    p.open("/cluster/listeners")
+    p.login("admin", PASS)
+    assert p.path() == "/cluster/listeners"
+    p.type_into("#v\\.listeners\\.new\\.name", "IncomingMail")
+    p.choose("#v\\.listeners\\.new\\.interface", "eth1")
+    p.type_into("#v\\.listeners\\.new\\.port", "70000")
+    p.submit("#form-submit")
+    assert "1..65535" in p.find(".field-error").text  # beside the port, in the table
+    assert p.find("#v\\.listeners\\.new\\.port").get_attribute("aria-invalid") == "true"
+    p.shot("form-error")
+    p.type_into("#v\\.listeners\\.new\\.port", "25")
+    p.submit("#form-submit")
+    assert "staged listeners at cluster" in p.text()
+    assert p.find("#v\\.listeners\\.0\\.name").get_attribute("value") == "IncomingMail"
+    p.shot("form")
+    p.open("/changes")
+    p.submit("#commit-submit")
+    assert "committed" in p.text()
+    listeners = evstore(home, "show", "listeners", "--effective", "--machine", "lab1", "--json")
+    assert '"interface": "eth1"' in listeners or '"interface":"eth1"' in listeners
 
 
 def _superseded_change(home: Path, tmp_path: Path) -> None:

@@ -87,6 +87,10 @@ def test_an_error_path_names_the_input_it_concerns() -> None:
     assert forms.field_of_error("destconfig", "destconfig.default.tls: expected one of") == \
         "v.default.tls"
     assert forms.field_of_error("dns", "something else went wrong") is None
+    posted = {"v.listeners.0.name": "a", "v.listeners.0.__remove": "on",
+              "v.listeners.1.name": "b", "v.listeners.new.name": "c"}
+    assert forms.field_of_error("listeners", "listeners.listeners[1].port: bad",
+                                posted) == "v.listeners.new.port"
 
 
 def test_a_number_that_is_not_one_is_refused_at_its_path() -> None:
