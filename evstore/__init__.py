@@ -4,7 +4,9 @@ The public surface, for programs that embed the store (the CLI and the web pages
 
 * ``init_home`` / ``open_node`` / ``Node``: a node's home folder, its log and views;
 * ``Event``: one signed event; ``EvstoreError``, ``InvalidInput``, ``OperationalError``;
-* ``SECTIONS``: the catalog of settings sections.
+* ``SECTIONS``: the catalog of settings sections;
+* ``open_config`` / ``Config`` / ``Change``: a machine's effective settings, read and
+  followed, for the programs that consume them (docs/api.md).
 
 Everything else is reachable through its subpackage (``evstore.core``, ``evstore.storage``,
 ``evstore.ops``, ``evstore.net``) and may change between releases.
@@ -30,10 +32,15 @@ _EXPORTS = {
     "Node": "evstore.ops.node",
     "init_home": "evstore.ops.node",
     "open_node": "evstore.ops.node",
+    "open_config": "evstore.consume",
+    "Config": "evstore.consume",
+    "Change": "evstore.consume",
 }
 
 __all__ = [
     "SECTIONS",
+    "Change",
+    "Config",
     "Event",
     "EvstoreError",
     "InvalidInput",
@@ -41,10 +48,12 @@ __all__ = [
     "OperationalError",
     "__version__",
     "init_home",
+    "open_config",
     "open_node",
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from evstore.consume import Change, Config, open_config
     from evstore.core.catalog import SECTIONS
     from evstore.core.errors import EvstoreError, InvalidInput, OperationalError
     from evstore.core.events import Event
