@@ -51,11 +51,12 @@ from typing import IO, Any, TypeVar
 import trio
 
 import evstore
+from evstore.core import backoff
 from evstore.core.errors import EvstoreError, OperationalError
 from evstore.core.events import Event
 from evstore.core.state import SETTINGS_KINDS, Machine
 from evstore.core.sync import HelloMsg, Item, SyncError, VVMsg, decode_message
-from evstore.net import restore, wire
+from evstore.net import preauth, restore, wire
 from evstore.net.gossip import DEFAULT_PING_INTERVAL, LinkState, Mesh, ThreadedLog
 from evstore.net.linkbook import LinkBook, peer_vv_of
 from evstore.net.transport import HANDSHAKE_TIMEOUT, SecureChannel, handshake
@@ -91,7 +92,9 @@ class NodeConfig:
     poll_interval: float = 0.1
     release_interval: float = 1.0
     dial_timeout: float = 5.0
-    max_strangers: int = 128
+    max_strangers: int = 128  # unauthenticated connections in all (preauth.Gate)
+    strangers_per_source: int = 8  # … from one address (an IPv6 /64)
+    first_message_timeout: float = 2.0  # the handshake's first message is a few dozen bytes
     version: str = evstore.__version__
     blocked: frozenset[str] = frozenset()  # hostnames never linked with (drills and tests)
 
@@ -358,7 +361,10 @@ class Runtime:
         self.reasons: dict[str, str] = {}
         self.selfsync_target = 0
         self.restart = False
-        self._strangers = 0
+        self.gate = preauth.Gate(config.max_strangers, config.strangers_per_source)
+        self.guard = backoff.Guard()  # failed join passphrases, per source and overall
+        self.failure_alerts = backoff.Throttle()
+        self.hashing = trio.CapacityLimiter(2)  # argon2, never under the database's limiter
         self._joins = trio.Semaphore(4)
         self._refreshing = trio.Lock()
         self._vv_seen: dict[str, dict[str, int]] = {}
@@ -707,39 +713,53 @@ class Runtime:
     # ------------------------------------------------------------------ inbound
 
     async def _accept(self, port: str, stream: trio.SocketStream) -> None:
+        """One inbound connection. Until it proves to be a member (or a stranger's join
+        credentials hold) it holds a ticket of the pre-authentication gate, which may evict
+        it to make room for a newer one (preauth.py)."""
         from evstore.net import service
 
-        if self._strangers >= self.config.max_strangers:
-            await trio.aclose_forcefully(stream)
-            return
-        self._strangers += 1
+        ticket = self.gate.admit(_peer_host(stream))
         try:
-            channel = await handshake(
-                stream, initiator=False, static_x25519=self.transport, signing_key=self.signing,
-                authorize=partial(self.authorize, port),
-                max_message_size=wire.MAX_WIRE_MESSAGE, timeout=self.config.handshake_timeout)
-        except LINK_ERRORS as exc:
-            log.info("refused a connection on the %s port: %s", port, exc)
-            return
+            with ticket.scope:
+                try:
+                    channel = await handshake(
+                        stream, initiator=False, static_x25519=self.transport,
+                        signing_key=self.signing, authorize=partial(self.authorize, port, ticket),
+                        max_message_size=wire.MAX_WIRE_MESSAGE,
+                        timeout=self.config.handshake_timeout,
+                        first_timeout=self.config.first_message_timeout,
+                        progress=ticket.advance)
+                except LINK_ERRORS as exc:
+                    log.info("refused a connection on the %s port: %s", port, exc)
+                    return
+                try:
+                    await service.converse(self, channel, port, _peer_address(stream),
+                                           admitted=partial(self.gate.release, ticket))
+                except LINK_ERRORS as exc:
+                    log.info("conversation on the %s port ended: %s", port, exc)
+                except Exception:  # a bug in one conversation must not stop the node
+                    log.exception("conversation on the %s port failed", port)
+                finally:
+                    await _close(channel)
         finally:
-            self._strangers -= 1
-        try:
-            await service.converse(self, channel, port, _peer_address(stream))
-        except LINK_ERRORS as exc:
-            log.info("conversation on the %s port ended: %s", port, exc)
-        except Exception:  # a bug in one conversation must not stop the node
-            log.exception("conversation on the %s port failed", port)
-        finally:
-            await _close(channel)
+            self.gate.release(ticket)
+            if ticket.evicted:
+                await trio.aclose_forcefully(stream)
+                log.info("evicted an unauthenticated connection from %s on the %s port to "
+                         "make room", ticket.source, port)
 
-    async def authorize(self, port: str, ed25519: str, x25519: str) -> bool:
+    async def authorize(self, port: str, ticket: preauth.Ticket | None, ed25519: str,
+                        x25519: str) -> bool:
         """A current member with its announced transport key; on the admin port anyone else
         may go on to ask to join, on the cluster-only port only a prepjoin key. A key not
-        known yet makes the node re-read the membership first (it may have just changed)."""
+        known yet makes the node re-read the membership first (it may have just changed).
+        A member's connection leaves the pre-authentication gate here."""
         verdict = self._authorized(port, ed25519, x25519)
         if verdict is None:
             await self.refresh()
             verdict = self._authorized(port, ed25519, x25519)
+        if verdict and ticket is not None and self.view.by_key(ed25519, removed=True):
+            self.gate.release(ticket)
         return bool(verdict)
 
     def _authorized(self, port: str, ed25519: str, x25519: str) -> bool | None:
@@ -793,6 +813,13 @@ async def _close(channel: SecureChannel) -> None:
     """Say goodbye (FINAL) even while being cancelled, within a short bound."""
     with trio.CancelScope(shield=True), trio.move_on_after(2):
         await channel.aclose()
+
+
+def _peer_host(stream: trio.SocketStream) -> str:
+    try:
+        return str(stream.socket.getpeername()[0])
+    except OSError:
+        return "?"
 
 
 def _peer_address(stream: trio.SocketStream) -> str:

@@ -27,13 +27,13 @@ import nacl.signing
 import trio
 
 from evstore.core import encoding
-from evstore.core.errors import EvstoreError, InvalidInput
+from evstore.core.errors import EvstoreError, InvalidInput, OperationalError
 from evstore.core.events import Event, fingerprint
 from evstore.core.state import Machine
 from evstore.core.sync import MAX_ITEMS, Range, batches, chunk_ranges
-from evstore.net import restore, wire
+from evstore.net import preauth, restore, wire
 from evstore.net.transport import LinkClosed, ProtocolError, SecureChannel
-from evstore.ops import check, membership
+from evstore.ops import check, logins, membership, secrets
 from evstore.ops.node import Node, parse_hostport
 
 if TYPE_CHECKING:
@@ -45,15 +45,20 @@ RPC_IDLE = 60.0
 MAX_IDS = 1000
 
 
-async def converse(rt: Runtime, channel: SecureChannel, port: str, address: str) -> None:
-    """Serve one authenticated connection according to its ``open`` message."""
-    opened = await wire.receive(channel, "open", timeout=rt.config.request_timeout)
+async def converse(rt: Runtime, channel: SecureChannel, port: str, address: str,
+                   admitted: Callable[[], None] = lambda: None) -> None:
+    """Serve one authenticated connection according to its ``open`` message. ``admitted``
+    is called once the caller proved it may be here (a member, or a joiner whose credentials
+    held): until then it counts as unauthenticated (preauth.py)."""
+    opened = await wire.receive(channel, "open", timeout=rt.config.handshake_timeout)
     want = wire.text(opened, "want", 16)
     m = await _member(rt, channel, want)
+    if m is not None:
+        admitted()
     if not await _same_version(rt, channel, opened, m):
         return
     if m is None:
-        await _stranger(rt, channel, port, want)
+        await _stranger(rt, channel, port, want, admitted, address)
     elif want == "link":
         await _serve_link(rt, channel, m, opened, address)
     elif want == "rpc":
@@ -88,9 +93,10 @@ async def _same_version(rt: Runtime, channel: SecureChannel, opened: dict[str, A
     return False
 
 
-async def _stranger(rt: Runtime, channel: SecureChannel, port: str, want: str) -> None:
+async def _stranger(rt: Runtime, channel: SecureChannel, port: str, want: str,
+                    admitted: Callable[[], None], address: str = "?") -> None:
     if want == "join":
-        await _serve_join(rt, channel, port)
+        await _serve_join(rt, channel, port, admitted, address)
         return
     fp = fingerprint(channel.peer_ed25519_hex)
     where = f"cluster {rt.view.cluster}" if rt.view.cluster else "a cluster (it is standalone)"
@@ -295,34 +301,39 @@ _OPS: dict[str, Handler] = {
 # ---------------------------------------------------------------------- join
 
 
-async def _serve_join(rt: Runtime, channel: SecureChannel, port: str) -> None:
+async def _serve_join(rt: Runtime, channel: SecureChannel, port: str,
+                      admitted: Callable[[], None] = lambda: None, address: str = "?") -> None:
+    """The joining machine proves it may join (the admin passphrase, or a pre-shared entry
+    for the key this link proved) before it learns anything about the cluster, and before it
+    takes one of the few join places: a stranger learns neither its name nor this machine's."""
     view = rt.view
     if view.cluster is None or view.create_id is None:
         await wire.send_error(channel, "this machine is standalone: join through a member "
                               "of the cluster (or create one with `clusterconfig create`)")
         return
+    # the joining side sends its credentials right after ``open``: no person answers first
+    creds = await wire.receive(channel, "credentials", timeout=rt.config.handshake_timeout)
+    try:
+        passphrase, preshared = await _check_credentials(rt, channel, port, creds, address)
+    except EvstoreError as e:
+        await wire.send_error(channel, str(e), e.exit_code)
+        return
+    admitted()
     try:
         rt._joins.acquire_nowait()
     except trio.WouldBlock:
         await wire.send_error(channel, "this member is busy with other joins: try again")
         return
     try:
-        await _join(rt, channel, port)
+        await _join(rt, channel, passphrase, preshared, creds)
     finally:
         rt._joins.release()
 
 
-async def _join(rt: Runtime, channel: SecureChannel, port: str) -> None:
-    """The member's side of a join. The joining machine proves it may join (the admin
-    passphrase, or a pre-shared entry for the key this link proved) before it learns anything
-    about the cluster: a stranger learns neither its name nor this machine's."""
+async def _join(rt: Runtime, channel: SecureChannel, passphrase: str | None, preshared: bool,
+                creds: dict[str, Any]) -> None:
+    """The member's side of a join, once the credentials held."""
     view = rt.view
-    creds = await wire.receive(channel, "credentials", timeout=rt.config.join_wait)
-    try:
-        passphrase, preshared = await _check_credentials(rt, channel, port, creds)
-    except EvstoreError as e:
-        await wire.send_error(channel, str(e), e.exit_code)
-        return
     await wire.send(channel, {"t": "cluster", "name": view.cluster, "version": rt.config.version,
                               "hostname": view.hostname, "create": view.create_id})
     msg = await wire.receive(channel, "join", "cancel", timeout=rt.config.join_wait)
@@ -346,7 +357,8 @@ async def _join(rt: Runtime, channel: SecureChannel, port: str) -> None:
 
 
 async def _check_credentials(rt: Runtime, channel: SecureChannel, port: str,
-                             creds: dict[str, Any]) -> tuple[str | None, bool]:
+                             creds: dict[str, Any], address: str = "?"
+                             ) -> tuple[str | None, bool]:
     preshared = creds.get("preshared") is True
     passphrase = creds.get("passphrase")
     host = creds.get("hostname")
@@ -357,9 +369,38 @@ async def _check_credentials(rt: Runtime, channel: SecureChannel, port: str,
     if port == "ccs" and not preshared:
         raise InvalidInput("the cluster-only port takes no passphrase logins: join over the "
                            "admin port, or with a pre-shared key (--preshared)")
-    await rt.db(_credentials_hold, rt.node, host, channel.peer_ed25519_hex, passphrase,
-                preshared)
+    if preshared:
+        await rt.db(_credentials_hold, rt.node, host, channel.peer_ed25519_hex, None, True)
+        return passphrase, preshared
+    await _passphrase_holds(rt, passphrase, preauth.source_of(address.rsplit(":", 1)[0]))
     return passphrase, preshared
+
+
+async def _passphrase_holds(rt: Runtime, passphrase: str | None, source: str) -> None:
+    """The admin passphrase of a join, guarded against guessing (core/backoff.py): per source
+    address and overall, and hashed in a thread of its own (``rt.hashing``), never under the
+    database's limiter, so guesses cannot hold up gossip."""
+    verdict = rt.guard.check(source, trio.current_time())
+    if verdict.why == "source":
+        raise OperationalError(f"too many wrong passphrases from {source}: wait "
+                               f"{int(verdict.wait) + 1} s and try again")
+    if verdict.why == "overall":
+        raise OperationalError("too many wrong passphrases on this member just now: wait a "
+                               "few seconds and try again")
+    if verdict.wait > 0:
+        await trio.sleep(verdict.wait)
+    stored, exists = await rt.db(logins.stored_hash, rt.node, "admin")
+    ok = await trio.to_thread.run_sync(secrets.check_passphrase, stored, passphrase or "",
+                                       limiter=rt.hashing)
+    if ok and exists and passphrase is not None:
+        rt.guard.succeeded(source)
+        return
+    rt.guard.failed(source, trio.current_time())
+    held = rt.failure_alerts.take(source, trio.current_time())
+    if held is not None:
+        await rt.db(logins.record_failure, rt.node, "login_failed",
+                    f"wrong passphrase for user 'admin' (a join from {source})", held)
+    raise InvalidInput("wrong user or passphrase for 'admin': check the passphrase and retry")
 
 
 def _credentials_hold(node: Node, host: str, key: str, passphrase: str | None,

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hmac
 import inspect
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -423,8 +424,14 @@ async def handshake(
     expected_peer_x25519: bytes | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     timeout: float = HANDSHAKE_TIMEOUT,
+    first_timeout: float | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> SecureChannel:
     """Run the Noise handshake and the identity binding; return the ready channel.
+
+    A responder may give the initiator's first message (a few dozen bytes) a shorter deadline,
+    ``first_timeout``, so an idle socket is dropped long before ``timeout``; ``progress(n)``
+    hears of each step (1: the first message arrived, 2: the initiator's static key too).
 
     ``authorize(peer_ed25519_hex, peer_x25519_hex)`` (sync or async) decides whether the proven
     peer is welcome. ``expected_peer_x25519`` lets an initiator that knows whom it is dialling
@@ -437,9 +444,14 @@ async def handshake(
     try:
         with trio.fail_after(timeout):
             channel = await _noise(
-                frames, initiator, static, psk, expected_peer_x25519, max_message_size
+                frames, initiator, static, psk, expected_peer_x25519, max_message_size,
+                first_timeout, progress or _no_progress,
             )
             await _bind(channel, initiator, signing_key, static.public, authorize)
+    except _FirstTooSlow:
+        log.info("closing link: no first handshake message within %s s", first_timeout)
+        await trio.aclose_forcefully(stream)
+        raise HandshakeTimeout(f"no first handshake message within {first_timeout} s") from None
     except trio.TooSlowError:
         log.warning("closing link: handshake did not finish within %s s", timeout)
         await trio.aclose_forcefully(stream)
@@ -471,6 +483,8 @@ async def _noise(
     psk: bytes | None,
     expected_peer_x25519: bytes | None,
     max_message_size: int,
+    first_timeout: float | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> SecureChannel:
     """The three XX messages; payloads are reserved and must be empty."""
     state = HandshakeState(
@@ -487,11 +501,28 @@ async def _noise(
         _check_expected(state, expected_peer_x25519)
         await frames.write(state.write_message())
     else:
-        _expect_empty(state.read_message(await frames.read_handshake()))
+        first = None
+        with trio.move_on_after(first_timeout if first_timeout is not None else math.inf):
+            first = await frames.read_handshake()
+        if first is None:
+            raise _FirstTooSlow()
+        _expect_empty(state.read_message(first))
+        if progress is not None:
+            progress(1)
         await frames.write(state.write_message())
         _expect_empty(state.read_message(await frames.read_handshake()))
         _check_expected(state, expected_peer_x25519)
+        if progress is not None:
+            progress(2)
     return _channel_from(frames, state, max_message_size)
+
+
+class _FirstTooSlow(Exception):
+    """The initiator's first message did not come within its (short) deadline."""
+
+
+def _no_progress(_stage: int) -> None:
+    return None
 
 
 def _expect_empty(payload: bytes) -> None:

@@ -1,7 +1,10 @@
-"""Login and logout: the cluster's users and their argon2id passphrases (``Node.authenticate``).
+"""Login and logout: the cluster's users and their argon2id passphrases.
 
-A wrong passphrase is recorded by ``Node.authenticate`` (an alert in ``status``) and slowed
-down here per (user, client address) by :class:`evstore.web.session.Backoff`.
+The stored hash is read in the database thread, but checked in a thread of its own under a
+small limiter (``Backoff.hash_check``), so a spray of logins cannot hold up the pages. Wrong
+passphrases are slowed down per client address, whatever user name it tries, and overall
+(:class:`evstore.web.session.Backoff`); each is recorded as a ``login_failed`` alert, at most one
+per address per 10 s (the rest are counted in the next one).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import trio
 from starlette.responses import Response
 
 from evstore.core.errors import InvalidInput
-from evstore.ops import web_support
+from evstore.ops import logins, web_support
 from evstore.ops.node import Node
 from evstore.web.session import new_session, passphrase_mark
 from evstore.web.shell import Ctx, mode_url, page, safe_next
@@ -20,8 +23,11 @@ from evstore.web.shell import Ctx, mode_url, page, safe_next
 FAILURE_DELAY_S = 0.25
 
 
-def _login(node: Node, user: str, passphrase: str) -> dict[str, Any]:
-    entry = node.authenticate(user, passphrase)
+def _login(node: Node, user: str) -> dict[str, Any]:
+    entry = logins.user_entry(node, user)
+    if entry is None:  # deleted while its passphrase was being checked
+        raise InvalidInput(f"wrong user or passphrase for {user!r}: check the passphrase and "
+                           "retry")
     return {"mark": passphrase_mark(entry), "home": web_support.login_mode(node)}
 
 
@@ -41,18 +47,35 @@ async def login_form(ctx: Ctx) -> Response:
 @page(login=False)
 async def login_submit(ctx: Ctx) -> Response:
     user = ctx.field("username").strip()
-    key = (user, ctx.request.client.host if ctx.request.client else "")
-    wait = ctx.web.backoff.wait_for(key)
-    if wait > 0:
-        return await _login_failed(ctx, user, 429, f"too many wrong passphrases for {user!r}: "
-                                   f"wait {int(wait) + 1} s and try again")
-    try:
-        done = await ctx.web.db.call(_login, user, ctx.field("passphrase"))
-    except InvalidInput as e:
-        ctx.web.backoff.failed(key)
+    source = ctx.request.client.host if ctx.request.client else ""
+    guard = ctx.web.backoff
+    verdict = guard.check(source)
+    if verdict.why == "source":
+        return await _login_failed(ctx, user, 429, "too many wrong passphrases from this "
+                                   f"address: wait {int(verdict.wait) + 1} s and try again")
+    if verdict.why == "overall":
+        return await _login_failed(ctx, user, 429, "too many wrong passphrases on this "
+                                   "machine just now: wait a few seconds and try again")
+    if verdict.wait > 0:
+        await trio.sleep(verdict.wait)
+    stored, exists = await ctx.web.db.call(logins.stored_hash, user)
+    ok = await guard.hash_check(stored, ctx.field("passphrase")) and exists
+    done = None
+    if ok:
+        try:
+            done = await ctx.web.db.call(_login, user)
+        except InvalidInput:
+            done = None
+    if done is None:
+        guard.failed(source)
+        held = guard.alert(source)
+        if held is not None:
+            await ctx.web.db.call(logins.record_failure, "login_failed",
+                                  f"wrong passphrase for user {user!r} from {source}", held)
         await trio.sleep(FAILURE_DELAY_S)
-        return await _login_failed(ctx, user, 401, str(e))
-    ctx.web.backoff.succeeded(key)
+        return await _login_failed(ctx, user, 401, f"wrong user or passphrase for {user!r}: "
+                                   "check the passphrase and retry")
+    guard.succeeded(source)
     ctx.session = new_session(user, done["mark"])
     return ctx.redirect(safe_next(ctx.field("next")) or mode_url(done["home"]))
 

@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import trio
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
 
+from evstore.core.backoff import Backoff as CoreBackoff
+from evstore.core.backoff import Guard, Throttle, Verdict
 from evstore.core.errors import OperationalError
-from evstore.ops.secrets import write_private
+from evstore.ops.secrets import check_passphrase, write_private
 
 KEY_FILE = "web-session.key"
 COOKIE = "evstore_session"
@@ -90,49 +93,47 @@ def csrf_ok(session: dict[str, Any], token: object) -> bool:
 
 
 @dataclass
-class _Tries:
-    failures: int = 0
-    locked_until: float = 0.0
-    last: float = 0.0
-
-
-@dataclass
 class Backoff:
-    """Slows down repeated wrong passphrases per (user, client address).
+    """Wrong passphrases at the login form (core/backoff.py): per client address, whatever
+    user name it tries, and overall, so neither new names nor many addresses multiply the
+    guesses. The first ``free`` failures of an address cost nothing; each later one doubles a
+    lockout (1 s, 2 s … up to ``cap``) during which its attempts are refused unchecked.
+    Failure alerts are written at most once per address per 10 s (``alerts``).
 
-    The first ``free`` failures cost nothing; each one after doubles a lockout (1 s, 2 s,
-    4 s… up to ``cap``) during which that pair's attempts are refused unchecked. A success
-    clears the pair. ``clock`` is injectable so tests need not wait.
+    Passphrases are checked in worker threads under their own small limiter (``hashing``),
+    never under the database's, so a spray of logins does not hold up every page.
+    ``clock`` is injectable so tests need not wait.
     """
 
-    free: int = 3
+    free: int = 5
     cap: float = 60.0
     clock: Callable[[], float] = time.monotonic
-    _tries: dict[tuple[str, str], _Tries] = field(default_factory=dict)
+    hashers: int = 2
+    guard: Guard = field(init=False)
+    alerts: Throttle = field(default_factory=Throttle)
+    _limiter: trio.CapacityLimiter | None = field(default=None, init=False, repr=False)
+    _token: object | None = field(default=None, init=False, repr=False)
 
-    def wait_for(self, key: tuple[str, str]) -> float:
-        """Seconds this pair must still wait before its next attempt (0: may try now)."""
-        t = self._tries.get(key)
-        return max(0.0, t.locked_until - self.clock()) if t else 0.0
+    def __post_init__(self) -> None:
+        self.guard = Guard(per_source=CoreBackoff(free=self.free, cap=self.cap))
 
-    def failed(self, key: tuple[str, str]) -> float:
-        """Record a wrong passphrase; returns the lockout it starts, in seconds."""
-        self._prune()
-        now = self.clock()
-        t = self._tries.setdefault(key, _Tries())
-        t.failures += 1
-        t.last = now
-        over = t.failures - self.free
-        lockout = 0.0 if over <= 0 else min(self.cap, float(2 ** (over - 1)))
-        t.locked_until = now + lockout
-        return lockout
+    def check(self, source: str) -> Verdict:
+        return self.guard.check(source, self.clock())
 
-    def succeeded(self, key: tuple[str, str]) -> None:
-        self._tries.pop(key, None)
+    def failed(self, source: str) -> float:
+        return self.guard.failed(source, self.clock())
 
-    def _prune(self, keep_s: float = 3600.0, most: int = 10_000) -> None:
-        if len(self._tries) < most:
-            return
-        now = self.clock()
-        for k in [k for k, t in self._tries.items() if now - t.last > keep_s]:
-            del self._tries[k]
+    def succeeded(self, source: str) -> None:
+        self.guard.succeeded(source)
+
+    def alert(self, source: str) -> int | None:
+        """None: hold this failure's alert back; else write it (with the held-back count)."""
+        return self.alerts.take(source, self.clock())
+
+    async def hash_check(self, stored: str, passphrase: str) -> bool:
+        """Does ``passphrase`` match ``stored``? In a worker thread, ``hashers`` at a time."""
+        token = trio.lowlevel.current_trio_token()
+        if self._limiter is None or token is not self._token:
+            self._limiter, self._token = trio.CapacityLimiter(self.hashers), token
+        return await trio.to_thread.run_sync(check_passphrase, stored, passphrase,
+                                             limiter=self._limiter)

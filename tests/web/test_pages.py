@@ -92,8 +92,8 @@ def test_wrong_passphrase_is_refused_and_recorded(browser: Browser, home: Path) 
     assert any(a["kind"] == "login_failed" for a in alerts)
 
 
-def test_repeated_wrong_passphrases_lock_the_pair_out(home: Path, make_browser: Any,
-                                                      backoff: Backoff) -> None:
+def test_repeated_wrong_passphrases_lock_the_address_out(home: Path, make_browser: Any,
+                                                         backoff: Backoff) -> None:
     now = [1000.0]
     backoff.clock = lambda: now[0]
     b = make_browser(home)
@@ -105,14 +105,41 @@ def test_repeated_wrong_passphrases_lock_the_pair_out(home: Path, make_browser: 
     assert b.login().status_code == 303
 
 
+def test_changing_the_user_name_does_not_get_past_the_lockout(home: Path, make_browser: Any,
+                                                              backoff: Backoff) -> None:
+    """Before: the lockout counted per (user, address), so a new name each time got a fresh
+    allowance and guessing went on at full speed."""
+    now = [1000.0]
+    backoff.clock = lambda: now[0]
+    b = make_browser(home)
+    for i in range(backoff.free + 1):
+        assert b.login(user=f"guess{i}", passphrase="nope").status_code == 401
+    assert b.login(user="someone-new", passphrase="nope").status_code == 429
+    assert b.login().status_code == 429  # the right passphrase is not even checked
+    with open_node(home) as node:
+        kinds = [a["kind"] for a in node.status()["alerts"]]
+    assert kinds.count("login_failed") == 1  # the others were held back (rate-limited)
+
+
+def test_many_addresses_are_paced_overall() -> None:
+    now = [0.0]
+    b = Backoff(clock=lambda: now[0])
+    for i in range(b.guard.overall_free + 3):
+        assert not b.check(f"10.0.0.{i}").refused
+        b.failed(f"10.0.0.{i}")
+    now[0] += 10
+    waits = [b.check(f"10.1.0.{i}") for i in range(200)]
+    assert waits[0].wait == 0 and waits[1].wait > 0  # paced: one check per interval
+    assert any(v.why == "overall" for v in waits)  # and past max_wait, refused as busy
+
+
 def test_backoff_doubles_and_clears_on_success() -> None:
     now = [0.0]
     b = Backoff(free=2, cap=8, clock=lambda: now[0])
-    key = ("admin", "127.0.0.1")
-    assert [b.failed(key) for _ in range(6)] == [0, 0, 1, 2, 4, 8]
-    assert b.wait_for(key) == 8 and b.wait_for(("admin", "10.0.0.9")) == 0
-    b.succeeded(key)
-    assert b.wait_for(key) == 0
+    assert [b.failed("127.0.0.1") for _ in range(6)] == [0, 0, 1, 2, 4, 8]
+    assert b.check("127.0.0.1").wait == 8 and b.check("10.0.0.9").wait == 0
+    b.succeeded("127.0.0.1")
+    assert b.check("127.0.0.1").wait == 0
 
 
 def test_logout_ends_the_session(browser: Browser) -> None:
