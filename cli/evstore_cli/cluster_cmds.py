@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -200,6 +202,31 @@ def connstatus(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     output.emit(data, json_out, lambda d: output.table(
         "links", ["hostname", "address", "state", "last seen"],
         [[p["hostname"], p["address"], p["state"], p["last_seen"]] for p in d["links"]]))
+
+
+@contextmanager
+def join_ccs(node: Any, enable: bool | None, extra: list[str]) -> Iterator[None]:
+    """The seed's question as a machine joins: enable its own cluster-only port? Asked on a
+    terminal (default no) unless ``--enable-ccs [HOST:PORT]`` or ``--no-enable-ccs`` answers
+    it; a port already enabled stays so. The join then announces the port; a join that fails
+    leaves the setting as it was."""
+    from evstore_cli.node_cmds import _ccs_address
+
+    if len(extra) > 1 or (extra and enable is not True):
+        raise InvalidInput(f"unexpected argument {extra[-1]!r}: only --enable-ccs takes an "
+                           "address (HOST:PORT) after the member's")
+    before = node.identity().ccs
+    if enable is None and before is None:
+        enable = output.confirm(f"Do you want to enable the cluster-only port (the seed's CCS) "
+                                f"on {node.identity().hostname}?", default=False)
+    if enable:
+        node.set_node_value("ccs", _ccs_address(node, extra[0] if extra else None))
+    try:
+        yield
+    except BaseException:
+        if enable:
+            node.set_node_value("ccs", before or "")
+        raise
 
 
 # ---------------------------------------------------------------------- prepjoin

@@ -212,6 +212,11 @@ class Menu:
         output.warn("all of this machine's clusterable settings (users too) will be replaced "
                     "by the cluster's and its group's; only machine-only settings (interfaces, "
                     "hostname...) are kept. A backup of its configuration is saved first.")
+        with open_node(self.where) as node:
+            ident = node.identity()
+        enable = None if ident.ccs else yes_no(
+            f"Do you want to enable the cluster-only port (the seed's CCS) on {ident.hostname}?",
+            False)
         host = ask("Enter the host name or IP address of a machine in the cluster.")
         if not host:
             return
@@ -230,8 +235,8 @@ class Menu:
         try:
             node_cmds.join(address=address, ccs=ccs, fingerprint=None, trust=False,
                            preshared=preshared, cluster_passphrase_file=None, group=None,
-                           yes=False, home=self.where, user=None, passphrase_file=None,
-                           json_out=False)
+                           enable_ccs=enable, yes=False, home=self.where, user=None,
+                           passphrase_file=None, json_out=False)
         except typer.Exit as e:  # the join said what went wrong, on stderr
             if e.exit_code == 130:
                 raise

@@ -37,7 +37,8 @@ def register(app: typer.Typer) -> None:
     app.command(name="ccsconfig")(ccsconfig)
     app.command(name="commitdetail")(commitdetail)
     app.command(name="demo")(demo)
-    clusterconfig.command(name="join")(join)
+    # extra arguments: the cluster-only address that may follow --enable-ccs
+    clusterconfig.command(name="join", context_settings={"allow_extra_args": True})(join)
     clusterconfig.command(name="disconnect")(disconnect)
     clusterconfig.command(name="reconnect")(reconnect)
     clusterconfig.command(name="rekey")(rekey)
@@ -217,12 +218,19 @@ def join(
         "passphrase.", show_default=False)] = None,
     group: Annotated[str | None, typer.Option("--group", help="Group to land in "
                                               "(default Main_Group).", show_default=False)] = None,
+    enable_ccs: Annotated[bool | None, typer.Option(
+        "--enable-ccs/--no-enable-ccs", help="Enable this machine's own cluster-only port "
+        "(the seed's CCS) as it joins, at the HOST:PORT given after the member's address "
+        "(default: the host of --listen, port 2222); asked on a terminal (default no).",
+        show_default=False)] = None,
     yes: YesOpt = False,
     home: HomeOpt = None, user: UserOpt = None, passphrase_file: PassOpt = None,
-    json_out: JsonOpt = False,
+    json_out: JsonOpt = False, ctx: typer.Context = None,  # type: ignore[assignment]
 ) -> None:
     """Join the cluster of a member (takes effect at once: nothing to commit)."""
     from evstore.net import client
+    from evstore_cli.cluster_cmds import join_ccs
+
 
     if fingerprint and trust:
         raise InvalidInput("give --fingerprint FP or --trust, not both")
@@ -242,7 +250,9 @@ def join(
         opts = client.JoinOptions(address=address, passphrase=secret, preshared=preshared,
                                   fingerprint=fingerprint, trust=trust, group=group)
         saved: list[Path] = []
-        data = client.join(node, who, opts, _join_questions(yes, where, saved))
+        with join_ccs(node, enable_ccs, list(ctx.args) if ctx is not None else []):
+            data = client.join(node, who, opts, _join_questions(yes, where, saved))
+        data["ccs"] = node.identity().ccs
     data["backup"] = str(saved[0]) if saved else None
     output.emit(data, json_out, lambda d: output.say(
         f"saved this machine's configuration to {d['backup']}\n"

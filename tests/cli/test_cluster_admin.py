@@ -3,10 +3,28 @@ cluster-only port question, connstatus, and a machine's own access (the "seconda
 
 from __future__ import annotations
 
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from evstore.ops.node import open_node
 from tests.cli.conftest import PASS, Cli
+from tests.cli.test_cluster_menu import _command, _env, _free_port, _wait_for_line
+
+
+@contextmanager
+def serving(home: Path) -> Iterator[subprocess.Popen[str]]:
+    """``evstore run`` on ``home`` until the block ends (stopped by its PID)."""
+    proc = subprocess.Popen([*_command(), "--home", str(home), "run"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=_env())
+    try:
+        _wait_for_line(proc, "serving ")
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 def _last_commit(home: Path) -> dict:  # type: ignore[type-arg]
@@ -44,3 +62,26 @@ def test_a_guest_changes_its_own_passphrase(cli: Cli) -> None:
     res = cli(home, "passwd", "admin", "--user", "gus", "--new-passphrase-file", str(new_pass),
               env={"EVSTORE_PASSPHRASE": "guest new pass phrase"}, code=2)
     assert "guest" in res.stderr
+
+
+def test_join_enables_this_machines_cluster_only_port_when_asked(cli: Cli) -> None:
+    member = cli.init("m1", "--listen", f"127.0.0.1:{_free_port()}")
+    cli(member, "clusterconfig", "create", "west")
+    fp = cli(member, "clusterconfig", "fingerprint", "--json")["fingerprint"]
+    address = cli(member, "status", "--json")["listen"]
+    j1 = cli.init("j1", "--listen", f"127.0.0.1:{_free_port()}")
+    j2 = cli.init("j2", "--listen", f"127.0.0.1:{_free_port()}")
+    j3 = cli.init("j3", "--listen", f"127.0.0.1:{_free_port()}")
+    ccs = f"127.0.0.1:{_free_port()}"
+    join = ("clusterconfig", "join", address, "--fingerprint", fp, "--yes", "--json")
+    with serving(member):
+        cli(j1, *join, "--enable-ccs", ccs)
+        cli(j2, *join, "--enable-ccs")
+        cli(j3, *join)  # no terminal, no flag: the default, no
+        res = cli(j3, *join, "--no-enable-ccs", "10.0.0.1:1",
+                  code=2)
+        assert "--enable-ccs" in res.stderr
+    detail = cli(member, "clusterconfig", "listdetail", "--json")
+    ports = {m["hostname"]: m["ccs"] for g in detail["groups"] for m in g["machines"]}
+    assert ports["j1"] == ccs and ports["j2"] == "127.0.0.1:2222" and ports["j3"] is None
+    assert cli(j1, "ccsconfig", "--json")["ccs"] == ccs

@@ -188,6 +188,7 @@ def test_menu_keeps_a_machine_standalone(cli: Cli, terminals: list[Terminal]) ->
     t.expect("This machine stays standalone.")
     assert t.exit_code() == 0
     assert cli(home, "clusterconfig", "list", "--json")["cluster"] is None
+    assert cli(home, "ccsconfig", "--json")["ccs"] is None  # the failed join changed nothing
 
 
 def test_end_of_input_leaves_the_menu_and_errors_keep_it_going(cli: Cli,
@@ -227,6 +228,7 @@ def test_menu_join_over_the_admin_port_is_the_join_command(cli: Cli, tmp_path: P
                      env=_env(EVSTORE_CLUSTER_PASSPHRASE=PASS))
         terminals.append(t)
         t.answer("[1]> ", "3")
+        t.answer("the cluster-only port", "")  # the seed's CCS question: default no
         t.answer("[]> ", "127.0.0.1")
         t.answer("[2200]> ", str(port))
         t.answer("[N]> ", "")  # not with a pre-shared key: the cluster's admin passphrase
@@ -254,6 +256,7 @@ def test_menu_join_to_an_unreachable_member_says_so_and_goes_on(
     t = Terminal("--home", str(home), "clusterconfig", env=_env(EVSTORE_CLUSTER_PASSPHRASE=PASS))
     terminals.append(t)
     t.answer("[1]> ", "4")  # over the cluster-only port: a pre-shared join
+    t.answer("the cluster-only port", "y")  # its own: enabled if the join succeeds
     t.answer("[]> ", "127.0.0.1")
     port = _free_port()
     t.answer("[2222]> ", str(port))
@@ -264,6 +267,7 @@ def test_menu_join_to_an_unreachable_member_says_so_and_goes_on(
     t.answer("[1]> ", "1")  # back at the first menu
     assert t.exit_code() == 0
     assert cli(home, "clusterconfig", "list", "--json")["cluster"] is None
+    assert cli(home, "ccsconfig", "--json")["ccs"] is None  # the failed join changed nothing
 
 
 def _wait_for_line(proc: subprocess.Popen[str], text: str) -> str:
