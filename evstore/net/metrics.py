@@ -36,7 +36,7 @@ from evstore.core.events import Event
 from evstore.ops.node import DB_NAME, Node, now_ms
 from evstore.storage.connect import open_db
 
-__all__ = ["ApplyLag", "Figures", "home_source", "node_source", "read_figures", "render",
+__all__ = ["AlertTotals", "ApplyLag", "Figures", "home_source", "node_source", "read_figures", "render",
            "serve_metrics"]
 
 log = logging.getLogger("evstore.metrics")
@@ -73,6 +73,27 @@ class ApplyLag:
         now = now_ms() if at_ms is None else at_ms
         for ev in applied:
             self.histogram.observe(max(0, now - ev.wall) / 1000)
+
+
+class AlertTotals:
+    """Alerts raised so far per kind, never going down within this process.
+
+    The ``alerts`` table keeps only the newest rows (storage/alerts.py), so a count per kind
+    may shrink when old rows are trimmed: a counter must not. Each scrape adds what a kind's
+    count grew by since the last scrape (a trim that removes rows of a kind while new ones
+    arrive under-counts; the figure never goes back)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, int] = {}
+        self.totals: dict[str, int] = {}
+
+    def update(self, counts: dict[str, int]) -> dict[str, int]:
+        for kind, n in counts.items():
+            before = self.last.get(kind)
+            grown = n if before is None else max(0, n - before)
+            self.totals[kind] = self.totals.get(kind, 0) + grown
+        self.last = dict(counts)
+        return dict(self.totals)
 
 
 def read_figures(node: Node) -> Figures:
@@ -161,11 +182,14 @@ def node_source(handle: Any, lag: ApplyLag) -> Source:
     """Scrapes of a serving node (``handle`` is its ``NodeHandle``): the database through the
     node's limiter, the links from its memory."""
 
+    alerts = AlertTotals()
+
     async def scrape() -> bytes:
         rt = handle.runtime
         if rt is None:
             raise OperationalError("the node is not serving yet")
         figures = await rt.db(read_figures, rt.node)
+        figures.alerts = alerts.update(figures.alerts)
         members = rt.view.members
         for mid, state in list(rt.mesh.links.items()):
             m = members.get(mid)
@@ -186,6 +210,7 @@ def home_source(home: Path) -> Source:
     """Scrapes of a home that this process does not serve (``evstore gui``): a connection of
     its own per scrape, in a worker thread; link states as the serving node last wrote them."""
     limiter = trio.CapacityLimiter(1)
+    alerts = AlertTotals()
 
     def read() -> Figures:
         conn = open_db(home / DB_NAME)
@@ -196,6 +221,7 @@ def home_source(home: Path) -> Source:
 
     async def scrape() -> bytes:
         figures = await trio.to_thread.run_sync(read, limiter=limiter)
+        figures.alerts = alerts.update(figures.alerts)
         return render(figures)
 
     return scrape

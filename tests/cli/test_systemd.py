@@ -5,6 +5,9 @@ and an abstract name); and the unit files in contrib/systemd."""
 from __future__ import annotations
 
 import configparser
+import io
+import json
+import logging
 import os
 import signal
 import socket
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from evstore.ops import systemd
+from evstore.ops import logs, systemd
 from evstore.ops.node import init_home
 from tests.net.cluster_helpers import PASS, free_port
 
@@ -28,15 +31,16 @@ def _receive(sock: socket.socket, timeout: float) -> str:
     return sock.recv(4096).decode()
 
 
-def _serve_and_stop(tmp_path: Path, address: str, bind_to: str) -> None:
+def _serve_and_stop(tmp_path: Path, address: str, bind_to: str, *extra: str) -> None:
     home = tmp_path / "n"
     init_home(home, hostname="n", passphrase=PASS, listen=f"127.0.0.1:{free_port()}")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(bind_to)
         out = (tmp_path / "run.log").open("wb")
+        err = (tmp_path / "run.err").open("wb")
         proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "evstore_cli.app", "--home", str(home), "run"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "NOTIFY_SOCKET": address})
+            [sys.executable, "-m", "evstore_cli.app", "--home", str(home), "run", *extra],
+            stdout=out, stderr=err, env={**os.environ, "NOTIFY_SOCKET": address})
         try:
             assert _receive(sock, 30) == "READY=1"
             assert b"serving" in (tmp_path / "run.log").read_bytes()  # ports bound before
@@ -48,6 +52,7 @@ def _serve_and_stop(tmp_path: Path, address: str, bind_to: str) -> None:
                 proc.kill()
                 proc.wait()
             out.close()
+            err.close()
 
 
 def test_ready_and_stopping_on_a_socket_path(tmp_path: Path) -> None:
@@ -55,9 +60,46 @@ def test_ready_and_stopping_on_a_socket_path(tmp_path: Path) -> None:
     _serve_and_stop(tmp_path, path, path)
 
 
-def test_ready_and_stopping_on_an_abstract_socket(tmp_path: Path) -> None:
+def test_ready_and_stopping_on_an_abstract_socket_with_json_logs(tmp_path: Path) -> None:
     name = f"evstore-test-notify-{os.getpid()}-{time.monotonic_ns()}"
-    _serve_and_stop(tmp_path, "@" + name, "\0" + name)
+    _serve_and_stop(tmp_path, "@" + name, "\0" + name, "--log-format", "json")
+    lines = (tmp_path / "run.err").read_text().splitlines()
+    assert lines, "the node logs the signal it stopped on"
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    for r in records:
+        assert {"time", "level", "logger", "message"} <= set(r)
+    assert any("signal" in r["message"] and r["level"] == "warning" for r in records)
+
+
+def test_json_log_lines_carry_fields_and_hide_secrets() -> None:
+    stream = io.StringIO()
+    logs.setup("json", logging.INFO, stream)
+    try:
+        logging.getLogger("evstore.test").warning(
+            "link to %s failed", "b", extra={"peer": "b", "passphrase": "hunter2",
+                                            "session_token": "abc"})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logging.getLogger("evstore.test").exception("it broke")
+    finally:
+        logs.setup("text", logging.WARNING, sys.stderr)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "link to b failed" and first["level"] == "warning"
+    assert first["logger"] == "evstore.test" and first["peer"] == "b"
+    assert first["time"].endswith("Z")
+    assert first["passphrase"] == "[redacted]" and first["session_token"] == "[redacted]"
+    assert "hunter2" not in stream.getvalue()
+    assert second["level"] == "error" and "ValueError: boom" in second["exception"]
+
+
+def test_bad_log_format_is_bad_usage(tmp_path: Path) -> None:
+    home = tmp_path / "n"
+    init_home(home, hostname="n", passphrase=PASS, listen=f"127.0.0.1:{free_port()}")
+    done = subprocess.run([sys.executable, "-m", "evstore_cli.app", "--home", str(home), "run",
+                           "--log-format", "xml"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 2 and "text or json" in done.stderr
 
 
 def test_no_notify_socket_sends_nothing_and_a_dead_one_is_not_fatal(tmp_path: Path) -> None:

@@ -162,3 +162,12 @@ async def test_gui_metrics(tmp_path: Path) -> None:
             with trio.fail_after(10):
                 assert await proc.wait() == 0, log.read_text()
     assert os.path.exists(log)
+
+
+def test_alert_totals_never_go_down() -> None:
+    totals = metrics.AlertTotals()
+    assert totals.update({"peer_down": 3}) == {"peer_down": 3}
+    assert totals.update({"peer_down": 5, "fork": 1}) == {"peer_down": 5, "fork": 1}
+    # old rows trimmed from the bounded table: the counter stays, then grows again
+    assert totals.update({"peer_down": 2, "fork": 1}) == {"peer_down": 5, "fork": 1}
+    assert totals.update({"peer_down": 4, "fork": 1}) == {"peer_down": 7, "fork": 1}
