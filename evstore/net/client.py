@@ -33,7 +33,6 @@ from evstore.core.sync import MAX_ITEMS, Item, batches
 from evstore.net import restore, wire
 from evstore.net.transport import (
     HANDSHAKE_TIMEOUT,
-    LinkError,
     PeerRefused,
     ProtocolError,
     SecureChannel,
@@ -141,6 +140,10 @@ class _Unreachable(OperationalError):
     """Nobody answered at that address (try the next one)."""
 
 
+class Refused(OperationalError):
+    """The machine answered and refused the session (another software version, say)."""
+
+
 async def _rpc_channel(caller: Caller, m: Machine, address: str) -> SecureChannel:
     try:
         channel = await caller.dial(address, expect=m)
@@ -155,7 +158,7 @@ async def _rpc_channel(caller: Caller, m: Machine, address: str) -> SecureChanne
         await wire.receive(channel, "ready", timeout=REPLY_TIMEOUT)
     except wire.RemoteRefused as e:
         await channel.aclose()
-        raise OperationalError(f"{m.hostname} ({address}) refused: {e}") from None
+        raise Refused(f"{m.hostname} ({address}) refused: {e}") from None
     except UNREACHABLE as e:
         await channel.aclose()
         raise OperationalError(f"{m.hostname} at {address}: {_why(e)}") from None
@@ -242,17 +245,12 @@ async def _join_dial(caller: Caller, opts: JoinOptions,
             f"the machine at {opts.address} has host-key fingerprint {got}, not {wanted}: do "
             "not join it (it may be an impostor); compare with `evstore clusterconfig "
             "fingerprint` on the member") from None
-    except (ProtocolError, LinkError) as e:
+    except (ProtocolError, OperationalError) as e:
         if "key" not in seen:
-            # the port dialled may be the admin port or the cluster-only one: name it, and
-            # say what each would mean, rather than guess
-            how = "a pre-shared join (--preshared)" if opts.preshared else "a passphrase join"
             raise OperationalError(
-                f"{opts.address} closed the connection before showing its host key ({e}); "
-                f"this was {how} dialled to {opts.address}: if that is the member's "
-                "cluster-only port, it takes only pre-shared joins (enter this machine with "
-                "`clusterconfig prepjoin new` and commit, or dial the admin port); if it is "
-                "the admin port, the member may be busy: try again") from None
+                f"{opts.address} refused the connection ({e}); on a cluster-only port only a "
+                "pre-shared join is taken: enter this machine there with `clusterconfig "
+                "prepjoin new` and commit") from None
         raise
     key = channel.peer_ed25519_hex
     if wanted is None and not opts.trust and not questions.trust_key(fingerprint(key),
@@ -355,6 +353,8 @@ def set_detached(node: Node, user: str, machine: str, detached: bool) -> dict[st
     if target.detached == detached:
         state = "disconnected" if detached else "connected"
         raise InvalidInput(f"{target.hostname} is already {state}")
+    if not detached and mid != node.mid:
+        trio.run(_may_reconnect, Caller(node), target)
     ev = node.append(user, "machine.detach", {"machine": mid, "detached": detached})
     others = [m for m in _others(node) if m.mid != mid]
     told = [[target]] if mid != node.mid else []
@@ -364,6 +364,21 @@ def set_detached(node: Node, user: str, machine: str, detached: bool) -> dict[st
     reach = trio.run(_deliver_all, Caller(node), phases, ev)
     return {"machine": target.hostname, "detached": detached, "event": ev.id,
             **reach.as_dict()}
+
+
+async def _may_reconnect(caller: Caller, target: Machine) -> None:
+    """Before a reconnect changes anything: will the machine take it? One that answers and
+    refuses (another software version) leaves both sides as they were; one that does not
+    answer is re-attached here and learns it at its next contact."""
+    try:
+        rpc = await open_rpc(caller, target)
+    except Refused as e:
+        raise OperationalError(f"cannot reconnect {target.hostname}: {e}; nothing was changed "
+                               "on either side (run the same version on both, then reconnect)"
+                               ) from None
+    except OperationalError:
+        return
+    await rpc.aclose()
 
 
 # ---------------------------------------------------------------------- commitdetail

@@ -1,0 +1,39 @@
+"""Cluster operations against served nodes (issue 17): a reconnect refused for a version
+mismatch changes nothing on either side (item 7)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import trio
+
+from evstore.core.errors import OperationalError
+from evstore.net import client
+from tests.net.cluster_helpers import FAST, db, on, running_cluster, start, stop
+
+
+def _detached(home: Path, name: str) -> bool:
+    def check(n):  # type: ignore[no-untyped-def]
+        st = n.structure()
+        return st.machines[st.find_machine(name)].detached
+
+    return on(home, check)
+
+
+async def test_a_reconnect_refused_for_a_version_mismatch_changes_nothing(tmp_path: Path) -> None:
+    async with running_cluster(tmp_path) as (a, b, c):
+        await db(a.home, lambda n: client.set_detached(n, "admin", "c", True))
+        await stop(c)
+        assert c.handle is None
+        async with trio.open_nursery() as nursery:
+            await start(nursery, c, dataclasses.replace(FAST, version="99.0.0"))
+            counts = {x.name: on(x.home, lambda n: n.log.count()) for x in (a, b, c)}
+            for _ in range(2):  # the second try must say the same, not "already connected"
+                with pytest.raises(OperationalError, match="version"):
+                    await db(a.home, lambda n: client.set_detached(n, "admin", "c", False))
+            assert {x.name: on(x.home, lambda n: n.log.count()) for x in (a, b, c)} == counts
+            assert _detached(a.home, "c") and _detached(b.home, "c") and _detached(c.home, "c")
+            await stop(c)
+            nursery.cancel_scope.cancel()
