@@ -14,7 +14,8 @@ from evstore.core.errors import InvalidInput
 from evstore.core.modes import split
 from evstore.ops import cluster as cluster_ops
 from evstore.ops import settings as ops
-from evstore_cli import output
+from evstore.ops import web_support
+from evstore_cli import completion, output
 from evstore_cli.common import (
     GLOBAL,
     HomeOpt,
@@ -31,7 +32,8 @@ from evstore_cli.common import (
 )
 from evstore_cli.output import handled
 
-SectionArg = Annotated[str, typer.Argument(help="A section of the catalog (see `evstore sections`).")]
+SectionArg = Annotated[str, typer.Argument(help="A section of the catalog (see `evstore sections`).",
+                                           autocompletion=completion.sections)]
 
 
 def _pretty(v: Any) -> str:
@@ -94,8 +96,9 @@ def show(
                 data["inherits_from"] = node.to_display(src)
                 data["inherited"] = inh
                 data["settings"] = None
-            data["also_defined_at"] = [node.to_display(m) for m in ops.defined_at(node, section)
-                                       if m != internal]
+            here = node.to_display(internal)
+            data["also_defined_at"] = [m for m in web_support.defined_modes(node, who, section)
+                                       if m != here]
     output.emit(data, json_out, _render_show)
 
 

@@ -123,9 +123,23 @@ def view(node: Node, user: str, mode: str, section: str) -> tuple[Value | None, 
     return value, value is not None
 
 
+def live_mode(node: Node, st: state.Structure, mode: str) -> bool:
+    """Does ``mode`` exist now? Not a deleted group (a group added again under its name is a
+    new group), not a removed machine. Settings of modes gone stay in the log for audit and
+    replay, and nowhere else."""
+    level, _, ident = mode.partition(":")
+    if level == "group":
+        return ident in st.groups and ident not in st.deleted
+    if level == "machine":
+        return ident == node.mid or any(m.mid == ident for m in st.members())
+    return st.name is not None or mode != CLUSTER
+
+
 def defined_at(node: Node, section: str) -> list[str]:
-    """The modes (internal) that define a section now."""
-    return [m for m, s in node.store.defined_sections() if s == section]
+    """The modes (internal) that define a section now (live modes only, as the pages list)."""
+    st = node.structure()
+    return [m for m, s in node.store.defined_sections()
+            if s == section and live_mode(node, st, m)]
 
 
 def not_affected(node: Node, mode: str, section: str) -> list[str]:

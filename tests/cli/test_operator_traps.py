@@ -86,3 +86,27 @@ def test_rollback_includes_them_when_asked_destructive_first(cli: Cli) -> None:
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert lines[0].startswith("DESTRUCTIVE")
     assert "carol" in out and "Data1" in out
+
+
+# ---------------------------------------------------------------- 17: a deleted group is gone
+
+
+def test_a_deleted_group_is_not_listed_and_its_namesake_is_new(cli: Cli) -> None:
+    lab = _cluster(cli)
+    cli(lab, "clusterconfig", "addgroup", "West")
+    cli(lab, "set", "dns", 'servers=["10.9.9.9"]', "--mode", "group:West")
+    cli(lab, "set", "dns", 'servers=["10.0.0.1"]', "--mode", "cluster")
+    cli(lab, "commit", "-m", "West's own dns")
+    cli(lab, "clusterconfig", "deletegroup", "West")
+    assert cli(lab, "clustershow", "dns", "--json")["defined_at"] == ["cluster"]
+    shown = cli(lab, "show", "dns", "--mode", "cluster", "--json")
+    assert shown["also_defined_at"] == []
+    assert "group:West" not in cli(lab, "show", "dns", "--mode", "cluster").stdout
+    cli(lab, "clusterconfig", "addgroup", "West")
+    res = cli(lab, "set", "dns", 'servers=["10.0.0.2"]', "--mode", "cluster")
+    assert "West" not in res.stderr  # the new West overrides nothing: no "will not affect"
+    cli(lab, "set", "dns", 'servers=["10.8.8.8"]', "--mode", "group:West")
+    cli(lab, "commit", "-m", "the new West's dns")
+    assert cli(lab, "clustershow", "dns", "--json")["defined_at"] == ["cluster", "group:West"]
+    res = cli(lab, "set", "dns", 'servers=["10.0.0.3"]', "--mode", "cluster")
+    assert "group:West" in res.stderr  # now it does
