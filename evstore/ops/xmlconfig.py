@@ -451,7 +451,14 @@ def loadconfig(node: Node, user: str, file: str | Path, *, cluster: bool = False
                group_map: Iterable[str] = (), copy_machine: Iterable[str] = (),
                machine: str | None = None, from_machine: str | None = None) -> dict[str, Any]:
     """Load a saved configuration as staged changes, after a backup of the current one."""
-    cfg = read(file)
+    return load(node, user, read(file), str(file), cluster=cluster, group_map=group_map,
+                copy_machine=copy_machine, machine=machine, from_machine=from_machine)
+
+
+def load(node: Node, user: str, cfg: ConfigFile, source: str, *, cluster: bool = False,
+         group_map: Iterable[str] = (), copy_machine: Iterable[str] = (),
+         machine: str | None = None, from_machine: str | None = None) -> dict[str, Any]:
+    """``loadconfig`` of a file already parsed (the web pages' upload): the one way to load."""
     targets = plan(node, cfg, cluster=cluster, group_map=group_map, copy_machine=copy_machine,
                    machine=machine, from_machine=from_machine)
     saved = backup(node)
@@ -459,6 +466,6 @@ def loadconfig(node: Node, user: str, file: str | Path, *, cluster: bool = False
     st = node.structure()
     mids = [m.mid for m in st.members()] if machine is None else [
         _member(node, machine) if st.name is not None else node.mid]
-    return {"file": str(file), "backup": str(saved), "staged": staged,
+    return {"file": source, "backup": str(saved), "staged": staged,
             "file_cluster": cfg.cluster, "cluster": st.name,
             "missing_interfaces": missing_interfaces(node, user, mids)}

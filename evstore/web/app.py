@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from evstore.core.errors import OperationalError
-from evstore.web import auth_pages, changes_pages, cluster_pages, settings_pages
+from evstore.web import auth_pages, changes_pages, cluster_pages, config_pages, settings_pages
 from evstore.web.db import Db
 from evstore.web.session import Backoff, Sessions, session_key
 from evstore.web.shell import Web, make_env
@@ -61,6 +61,10 @@ def routes() -> list[BaseRoute]:
         Route("/commits/{commit}", cluster_pages.commit_view, methods=["GET"]),
         Route("/clustercheck", cluster_pages.clustercheck, methods=["GET"]),
         Route("/clustercheck/{action}", cluster_pages.clustercheck_action, methods=["POST"]),
+        Route("/config", config_pages.config_page, methods=["GET"]),
+        Route("/config/save", config_pages.save, methods=["GET"]),
+        Route("/config/load", config_pages.load, methods=["POST"]),
+        Route("/config/confirm", config_pages.confirm, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
         Route("/{rest:path}", settings_pages.not_found, methods=["GET", "POST"]),
     ]

@@ -204,6 +204,11 @@ class Ctx:
         """As ``read``, for a user whose role may change settings (else 403)."""
         return await self._call("settings", fn, args)
 
+    async def admin(self, fn: Callable[..., Any], *args: Any) -> tuple[dict[str, Any], Any]:
+        """As ``read``, for a user whose role may change users (the configuration file holds
+        their passphrase hashes): else 403."""
+        return await self._call("users", fn, args)
+
     async def _call(self, what: str | None, fn: Callable[..., Any],
                     args: tuple[Any, ...]) -> tuple[dict[str, Any], Any]:
         mark = str(self.session.get("mark", ""))
@@ -238,8 +243,13 @@ class Ctx:
 Handler = Callable[[Ctx], Awaitable[Response]]
 
 
-def page(*, login: bool = True) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
-    """Wrap a handler with the session, CSRF, login and error handling described above."""
+def page(*, login: bool = True, upload: bool = False
+         ) -> Callable[[Handler], Callable[[Request], Awaitable[Response]]]:
+    """Wrap a handler with the session, CSRF, login and error handling described above.
+
+    ``upload``: the page takes one uploaded file (a configuration file) and a larger form."""
+    limits = ({"max_files": 1, "max_fields": 2000, "max_part_size": 8 * 1024 * 1024} if upload
+              else {"max_files": 0, "max_fields": 50, "max_part_size": 256 * 1024})
 
     def wrap(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(fn)
@@ -248,7 +258,7 @@ def page(*, login: bool = True) -> Callable[[Handler], Callable[[Request], Await
             session = web.sessions.load(request)
             form = None
             if request.method == "POST":
-                form = await request.form(max_files=0, max_fields=50, max_part_size=256 * 1024)
+                form = await request.form(**limits)
                 if not csrf_ok(session, form.get("csrf")):
                     return _refused(web, "this form is missing its security token (CSRF); "
                                     "reload the page and submit it again")
