@@ -9,6 +9,7 @@ started is stopped by its PID, and the demo waits for every node to exit.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -66,11 +67,12 @@ class Demo:
         sys.stdout.flush()
 
     def cmd(self, host: str, *args: str, show: bool = True) -> int:
-        """Run one ``evstore`` command on ``host``'s home, shown as typed."""
+        """Run one ``evstore`` command on ``host``'s home, shown as it would be typed in bash
+        (quoted: it works when pasted into another shell while the demo runs)."""
         from evstore_cli.app import app
 
         if show:
-            self.say(f"{host}> evstore {' '.join(args)}")
+            self.say(self.shown(host, *args))
         full = ["--home", str(self.homes[host]), "--passphrase-file", str(self.passfile), *args]
         try:
             code = typer.main.get_command(app).main(full, prog_name="evstore",
@@ -80,6 +82,9 @@ class Demo:
             code = e.exit_code
         sys.stdout.flush()
         return int(code or 0)
+
+    def shown(self, host: str, *args: str) -> str:
+        return shlex.join(["evstore", "--home", str(self.homes[host]), *args])
 
     def must(self, host: str, *args: str) -> None:
         code = self.cmd(host, *args)
@@ -154,6 +159,8 @@ class Demo:
                      str(self.passfile), *extra, show=False)
             self.say(f"  {host}: admin port 127.0.0.1:{self.ports[host]}"
                      + (f", cluster-only port 127.0.0.1:{self.ccs_port}" if extra else ""))
+        self.say("  each command below works when pasted into another shell while the demo runs, "
+                 f"after: export EVSTORE_PASSPHRASE={shlex.quote(PASSPHRASE)}")
         self.say("== Each machine runs its node (`evstore run`), its own process")
         for host in HOSTS:
             self.start_node(host)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -32,6 +33,10 @@ def test_demo_runs_a_real_cluster_and_leaves_nothing_running() -> None:
     assert len(pids) == 3
     assert not [pid for pid in pids if _alive(pid)]
     assert "No inconsistencies found." in done.stdout
+    shown = [shlex.split(ln) for ln in lines if ln.startswith("evstore --home ")]
+    west = next(a[3:] for a in shown if "group:West" in a and "set" in a)
+    assert west == ["set", "dns", 'servers=["10.2.2.2"]', "--mode", "group:West"]
+    assert "export EVSTORE_PASSPHRASE='demo passphrase'" in done.stdout
     for step in ("clusterconfig create", "clusterconfig join", "addgroup", "--mode group:West",
                  "clusterconfig disconnect", "clusterconfig reconnect", "clustercheck"):
         assert step in done.stdout
