@@ -15,7 +15,7 @@ from evstore.core.errors import InvalidInput
 from evstore.core.modes import level_of
 from evstore.ops import users
 from evstore.ops.node import Node, open_node, resolve_home
-from evstore_cli import output
+from evstore_cli import completion, output
 
 
 @dataclass
@@ -38,7 +38,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to questions (scripts).")]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="Act at this mode for this command only "
                                              "(cluster, group:NAME, machine:HOST).",
-                                             show_default=False)]
+                                             show_default=False, autocompletion=completion.modes)]
 SwitchOpt = Annotated[bool, typer.Option("--switch", help="Switch to an allowed mode if needed.")]
 
 

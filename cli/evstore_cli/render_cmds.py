@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from evstore_cli import completion
 from evstore_cli.common import GLOBAL, HomeOpt
 from evstore_cli.output import handled
 
@@ -31,7 +32,7 @@ def render(
         show_default=False)] = None,
     machine: Annotated[str | None, typer.Option(
         "--machine", help="Another machine's settings (hostname or serial).",
-        show_default=False)] = None,
+        show_default=False, autocompletion=completion.machines)] = None,
     file_mode: Annotated[str | None, typer.Option(
         "--file-mode", help="Octal mode of FILE (default: the old file's, else 0644).",
         show_default=False)] = None,

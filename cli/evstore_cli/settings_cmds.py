@@ -15,7 +15,7 @@ from evstore.core.modes import split
 from evstore.ops import cluster as cluster_ops
 from evstore.ops import settings as ops
 from evstore.ops import web_support
-from evstore_cli import output
+from evstore_cli import completion, output
 from evstore_cli.common import (
     GLOBAL,
     HomeOpt,
@@ -32,7 +32,8 @@ from evstore_cli.common import (
 )
 from evstore_cli.output import handled
 
-SectionArg = Annotated[str, typer.Argument(help="A section of the catalog (see `evstore sections`).")]
+SectionArg = Annotated[str, typer.Argument(help="A section of the catalog (see `evstore sections`).",
+                                           autocompletion=completion.sections)]
 
 
 def _pretty(v: Any) -> str:
