@@ -240,3 +240,47 @@ def test_watch_renders_after_each_commit_and_execs(home: Path, tmp_path: Path) -
         log.close()
     text = (tmp_path / "watch.log").read_text()
     assert "exited with status 3" in text
+
+
+async def test_on_a_cluster_a_file_rendered_on_c_follows_commits_on_a(tmp_path: Path) -> None:
+    """Three nodes; ``render --watch --exec`` on machine C; a reader process loops over the
+    file while commits on machine A change it again and again: it only ever sees whole files,
+    and the file ends with the last commit's value."""
+    import trio
+
+    from tests.net import cluster_helpers as ch
+
+    async with ch.running_cluster(tmp_path) as (a, _b, c):
+        await ch.commit(a, "dns", {"servers": ["10.0.0.0"]})
+        tpl = template(tmp_path, "begin {{ machine }}\n{% for s in settings.dns.servers %}"
+                       "nameserver {{ s }}\n{% endfor %}" + "# padding\n" * 400 + "end\n",
+                       "resolv.j2")
+        out = tmp_path / "resolv.conf"
+        ran = tmp_path / "ran.log"
+        log = (tmp_path / "render.log").open("w")
+        proc = subprocess.Popen(
+            [*EVSTORE, "--home", str(c.home), "render", str(tpl), "--out", str(out), "--watch",
+             "--exec", f"echo x >> {ran}"], stdout=log, stderr=subprocess.STDOUT)
+        reader: subprocess.Popen[str] | None = None
+        try:
+            await ch.wait_until("C's first render", lambda: out.exists()
+                                and "10.0.0.0" in out.read_text(), 30)
+            reader = subprocess.Popen(
+                [sys.executable, "-c", READER.replace('"v"', '"begin c"'), str(out)],
+                stdout=subprocess.PIPE, text=True)
+            for i in range(1, 9):
+                await ch.commit(a, "dns", {"servers": [f"10.0.0.{i}"]})
+                await ch.wait_until(f"commit {i} on C's file",
+                                    lambda i=i: f"nameserver 10.0.0.{i}\n" in out.read_text(), 30)
+            assert proc.poll() is None
+            assert 2 <= ran.read_text().count("x") <= 9  # once per write that changed the file
+        finally:
+            if reader is not None:
+                reader.send_signal(signal.SIGTERM)
+                stdout, _ = await trio.to_thread.run_sync(lambda: reader.communicate(timeout=20))
+            proc.send_signal(signal.SIGINT)
+            await trio.to_thread.run_sync(proc.wait, 10)
+            log.close()
+        reads, bad = (int(x) for x in stdout.split())
+        assert bad == 0 and reads > 0
+        assert out.read_text().startswith("begin c\nnameserver 10.0.0.8\n")
