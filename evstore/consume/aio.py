@@ -18,13 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import sniffio
 
-from evstore.consume import config
-from evstore.consume.config import Change, Follower
+from evstore.consume import watching as config
+from evstore.consume.watching import Change, Follower
 from evstore.storage import feed, notify
 from evstore.storage.feed import Names
 
@@ -39,7 +38,7 @@ class Watch:
     the object is dropped, or at once with ``await w.aclose()`` or ``async with``.
     """
 
-    def __init__(self, home: Path, follower: Follower) -> None:
+    def __init__(self, home: str, follower: Follower) -> None:
         self.home = home
         self.follower = follower
         self._backend: _Trio | _Asyncio | None = None
@@ -85,7 +84,7 @@ class Watch:
             self._backend.close_now()
 
 
-def watch(home: Path, follower: Follower) -> Watch:
+def watch(home: str, follower: Follower) -> Watch:
     """What ``Config.watch`` yields, as an async iterator that never blocks the event loop."""
     return Watch(home, follower)
 
@@ -107,7 +106,7 @@ class _Backend:
 
 
 class _Trio(_Backend):
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: str) -> None:
         import trio
 
         self.trio = trio
@@ -201,7 +200,7 @@ class _Reads:
 
 
 class _Asyncio(_Backend):
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: str) -> None:
         self.home = home
         self.db: Any = None
         self.reads: _Reads | None = None

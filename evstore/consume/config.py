@@ -31,73 +31,34 @@ This module imports only the standard library and evstore.storage.feed/notify, s
 
 from __future__ import annotations
 
-import difflib
 import os
-import sqlite3
-import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from evstore.core.errors import InvalidInput, OperationalError
-from evstore.storage import feed, notify
+from evstore.storage import feed
 from evstore.storage.feed import Names, Row
 
+TYPE_CHECKING = False  # (not typing's: ``evstore get`` imports neither typing nor dataclasses)
 if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterable, Iterator
+    from typing import Any
+
     from evstore.consume.aio import Watch
+    from evstore.consume.watching import Change, Follower
 
-POLL_S = 0.05  # how often to look when no signal can wake us
-SIGNALLED_POLL_S = 0.5  # a look now and then even with the signal (a writer may not announce)
-
-__all__ = ["Change", "Config", "Follower", "nearest", "open_config"]
+__all__ = ["Config", "format_cursor", "nearest", "open_config", "parse_cursor"]
 
 
 def nearest(kind: str, name: str, known: Iterable[str]) -> InvalidInput:
     """The error for an unknown name, naming the closest known one."""
+    import difflib
+
     names = sorted(set(known))
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     if close:
         return InvalidInput(f"unknown {kind} {name!r}: did you mean {close[0]!r}?")
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     return InvalidInput(f"unknown {kind} {name!r} (known: {shown or 'none'})")
-
-
-@dataclass(frozen=True)
-class Change:
-    """One section's effective settings on one machine, at one position of the feed.
-
-    ``settings`` is None when the section left the machine's settings (e.g. the machine was
-    removed from the cluster). ``initial`` marks the current settings a watch starts with (or
-    falls back to for a cursor older than the feed keeps), as opposed to a change.
-    """
-
-    section: str
-    machine: str
-    source: str | None
-    settings: dict[str, Any] | None
-    cursor: str
-    time: datetime
-    event: str | None = None
-    initial: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        """The change as ``evstore watch --json`` prints it."""
-        return {
-            "section": self.section, "machine": self.machine, "source": self.source,
-            "settings": self.settings, "cursor": self.cursor,
-            "time": self.time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "event": self.event, "initial": self.initial,
-        }
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def format_cursor(tag: str | None, position: int) -> str:
@@ -116,80 +77,6 @@ def parse_cursor(text: str, tag: str | None) -> int:
     return int(digits)
 
 
-@dataclass
-class Follower:
-    """What a watch has reported, and where it is in the feed; pure (rows in, changes out).
-
-    The drivers (``Config.watch``, evstore/consume/aio.py) read the rows in one read
-    transaction per step and hand them over: ``begin`` then either ``initial`` or ``seed``
-    and ``advance``, then ``advance`` for every later step.
-    """
-
-    machine: str
-    sections: frozenset[str] | None
-    start: str | None
-    tag: str | None = None
-    position: int = 0
-    reported: dict[str, tuple[dict[str, Any] | None, str | None]] = field(default_factory=dict)
-
-    def begin(self, tag: str | None, newest: int, oldest: int | None) -> bool:
-        """Check the start cursor against the feed; True when the current settings are needed
-        (no cursor, or one older than the rows kept)."""
-        self.tag = tag
-        if self.start is None:
-            self.position = newest
-            return True
-        at = parse_cursor(self.start, tag)
-        if at > newest:
-            raise InvalidInput(f"the cursor {self.start!r} is ahead of this home's newest "
-                               f"position ({format_cursor(tag, newest)}): it was not issued "
-                               "here (a home restored from a backup forgets later cursors)")
-        pruned = oldest - 1 if oldest is not None else newest
-        self.position = newest if at < pruned else at
-        return at < pruned
-
-    def fell_behind(self, oldest: int | None) -> bool:
-        """Were rows after ``position`` pruned before this watch read them?"""
-        return oldest is not None and oldest > self.position + 1
-
-    def _wanted(self, section: str) -> bool:
-        return self.sections is None or section in self.sections
-
-    def initial(self, rows: list[Row], names: Names) -> list[Change]:
-        """The current settings of each watched section (a start without a usable cursor)."""
-        at = _now()
-        out = []
-        for r in rows:
-            if self._wanted(r.section):
-                self.reported[r.section] = (r.settings, r.source)
-                out.append(self._change(r, names, at, initial=True))
-        return out
-
-    def seed(self, rows: list[Row]) -> None:
-        """What was last reported per section, as of the start cursor (the rows still kept)."""
-        for r in rows:
-            self.reported[r.section] = (r.settings, r.source)
-
-    def advance(self, rows: list[Row], newest: int, names: Names) -> list[Change]:
-        """The changes among ``rows`` (the feed after ``position`` up to ``newest``)."""
-        self.position = max(self.position, newest)
-        last: dict[str, Row] = {}
-        for r in rows:
-            if self._wanted(r.section):
-                last[r.section] = r
-        out = []
-        for r in sorted(last.values(), key=lambda r: r.id):
-            if self.reported.get(r.section, (None, "?")) != (r.settings, r.source):
-                self.reported[r.section] = (r.settings, r.source)
-                out.append(self._change(r, names, _utc(r.at_ms)))
-        return out
-
-    def _change(self, r: Row, names: Names, at: datetime, *, initial: bool = False) -> Change:
-        position = self.position if initial else r.id
-        return Change(r.section, names.hostname(self.machine), names.display(r.source),
-                      r.settings, format_cursor(self.tag, position), at, r.event, initial)
-
-
 class Config:
     """A machine's effective settings on one home; see the module docstring.
 
@@ -198,7 +85,7 @@ class Config:
     read-only database connection: close it (or use ``with``) when done.
     """
 
-    def __init__(self, home: Path, conn: sqlite3.Connection, machine_id: str,
+    def __init__(self, home: str, conn: sqlite3.Connection, machine_id: str,
                  names: Names) -> None:
         self.home = home
         self.machine_id = machine_id
@@ -253,6 +140,8 @@ class Config:
         return wanted
 
     def follower(self, sections: Iterable[str] | None, from_cursor: str | None) -> Follower:
+        from evstore.consume.watching import Follower
+
         return Follower(self.machine_id, self.check_sections(sections), from_cursor)
 
     def watch(self, sections: Iterable[str] | None = None,
@@ -264,7 +153,9 @@ class Config:
         when the iteration starts.
         """
         follower = self.follower(sections, from_cursor)
-        return _watch(self.home, follower)
+        from evstore.consume import watching
+
+        return watching.watch(self.home, follower)
 
     def watch_async(self, sections: Iterable[str] | None = None,
                     from_cursor: str | None = None) -> Watch:
@@ -284,83 +175,23 @@ class Config:
         self.close()
 
 
-# ---------------------------------------------------------------------- the blocking driver
-
-
-def first_step(conn: sqlite3.Connection, f: Follower) -> list[Change]:
-    with feed.snapshot(conn):
-        resync = f.begin(feed.tag(conn), feed.newest(conn), feed.oldest(conn))
-        names = feed.names(conn)
-        if resync:
-            return f.initial(feed.effective(conn, f.machine), names)
-        f.seed(feed.as_of(conn, f.machine, f.position))
-        newest = feed.newest(conn)
-        return f.advance(feed.changes(conn, f.machine, f.position, newest), newest, names)
-
-
-def next_step(conn: sqlite3.Connection, f: Follower) -> list[Change] | None:
-    """The changes since the last step; None when the feed did not move."""
-    with feed.snapshot(conn):
-        newest = feed.newest(conn)
-        if newest <= f.position:
-            return None
-        if f.fell_behind(feed.oldest(conn)):
-            f.position = newest
-            return f.initial(feed.effective(conn, f.machine), feed.names(conn))
-        rows = feed.changes(conn, f.machine, f.position, newest)
-        return f.advance(rows, newest, feed.names(conn) if rows else Names({}, {}))
-
-
-def _watch(home: Path, follower: Follower) -> Iterator[Change]:
-    conn = feed.open_reader(home)
-    listener = None
-    try:
-        listener = notify.listen(home)  # before the first read: no change falls in between
-        yield from first_step(conn, follower)
-        seen = feed.data_version(conn)
-        while True:
-            if listener is not None:
-                listener.drain()
-            changes = next_step(conn, follower)
-            if changes:
-                yield from changes
-                continue
-            seen = _wait(conn, listener, seen)
-    finally:
-        if listener is not None:
-            listener.close()
-        conn.close()
-
-
-def _wait(conn: sqlite3.Connection, listener: notify.Listener | None, seen: int) -> int:
-    """Until a change is announced, or another connection committed (``data_version``)."""
-    while True:
-        if listener is not None:
-            if listener.wait(SIGNALLED_POLL_S):
-                return seen
-        else:
-            time.sleep(POLL_S)
-        now = feed.data_version(conn)
-        if now != seen:
-            return now
-
-
 # ---------------------------------------------------------------------- opening
 
 
-def resolve_home(home: str | os.PathLike[str] | None) -> Path:
+def resolve_home(home: str | os.PathLike[str] | None) -> str:
     raw = home if home is not None else os.environ.get("EVSTORE_HOME")
     if not raw:
         raise InvalidInput("no home folder: pass --home DIR or set EVSTORE_HOME")
-    return Path(raw)
+    return os.fspath(raw)
 
 
-def _own_machine(home: Path, conn: sqlite3.Connection) -> str | None:
+def _own_machine(home: str, conn: sqlite3.Connection) -> str | None:
     mid = feed.own_machine(conn)
     if mid:
         return mid
     try:
-        return (home / "host.pub").read_text().strip() or None
+        with open(os.path.join(home, "host.pub"), encoding="ascii") as f:
+            return f.read().strip() or None
     except OSError:
         return None
 

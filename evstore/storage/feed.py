@@ -22,15 +22,14 @@ through aiosqlite) runs exactly the same SQL as the blocking one here.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 from evstore.core.errors import InvalidInput, OperationalError
+
+TYPE_CHECKING = False  # (not typing's: ``evstore get`` does not import typing at all)
+if TYPE_CHECKING:
+    from typing import Any
 
 DB_NAME = "evstore.db"  # as evstore.ops.node.DB_NAME (not imported: ops loads the whole store)
 STRUCT = "@structure"  # as evstore.core.state.STRUCT
@@ -62,16 +61,22 @@ DATA_VERSION_SQL = "PRAGMA data_version"
 SCHEMA_SQL = "PRAGMA user_version"
 
 
-@dataclass(frozen=True)
 class Row:
     """One change of a machine's effective settings of a section, as the feed holds it."""
 
-    id: int
-    section: str
-    settings: dict[str, Any] | None  # None: the section is absent
-    source: str | None
-    event: str | None
-    at_ms: int
+    __slots__ = ("id", "section", "settings", "source", "event", "at_ms")
+
+    def __init__(self, ident: int, section: str, settings: dict[str, Any] | None,
+                 source: str | None, event: str | None, at_ms: int) -> None:
+        self.id = ident
+        self.section = section
+        self.settings = settings  # None: the section is absent
+        self.source = source
+        self.event = event
+        self.at_ms = at_ms
+
+    def __repr__(self) -> str:
+        return f"Row({self.id}, {self.section!r}, {self.source!r})"
 
 
 def row_of(r: tuple[Any, ...]) -> Row:
@@ -80,22 +85,27 @@ def row_of(r: tuple[Any, ...]) -> Row:
                event, int(at))
 
 
-def db_path(home: str | Path) -> Path:
-    return Path(home) / DB_NAME
+def db_path(home: str | os.PathLike[str]) -> str:
+    return os.path.join(os.fspath(home), DB_NAME)
 
 
-def reader_uris(path: Path) -> list[str]:
+def _uri_path(path: str) -> str:
+    """A file name as the path of a ``file:`` URI (what would end or escape it, escaped)."""
+    return path.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+
+
+def reader_uris(path: str) -> list[str]:
     """Read-only URIs to try, in order: a normal reader, then one for a home nobody writes.
 
     A read-only connection to a WAL database needs its ``-shm`` file; where it cannot be
     made (a read-only folder after the last writer removed it) SQLite can still read the
     file as immutable, which is right only while no process writes it, as there.
     """
-    base = "file:" + quote(str(path.resolve()))
+    base = "file:" + _uri_path(os.path.realpath(path))
     return [f"{base}?mode=ro", f"{base}?mode=ro&immutable=1"]
 
 
-def open_reader(home: str | Path) -> sqlite3.Connection:
+def open_reader(home: str | os.PathLike[str]) -> sqlite3.Connection:
     """A read-only connection to the home's database; never migrates, never writes.
 
     Raises ``InvalidInput`` when ``home`` holds no evstore database and ``OperationalError``
@@ -104,16 +114,16 @@ def open_reader(home: str | Path) -> sqlite3.Connection:
     return _open_checked(home)[0]
 
 
-def reader_uri(home: str | Path) -> str:
+def reader_uri(home: str | os.PathLike[str]) -> str:
     """The URI :func:`open_reader` connects with (for aiosqlite), after the same checks."""
     conn, uri = _open_checked(home)
     conn.close()
     return uri
 
 
-def _open_checked(home: str | Path) -> tuple[sqlite3.Connection, str]:
+def _open_checked(home: str | os.PathLike[str]) -> tuple[sqlite3.Connection, str]:
     path = db_path(home)
-    if not path.is_file():
+    if not os.path.isfile(path):
         raise InvalidInput(f"{home} is not an evstore home (no {DB_NAME}): pass --home or "
                            "set EVSTORE_HOME")
     error: Exception | None = None
@@ -132,7 +142,7 @@ def _open_checked(home: str | Path) -> tuple[sqlite3.Connection, str]:
     raise OperationalError(f"cannot read the database {path}: {error}")
 
 
-def check_schema(version: int, path: Path) -> None:
+def check_schema(version: int, path: str) -> None:
     if version < FEED_SCHEMA:
         raise OperationalError(
             f"the database {path} has schema version {version}, older than this evstore's "
@@ -141,14 +151,20 @@ def check_schema(version: int, path: Path) -> None:
         )
 
 
-@contextmanager
-def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+class snapshot:  # noqa: N801 (used as a function: ``with snapshot(conn):``)
     """One read transaction: every read inside sees the same commits."""
-    conn.execute("BEGIN")
-    try:
-        yield conn
-    finally:
-        conn.execute("COMMIT")
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN")
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.conn.execute("COMMIT")
 
 
 def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -183,12 +199,14 @@ def data_version(conn: sqlite3.Connection) -> int:
     return int(_one(conn, DATA_VERSION_SQL))
 
 
-@dataclass
 class Names:
     """The names people use for machines and groups, from the structure registers."""
 
-    machines: dict[str, dict[str, Any]]  # mid -> {"hostname", "serial", "removed"}
-    groups: dict[str, str]  # gid -> name
+    __slots__ = ("machines", "groups")
+
+    def __init__(self, machines: dict[str, dict[str, Any]], groups: dict[str, str]) -> None:
+        self.machines = machines  # mid -> {"hostname", "serial", "removed"}
+        self.groups = groups  # gid -> name
 
     def hostname(self, mid: str) -> str:
         return str(self.machines.get(mid, {}).get("hostname") or mid)
