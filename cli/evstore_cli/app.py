@@ -3,134 +3,130 @@
 Each command parses its options, opens the node, calls one library function and prints the
 result (a table, or exactly one JSON document with --json). Errors become one line on stderr
 with exit code 2 (bad usage or input) or 1 (operational failure).
+
+Start-up: scripts call the CLI in loops, so a call imports only what its command needs.
+``main`` answers ``--version`` before typer is imported; otherwise it builds the typer app with
+the one command module that the command line names (``COMMAND_MODULES``), and every module
+imports its heavy dependencies (trio, the network, the web stack, rich) inside the commands
+that use them. ``app`` (for tests and ``--help``) is the whole app, built on first use.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import typer
+from evstore._version import __version__
 
-from evstore import __version__
-from evstore.core import catalog
-from evstore.ops import node as node_ops
-from evstore_cli import (
-    check_cmds,
-    cluster_cmds,
-    forensics_cmds,
-    gui_cmds,
-    node_cmds,
-    output,
-    settings_cmds,
-)
-from evstore_cli.common import GLOBAL, HomeOpt, JsonOpt, PassOpt, UserOpt, node_for
-from evstore_cli.output import handled
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="evstore",
-    help="Peer-to-peer configuration store for fleets of machines (cluster, group, machine).",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-)
-app.add_typer(cluster_cmds.clusterconfig, name="clusterconfig")
-settings_cmds.register(app)
-cluster_cmds.register(app)
-node_cmds.register(app)
-check_cmds.register(app)
-forensics_cmds.register(app)
-gui_cmds.register(app)
+# The command modules of cli/evstore_cli, in the order of `evstore --help`, each with the
+# top-level commands and groups its ``register(app)`` adds. A new module is one line here
+# (tests/cli/test_startup.py checks these lists against the modules). A command missing from
+# the lists still works: its call builds the whole app, which is only slower.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "cluster_cmds": ("clusterconfig", "userconfig", "passwd"),
+    "settings_cmds": ("clustermode", "show", "set", "edit", "override", "delete", "clustershow",
+                      "clusterset", "changes", "commit", "clearchanges", "clear"),
+    "node_cmds": ("run", "ccsconfig", "commitdetail", "demo"),
+    "check_cmds": ("clustercheck",),
+    "forensics_cmds": ("audit", "blame", "diff", "replay", "verify", "revert", "rollback",
+                       "saveconfig", "loadconfig"),
+    "gui_cmds": ("gui",),
+    "render_cmds": ("render",),
+    "home_cmds": ("init", "status", "sections"),
+    "backup_cmds": ("backup",),
+}
+
+# Global options that take a value (they may come before the command's name).
+_VALUED = ("--home", "--user", "--passphrase-file")
+
+_probes: dict[str, typer.Typer] = {}
+_full: typer.Typer | None = None
 
 
-def _version(value: bool) -> None:
-    if value:
-        output.say(f"evstore {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def root(
-    home: HomeOpt = None,
-    user: UserOpt = None,
-    passphrase_file: PassOpt = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
-) -> None:
-    """Global options; each may also be given after the command."""
-    GLOBAL.home = home
-    GLOBAL.user = user or "admin"
-    GLOBAL.passphrase_file = passphrase_file
-
-
-@app.command()
-@handled
-def init(
-    hostname: Annotated[str, typer.Option("--hostname", help="This machine's name (never resolved).")],
-    serial: Annotated[str | None, typer.Option("--serial", help="Serial number (generated if not given).")] = None,
-    listen: Annotated[str | None, typer.Option("--listen", help="Admin port HOST:PORT (logins and joins).")] = None,
-    ccs: Annotated[str | None, typer.Option("--ccs", help="Cluster-only port HOST:PORT (off unless given; port 2222 by default).")] = None,
-    admin_passphrase_file: Annotated[Path | None, typer.Option("--admin-passphrase-file", help="File whose first line is the admin passphrase.")] = None,
-    home: HomeOpt = None,
-    json_out: JsonOpt = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Accepted for scripts.")] = False,
-) -> None:
-    """Make a standalone machine: database, host key (0600), identity, admin user."""
-    phrase = output.passphrase(admin_passphrase_file, prompt="Admin passphrase", twice=True)
-    if phrase is None:
-        raise output.fail("no admin passphrase: pass --admin-passphrase-file FILE or set "
-                          "EVSTORE_PASSPHRASE")
-    where = node_ops.resolve_home(home or GLOBAL.home)
-    status = node_ops.init_home(where, hostname=hostname, passphrase=phrase, serial=serial,
-                                listen=listen, ccs=ccs)
-    output.emit(status, json_out, lambda s: output.say(
-        f"initialized {s['hostname']} (serial {s['serial']}) in {where}\n"
-        f"host key fingerprint: {s['fingerprint']}"))
-
-
-@app.command()
-@handled
-def status(home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False) -> None:
-    """Identity, cluster, mode, event counts, version vector, state digest, peers, alerts."""
-    with node_for(home) as node:
-        data = node.status(user or GLOBAL.user)
-    output.emit(data, json_out, _render_status)
-
-
-def _render_status(s: dict[str, Any]) -> None:
-    rows = [
-        ["hostname", s["hostname"]], ["serial", s["serial"]], ["version", s["version"]],
-        ["cluster", s["cluster"] or "(standalone)"], ["group", s["group"] or "-"],
-        ["mode", s["mode"]], ["events", s["events"]], ["fingerprint", s["fingerprint"]],
-        ["state digest", s["state_digest"]], ["pending / held / forks",
-                                              f"{s['pending']} / {s['held']} / {s['forks']}"],
-    ]
-    output.table(None, ["", ""], rows)
-    if s["peers"]:
-        output.table("peers", ["hostname", "address", "state", "last seen", "clock offset ms"],
-                     [[p["hostname"], p["address"], p["state"], p["last_seen"],
-                       p["clock_offset_ms"]] for p in s["peers"]])
-    for d in s.get("disabled", []):
-        output.say(f"disabled on {d['hostname']}: {d['section']} {d['item']}: {d['reason']}")
-    for a in s["alerts"]:
-        output.say(f"alert {a['at']} {a['kind']}: {a['detail']}")
-
-
-@app.command()
-@handled
-def sections(json_out: JsonOpt = False) -> None:
-    """The catalog of sections, with the levels each may be set at."""
-    data = catalog.describe()
-    output.emit(data, json_out, lambda d: output.table(
-        "sections", ["section", "levels", "seed command", "title"],
-        [[s["name"], ",".join(s["levels"]), s.get("seed_command", ""), s.get("title", "")]
-         for s in d]))
-
-
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
-    app()
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--version"]:  # answered before typer is imported
+        sys.stdout.write(f"evstore {__version__}\n")
+        return
+    # Fast paths: a command served without typer at all is dispatched here, before
+    # build(); it must accept exactly what its typer command accepts (`evstore get`).
+    build(command_of(args))(args=args, prog_name="evstore")
+
+
+def command_of(args: Sequence[str]) -> str | None:
+    """The command's name: the first word that is not a global option or its value."""
+    skip = False
+    for word in args:
+        if skip:
+            skip = False
+        elif word in _VALUED:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+        elif word == "--":
+            return None
+    return None
+
+
+def build(command: str | None = None) -> typer.Typer:
+    """The typer app with only the modules ``command`` needs (all of them for None, for an
+    unknown name, and for a group, which several modules may extend)."""
+    from evstore_cli.shell import new_root
+
+    owners = [m for m, names in COMMAND_MODULES.items() if command in names]
+    if command is None or not owners:
+        return _whole()
+    app = new_root()
+    for name in owners:
+        probe = _probe(name)
+        if any(g.name == command for g in probe.registered_groups):
+            return _whole()
+        app.registered_commands += [c for c in probe.registered_commands
+                                    if _name_of(c) == command]
+    return app
+
+
+def _whole() -> typer.Typer:
+    global _full
+    if _full is None:
+        from evstore_cli.shell import new_root
+
+        _full = new_root()
+        for name in COMMAND_MODULES:
+            probe = _probe(name)
+            _full.registered_groups += probe.registered_groups
+            _full.registered_commands += probe.registered_commands
+    return _full
+
+
+def _probe(module: str) -> typer.Typer:
+    """What ``module.register`` adds, registered once per process into a scratch app
+    (a module may also extend another module's group: node_cmds adds to clusterconfig)."""
+    if module not in _probes:
+        import typer
+
+        probe = typer.Typer()
+        importlib.import_module(f"evstore_cli.{module}").register(probe)
+        _probes[module] = probe
+    return _probes[module]
+
+
+def _name_of(info: Any) -> str:
+    if info.name:
+        return str(info.name)
+    return str(info.callback.__name__).lower().replace("_", "-")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        return _whole()
+    raise AttributeError(f"module 'evstore_cli.app' has no attribute {name!r}")
 
 
 if __name__ == "__main__":

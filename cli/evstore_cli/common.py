@@ -6,16 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from evstore.core import catalog
 from evstore.core.errors import InvalidInput
-from evstore.core.modes import level_of
-from evstore.ops import users
-from evstore.ops.node import Node, open_node, resolve_home
-from evstore_cli import completion, output
+from evstore_cli import output
+
+if TYPE_CHECKING:  # the store is imported by the commands that open it, not by every command
+    from evstore.ops.node import Node
 
 
 @dataclass
@@ -38,8 +37,28 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to questions (scripts).")]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="Act at this mode for this command only "
                                              "(cluster, group:NAME, machine:HOST).",
-                                             show_default=False, autocompletion=completion.modes)]
+                                             show_default=False)]
 SwitchOpt = Annotated[bool, typer.Option("--switch", help="Switch to an allowed mode if needed.")]
+
+
+# The optional parts (pyproject's extras) and a module that each must provide.
+EXTRAS = {
+    "gui": ("starlette", "hypercorn", "jinja2", "itsdangerous"),
+    "metrics": ("prometheus_client",),
+    "asyncio": ("aiosqlite",),
+}
+
+
+def need(extra: str, what: str) -> None:
+    """Refuse (one line, exit 1) when ``what`` needs an extra that is not installed."""
+    import importlib.util
+
+    from evstore.core.errors import OperationalError
+
+    missing = [m for m in EXTRAS[extra] if importlib.util.find_spec(m) is None]
+    if missing:
+        raise OperationalError(f"{what} needs the {extra} extra ({', '.join(missing)} "
+                               f"missing): pip install 'evstore[{extra}]'")
 
 
 def user_of(user: str | None) -> str:
@@ -48,6 +67,8 @@ def user_of(user: str | None) -> str:
 
 @contextmanager
 def node_for(home: Path | None) -> Iterator[Node]:
+    from evstore.ops.node import open_node, resolve_home
+
     with open_node(resolve_home(home or GLOBAL.home)) as node:
         yield node
 
@@ -59,6 +80,8 @@ def authenticated(node: Node, user: str | None, passphrase_file: Path | None,
     secret = output.passphrase(passphrase_file or GLOBAL.passphrase_file)
     node.authenticate(name, secret)
     if what:
+        from evstore.ops import users
+
         users.require(node, name, what)
     return name
 
@@ -84,6 +107,9 @@ def settings_mode(node: Node, user: str, mode: str | None, section: str, switch:
 
 def _check_level(node: Node, section: str, internal: str, *, explicit: bool, switch: bool,
                  user: str = "admin") -> str:
+    from evstore.core import catalog
+    from evstore.core.modes import level_of
+
     sec = catalog.get(section)
     if not node.in_cluster() or level_of(internal) in sec.levels:
         return internal
@@ -118,6 +144,8 @@ def cluster_level(node: Node, user: str | None) -> None:
     who = user_of(user)
     if not node.in_cluster() or node.mode_of(who) == "cluster" or not output.interactive():
         return
+    from evstore.ops import users
+
     if users.role_of(node, who) == "guest":
         return
     if output.confirm('This command is restricted to "cluster" mode. Switch to "cluster" mode?'):

@@ -7,13 +7,11 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import trio
 import typer
 
 from evstore.core.errors import EvstoreError
-from evstore.ops.node import open_node, parse_hostport, resolve_home
 from evstore_cli import output
-from evstore_cli.common import GLOBAL, HomeOpt
+from evstore_cli.common import GLOBAL, HomeOpt, need
 from evstore_cli.output import handled
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -35,6 +33,13 @@ def gui(
     home: HomeOpt = None,
 ) -> None:
     """Serve the web pages for this home until interrupted (SIGINT or SIGTERM)."""
+    need("gui", "evstore gui")
+    if metrics:
+        need("metrics", "--metrics")
+    import trio
+
+    from evstore.ops.node import open_node, resolve_home
+
     where = resolve_home(home or GLOBAL.home)
     host, port = _listen(listen)
     metrics_at = _listen(metrics) if metrics else None
@@ -53,6 +58,8 @@ def gui(
 
 def _listen(text: str) -> tuple[str, int]:
     """HOST:PORT as everywhere else, and HOST:0 for any free port (printed once bound)."""
+    from evstore.ops.node import parse_hostport
+
     if text.endswith(":0"):
         return parse_hostport(text[:-2] + ":1")[0], 0
     return parse_hostport(text)
@@ -60,6 +67,8 @@ def _listen(text: str) -> tuple[str, int]:
 
 async def _serve(home: Path, host: str, port: int,
                  metrics: tuple[str, int] | None = None) -> None:
+    import trio
+
     from evstore.ops import systemd
     from evstore.web import serve_gui
 

@@ -9,23 +9,44 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from evstore.core.errors import EvstoreError
 
-console = Console(highlight=False, soft_wrap=True, emoji=False)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Lines of text are written straight to the streams; rich (about 25 ms to import) is loaded
+# only for tables and progress bars. The characters rich drops from plain text are dropped here
+# too, so a line reads the same either way.
+_DROPPED = dict.fromkeys(map(ord, "\x07\x08\x0b\x0c\x0d"))
+_consoles: dict[str, Console] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``console`` and ``err_console``: the rich consoles, made on first use."""
+    if name not in ("console", "err_console"):
+        raise AttributeError(f"module 'evstore_cli.output' has no attribute {name!r}")
+    if name not in _consoles:
+        from rich.console import Console
+
+        _consoles[name] = Console(stderr=name == "err_console", highlight=False,
+                                  soft_wrap=True, emoji=False)
+    return _consoles[name]
+
+
+def _line(text: str, stream: TextIO) -> None:
+    stream.write(text.translate(_DROPPED) + "\n")
+    stream.flush()
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one line on stderr and return the exit to raise."""
-    err_console.print(f"error: {message}", markup=False)
+    _line(f"error: {message}", sys.stderr)
     return typer.Exit(code)
 
 
@@ -52,18 +73,21 @@ def emit(data: Any, as_json: bool, render: Callable[[Any], None] | None = None) 
     elif render is not None:
         render(data)
     else:
-        console.print(json.dumps(data, indent=2, ensure_ascii=False), markup=False)
+        say(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def say(text: str) -> None:
-    console.print(text, markup=False)
+    _line(text, sys.stdout)
 
 
 def warn(text: str) -> None:
-    err_console.print(f"warning: {text}", markup=False)
+    _line(f"warning: {text}", sys.stderr)
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    console = __getattr__("console")
     t = Table(title=title, show_lines=False, show_header=any(columns))
     for c in columns:
         t.add_column(c)
