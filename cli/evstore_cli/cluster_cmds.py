@@ -196,12 +196,31 @@ def listdetail(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
 @clusterconfig.command()
 @handled
 def connstatus(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """Links to the other members as seen from this machine."""
+    """Links to the other members as seen from this machine: does each announced host
+    resolve here (and to what), the link's state and for how long, when last seen."""
     with node_for(home) as node:
-        data = {"links": node.peers()}
+        data = {"links": ops.connstatus(node)}
     output.emit(data, json_out, lambda d: output.table(
-        "links", ["hostname", "address", "state", "last seen"],
-        [[p["hostname"], p["address"], p["state"], p["last_seen"]] for p in d["links"]]))
+        "links", ["hostname", "address", "resolves to", "state", "since", "last seen"],
+        [[p["hostname"], p["address"], _resolved(p["resolution"]), p["state"], _since(p),
+          p["last_seen"] or "never"] for p in d["links"]]))
+
+
+def _resolved(r: dict[str, Any]) -> str:
+    return ", ".join(r["addresses"]) if r["resolves"] else f"{r['host']}: does not resolve"
+
+
+def _since(p: dict[str, Any]) -> str:
+    """How long the link has been in its state, as a person reads it (3d 4h, 5m 2s)."""
+    secs = p.get("for_seconds")
+    if secs is None:
+        return "unknown"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if secs >= size or (unit == "s" and not parts):
+            parts.append(f"{secs // size}{unit}")
+            secs %= size
+    return " ".join(parts[:2]) + f" (since {p['since']})"
 
 
 @contextmanager

@@ -264,6 +264,48 @@ def list_cluster(node: Node, detail: bool = False) -> dict[str, Any]:
     return {"cluster": st.name, "groups": groups}
 
 
+def connstatus(node: Node, now: int | None = None) -> list[dict[str, Any]]:
+    """The links as this machine sees them (``Node.peers``), with what the seed's CONNSTATUS
+    adds: whether each peer's announced host resolves here and to what, and how long each
+    link has been in its state (``since``: when it entered it, None when never known)."""
+    now = now_ms() if now is None else now
+    st = node.structure()
+    since = dict(node.conn.execute("SELECT machine, since FROM links").fetchall())
+    rows = []
+    for peer in node.peers(st):
+        mid = st.find_machine(peer["hostname"])
+        m = st.machines[mid] if mid else None
+        at = since.get(mid) if peer["state"] != "disconnected" else _detached_at(node, st, mid)
+        rows.append({**peer, "resolution": resolve_host(m.ccs or m.listen if m else ""),
+                     "since": iso(at) if at else None,
+                     "for_seconds": max(0, (now - at) // 1000) if at else None})
+    return rows
+
+
+def _detached_at(node: Node, st: state.Structure, mid: str | None) -> int | None:
+    """When the machine (or this one, which cuts every link) was detached."""
+    me = st.machines.get(node.mid)
+    which = node.mid if me is not None and me.detached else mid
+    if which is None:
+        return None
+    w = node.store.winners_of(machine_mode(which), state.STRUCT).get("detached")
+    return w.wall if w else None
+
+
+def resolve_host(address: str) -> dict[str, Any]:
+    """Does the host of ``address`` resolve here, and to which addresses (an IP address
+    resolves to itself)?"""
+    import socket
+
+    host = address.rpartition(":")[0].strip("[]") if ":" in address else address
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return {"host": host, "resolves": False, "addresses": []}
+    found = sorted({str(info[4][0]) for info in infos})
+    return {"host": host, "resolves": bool(found), "addresses": found}
+
+
 def _fp(key: str) -> str:
     from evstore.core.events import fingerprint
 
@@ -292,6 +334,6 @@ def clustershow(node: Node, section: str) -> dict[str, Any]:
 
 
 __all__ = [
-    "addgroup", "clustershow", "create", "current", "deletegroup", "inherited", "list_cluster",
+    "addgroup", "clustershow", "connstatus", "create", "current", "deletegroup", "inherited", "list_cluster",
     "removemachine", "renamegroup", "setgroup", "setname", "OperationalError",
 ]

@@ -85,3 +85,22 @@ def test_join_enables_this_machines_cluster_only_port_when_asked(cli: Cli) -> No
     ports = {m["hostname"]: m["ccs"] for g in detail["groups"] for m in g["machines"]}
     assert ports["j1"] == ccs and ports["j2"] == "127.0.0.1:2222" and ports["j3"] is None
     assert cli(j1, "ccsconfig", "--json")["ccs"] == ccs
+
+
+def test_connstatus_shows_name_resolution_and_time_in_state(cli: Cli) -> None:
+    from evstore.ops import cluster, membership
+
+    a = cli.init("a", "--listen", "localhost:2401")
+    b = cli.init("b", "--listen", "localhost:2402")
+    cli(a, "clusterconfig", "create", "names")
+    with open_node(a) as na, open_node(b) as nb:
+        membership.admit(na, "admin", membership.join_request(nb), passphrase=PASS)
+        membership.take_up(nb, "admin", membership.member_events(na))
+        assert cluster.connstatus(na)[0]["hostname"] == "b"
+    cli(a, "clusterconfig", "disconnect", "b", code=1)  # b is not served: told later
+    doc = cli(a, "clusterconfig", "connstatus", "--json", code=0)
+    [link] = doc["links"]
+    assert link["resolution"]["resolves"] and link["state"] == "disconnected"
+    assert isinstance(link["for_seconds"], int) and link["since"].endswith("Z")
+    text = cli(a, "clusterconfig", "connstatus", env={"COLUMNS": "250"}).stdout
+    assert "resolves to" in text and "disconnected" in text and "since" in text

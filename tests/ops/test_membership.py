@@ -268,3 +268,27 @@ def test_a_prepjoin_entry_is_used_up_by_its_join(homes: list[Node]) -> None:
         assert users.prepjoin_list(n, "admin") == [], n.identity().hostname
     with pytest.raises(InvalidInput, match="used up|pre-shared"):
         membership.check_credentials(a, "b.example", b.origin, passphrase=None, preshared=True)
+
+
+def test_connstatus_resolves_announced_names_and_says_since_when(tmp_path: Path) -> None:
+    homes = {}
+    for name, listen in (("a", "localhost:2301"), ("b", "localhost:2302"),
+                         ("c", "no-such-host.invalid:2303")):
+        init_home(tmp_path / name, hostname=name, passphrase=PASS, listen=listen)
+        homes[name] = tmp_path / name
+    with open_node(homes["a"]) as a, open_node(homes["b"]) as b, open_node(homes["c"]) as c:
+        cluster.create(a, "admin", "names")
+        join(a, b)
+        join(a, c)
+        before = now_ms()
+        a.append("admin", "machine.detach", {"machine": c.mid, "detached": True})
+        rows = {r["hostname"]: r for r in cluster.connstatus(a, now=before + 5000)}
+    assert set(rows) == {"b", "c"}
+    assert rows["b"]["resolution"]["host"] == "localhost"
+    assert rows["b"]["resolution"]["resolves"] is True
+    assert rows["b"]["resolution"]["addresses"]
+    assert rows["c"]["resolution"] == {"host": "no-such-host.invalid", "resolves": False,
+                                       "addresses": []}
+    assert rows["b"]["state"] == "down" and rows["b"]["since"] is None
+    assert rows["c"]["state"] == "disconnected"
+    assert rows["c"]["since"] is not None and 4 <= rows["c"]["for_seconds"] <= 6
