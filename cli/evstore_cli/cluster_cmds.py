@@ -215,7 +215,7 @@ def _since(p: dict[str, Any]) -> str:
     secs = p.get("for_seconds")
     if secs is None:
         return "unknown"
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if secs >= size or (unit == "s" and not parts):
             parts.append(f"{secs // size}{unit}")
