@@ -73,7 +73,7 @@ def new_root() -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         pretty_exceptions_show_locals=False,
-        add_completion=False,
+        add_completion=True,  # --install-completion, --show-completion (issue 14 item 8)
     )
     app.callback()(root)
     return app
