@@ -89,7 +89,7 @@ class Guard:
     """Failed attempts per source and overall (see the module docstring)."""
 
     per_source: Backoff = field(default_factory=Backoff)
-    overall_free: int = 20
+    overall_free: int = 10
     overall_base: float = 0.05
     overall_cap: float = 1.0
     overall_forget: float = 60.0

@@ -60,7 +60,7 @@ from evstore.net import preauth, restore, wire
 from evstore.net.gossip import DEFAULT_PING_INTERVAL, LinkState, Mesh, ThreadedLog
 from evstore.net.linkbook import LinkBook, peer_vv_of
 from evstore.net.transport import HANDSHAKE_TIMEOUT, SecureChannel, handshake
-from evstore.ops import membership, secrets
+from evstore.ops import logins, membership, secrets
 from evstore.ops.node import DB_NAME, Node, now_ms, parse_hostport
 from evstore.storage.connect import open_db
 
@@ -364,7 +364,7 @@ class Runtime:
         self.gate = preauth.Gate(config.max_strangers, config.strangers_per_source)
         self.guard = backoff.Guard()  # failed join passphrases, per source and overall
         self.failure_alerts = backoff.Throttle()
-        self.hashing = trio.CapacityLimiter(2)  # argon2, never under the database's limiter
+        self.hashing = logins.Hashing(1)  # argon2, never under the database's limiter
         self._joins = trio.Semaphore(4)
         self._refreshing = trio.Lock()
         self._vv_seen: dict[str, dict[str, int]] = {}

@@ -8,13 +8,22 @@ rate-limit them (core/backoff.Throttle).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any
 
+import outcome
+import trio
+
+from evstore.ops import secrets
 from evstore.ops.node import _DUMMY_HASH, Node, now_ms
 from evstore.storage import alerts
 from evstore.storage.connect import transaction
 
-__all__ = ["record_failure", "stored_hash", "user_entry"]
+__all__ = ["Hashing", "record_failure", "stored_hash", "user_entry"]
 
 
 def user_entry(node: Node, user: str) -> dict[str, Any] | None:
@@ -36,3 +45,52 @@ def record_failure(node: Node, kind: str, detail: str, held: int = 0) -> None:
         detail += f" (and {held} more held back since the last such alert)"
     with transaction(node.conn):
         alerts.add(node.conn, now_ms(), kind, detail)
+
+
+class Hashing:
+    """Passphrase checks in threads of their own, ``size`` at a time, never under a database
+    limiter. The threads run at a lower CPU priority (``nice``, where the system allows it),
+    so a spray of wrong passphrases yields the processor to page requests and gossip instead
+    of competing with them. Usable from any trio run (the node's, the web server's)."""
+
+    def __init__(self, size: int = 1, nice: int = 10) -> None:
+        self.size = size
+        self.nice = nice
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[Any], None]]] = (
+            queue.SimpleQueue())
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    async def check(self, stored: str, passphrase: str) -> bool:
+        """Does ``passphrase`` match the argon2id hash ``stored``?"""
+        return bool(await self.run(secrets.check_passphrase, stored, passphrase))
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._start()
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        box: list[Any] = []
+
+        def finished(result: Any) -> None:
+            box.append(result)
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(done.set)
+
+        self._jobs.put((lambda: fn(*args), finished))
+        with trio.CancelScope(shield=True):  # the job runs anyway: keep the bound honest
+            await done.wait()
+        return box[0].unwrap()
+
+    def _start(self) -> None:
+        with self._lock:
+            while len(self._threads) < self.size:
+                t = threading.Thread(target=self._work, name="evstore-hashing", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _work(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        while True:
+            job, finished = self._jobs.get()
+            finished(outcome.capture(job))

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import trio
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,7 +27,8 @@ from starlette.responses import Response
 from evstore.core.backoff import Backoff as CoreBackoff
 from evstore.core.backoff import Guard, Throttle, Verdict
 from evstore.core.errors import OperationalError
-from evstore.ops.secrets import check_passphrase, write_private
+from evstore.ops.logins import Hashing
+from evstore.ops.secrets import write_private
 
 KEY_FILE = "web-session.key"
 COOKIE = "evstore_session"
@@ -108,14 +108,14 @@ class Backoff:
     free: int = 5
     cap: float = 60.0
     clock: Callable[[], float] = time.monotonic
-    hashers: int = 2
+    hashers: int = 1
     guard: Guard = field(init=False)
     alerts: Throttle = field(default_factory=Throttle)
-    _limiter: trio.CapacityLimiter | None = field(default=None, init=False, repr=False)
-    _token: object | None = field(default=None, init=False, repr=False)
+    hashing: Hashing = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.guard = Guard(per_source=CoreBackoff(free=self.free, cap=self.cap))
+        self.hashing = Hashing(self.hashers)
 
     def check(self, source: str) -> Verdict:
         return self.guard.check(source, self.clock())
@@ -131,9 +131,6 @@ class Backoff:
         return self.alerts.take(source, self.clock())
 
     async def hash_check(self, stored: str, passphrase: str) -> bool:
-        """Does ``passphrase`` match ``stored``? In a worker thread, ``hashers`` at a time."""
-        token = trio.lowlevel.current_trio_token()
-        if self._limiter is None or token is not self._token:
-            self._limiter, self._token = trio.CapacityLimiter(self.hashers), token
-        return await trio.to_thread.run_sync(check_passphrase, stored, passphrase,
-                                             limiter=self._limiter)
+        """Does ``passphrase`` match ``stored``? In a hashing thread (``hashers`` of them, at
+        a lower CPU priority: ops/logins.Hashing)."""
+        return await self.hashing.check(stored, passphrase)
