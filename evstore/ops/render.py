@@ -51,7 +51,7 @@ __all__ = ["DEFAULT_MODE", "RenderResult", "TemplateError", "Templater", "follow
 log = logging.getLogger("evstore.render")
 
 DEFAULT_MODE = 0o644
-BURST_QUIET_S = 0.02  # a change is part of the burst before it when it follows within this
+BURST_QUIET_S = 0.003  # a change is part of the burst before it when it follows within this
 
 
 class TemplateError(InvalidInput):
@@ -140,25 +140,42 @@ def load(path: Path) -> Templater:
 # ---------------------------------------------------------------------- the data
 
 
+class Placement:
+    """The group name and the cluster name of a machine, read on one read-only connection
+    kept open (the structure is cached until the database changes)."""
+
+    def __init__(self, home: Path, machine_id: str) -> None:
+        from evstore.storage import feed
+
+        self.machine_id = machine_id
+        self.conn = feed.open_reader(home)
+
+    def read(self) -> tuple[str | None, str | None]:
+        from evstore.storage import feed, views
+
+        with feed.snapshot(self.conn):
+            st = views.structure(self.conn)
+        if st.name is None or self.machine_id not in st.machines:
+            return None, st.name
+        gid = st.group_of(self.machine_id)
+        return (st.groups.get(gid) if gid else None), st.name
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def placement(config: Any) -> tuple[str | None, str | None]:
     """The group name and the cluster name of the config's machine (None, None standalone)."""
-    from evstore.storage import feed, views
-
-    conn = feed.open_reader(config.home)
+    where = Placement(config.home, config.machine_id)
     try:
-        with feed.snapshot(conn):
-            st = views.structure(conn)
+        return where.read()
     finally:
-        conn.close()
-    mid = config.machine_id
-    if st.name is None or mid not in st.machines:
-        return None, st.name
-    gid = st.group_of(mid)
-    return (st.groups.get(gid) if gid else None), st.name
+        where.close()
 
 
-def data_of(config: Any, settings: dict[str, Any]) -> dict[str, Any]:
-    group, cluster = placement(config)
+def data_of(config: Any, settings: dict[str, Any],
+            where: Placement | None = None) -> dict[str, Any]:
+    group, cluster = where.read() if where is not None else placement(config)
     return {"settings": settings, "machine": config.machine, "group": group,
             "cluster": cluster}
 
@@ -312,9 +329,10 @@ def follow(config: Any, template: Templater, out: Path, mode: int | None = None,
     """``render --watch``: render now, then again after every change (forever)."""
     from evstore.consume import open_config
 
+    where = Placement(config.home, config.machine_id)
     start = config.cursor
     settings = current_settings(config)
-    result = RenderResult(template.render(data_of(config, settings)), False)
+    result = RenderResult(template.render(data_of(config, settings, where)), False)
     result = RenderResult(result.text, write_if_changed(out, result.text, mode))
     _after(result, out, command, start, on_render)
     # the watch reads in its own thread, on its own connection
@@ -329,7 +347,7 @@ def follow(config: Any, template: Templater, out: Path, mode: int | None = None,
                 settings[change.section] = change.settings
         cursor = batch[-1].cursor
         try:
-            text = template.render(data_of(config, settings))
+            text = template.render(data_of(config, settings, where))
             result = RenderResult(text, write_if_changed(out, text, mode))
         except (TemplateError, OperationalError) as e:
             log.error("%s; %s left as it was", e, out)
