@@ -71,6 +71,7 @@ def render(
                 ops.run_exec(exec_cmd, out, config.cursor)
             return
         _log_to_stderr()
+        _stop_on_sigterm()
 
         def said(result: RenderResult, cursor: str | None) -> None:
             if result.changed:
@@ -80,6 +81,16 @@ def render(
             ops.follow(config, tpl, out, mode, exec_cmd, on_render=said)
         except KeyboardInterrupt:
             return
+
+
+def _stop_on_sigterm() -> None:
+    """systemctl stop: end the watch as Ctrl-C does (exit 0, no temporary file left)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _log_to_stderr() -> None:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evstore.core.errors import InvalidInput, OperationalError
+from evstore.core.errors import EvstoreError, InvalidInput, OperationalError
 
 __all__ = ["DEFAULT_MODE", "RenderResult", "TemplateError", "Templater", "follow", "load",
            "parse_mode", "placement", "render_once", "write_if_changed"]
@@ -237,10 +237,12 @@ def _replace(target: Path, data: bytes, mode: int, shown: Path) -> None:
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, target)
-    except OSError as e:
+    except BaseException as e:  # a signal too: never leave the temporary file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise OperationalError(f"cannot write {shown}: {e.strerror or e}") from None
+        if isinstance(e, OSError):
+            raise OperationalError(f"cannot write {shown}: {e.strerror or e}") from None
+        raise
     _fsync_dir(directory)
 
 
@@ -318,8 +320,10 @@ def _batches(box: queue.Queue[Any]) -> Iterator[list[Any]]:
             except queue.Empty:
                 break
         for item in batch:
-            if isinstance(item, BaseException):
+            if isinstance(item, EvstoreError | KeyboardInterrupt):
                 raise item
+            if isinstance(item, BaseException):  # e.g. the database became unreadable
+                raise OperationalError(f"watching the home failed: {item}") from item
         yield batch
 
 

@@ -231,7 +231,7 @@ def test_watch_renders_after_each_commit_and_execs(home: Path, tmp_path: Path) -
         time.sleep(0.5)
         assert ran.read_text().count("\n") == 3  # the dns change wrote nothing, ran nothing
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # systemctl stop
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -240,6 +240,8 @@ def test_watch_renders_after_each_commit_and_execs(home: Path, tmp_path: Path) -
         log.close()
     text = (tmp_path / "watch.log").read_text()
     assert "exited with status 3" in text
+    assert proc.returncode == 0, text
+    assert [p.name for p in tmp_path.iterdir() if "evstore-tmp" in p.name] == []
 
 
 async def test_on_a_cluster_a_file_rendered_on_c_follows_commits_on_a(tmp_path: Path) -> None:
