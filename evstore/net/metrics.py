@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 from evstore.core.errors import OperationalError
 from evstore.core.events import Event
 from evstore.ops.node import DB_NAME, Node, now_ms
+from evstore.storage import views
 from evstore.storage.connect import open_db
 
 __all__ = ["AlertTotals", "ApplyLag", "Figures", "home_source", "node_source", "read_figures", "render",
@@ -111,13 +112,14 @@ def read_figures(node: Node) -> Figures:
         events[names.get(origin, origin[:16])] += int(n)
     alerts = {str(k): int(n) for k, n in
               conn.execute("SELECT kind, COUNT(*) FROM alerts GROUP BY kind")}
-    invalid = getattr(node.log, "invalid_count", None)  # once the log keeps invalid events
+    # inadmissible events, kept and applied nowhere (storage.views.invalid_count, schema 9)
+    invalid = getattr(views, "invalid_count", None)
     return Figures(
         events=dict(events),
         held=int(conn.execute("SELECT COUNT(*) FROM held").fetchone()[0]),
         pending=node.log.pending_count(),
         forks=int(conn.execute("SELECT COUNT(*) FROM forks").fetchone()[0]),
-        invalid=int(invalid()) if callable(invalid) else 0,
+        invalid=int(invalid(conn)) if callable(invalid) else 0,
         alerts=alerts,
         peers={p["hostname"]: p["state"] == "up" for p in node.peers(st)},
     )
