@@ -43,8 +43,10 @@ def gui(
     where = resolve_home(home or GLOBAL.home)
     host, port = _listen(listen)
     metrics_at = _listen(metrics) if metrics else None
-    with open_node(where):
-        pass  # refuse a folder that is not a home before binding anything
+    with open_node(where) as node:  # refuse a folder that is not a home before binding
+        from evstore.ops import access
+
+        access.require(node, "gui")  # the seed's secondary box serves no pages
     from evstore.web.app import first_leaf
 
     try:

@@ -79,8 +79,11 @@ def run(
     from evstore.ops import logs
 
     where = node_ops.resolve_home(home or GLOBAL.home)
-    with node_ops.open_node(where):
-        pass  # refuse a folder that is not a home before binding anything
+    with node_ops.open_node(where) as node:  # refuse a folder that is not a home first
+        if gui:
+            from evstore.ops import access
+
+            access.require(node, "gui")  # the seed's secondary box serves no pages
     gui_at = _hostport(gui, "--gui") if gui else None
     metrics_at = _metrics_at(metrics) if metrics else None
     if log_format not in logs.FORMATS:

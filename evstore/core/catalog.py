@@ -867,6 +867,18 @@ _SECTION_LIST: tuple[Section, ...] = (
         description="Whether the machine's clock follows NTP or is set by hand.",
     ),
     Section(
+        name="access",
+        title="Administration access",
+        seed_command="adminaccessconfig",
+        levels=MACHINE_ONLY,
+        default={"admin": True, "gui": True},
+        fields={"admin": opt(Bool(), True), "gui": opt(Bool(), True)},
+        clusterable=False,
+        description="Whether this machine may be administered over the network (admin: "
+        "logins, and joins through it) and serve the web pages (gui). Turned off, it stays a "
+        "member that only the cluster configures: the seed's secondary box.",
+    ),
+    Section(
         name="users",
         title="Users",
         seed_command="userconfig",

@@ -33,7 +33,7 @@ from evstore.core.state import Machine
 from evstore.core.sync import MAX_ITEMS, Range, batches, chunk_ranges
 from evstore.net import preauth, restore, wire
 from evstore.net.transport import LinkClosed, ProtocolError, SecureChannel
-from evstore.ops import check, logins, membership, secrets
+from evstore.ops import access, check, logins, membership, secrets
 from evstore.ops.node import Node, parse_hostport
 
 if TYPE_CHECKING:
@@ -319,6 +319,10 @@ async def _serve_join(rt: Runtime, channel: SecureChannel, port: str,
         await wire.send_error(channel, str(e), e.exit_code)
         return
     admitted()
+    closed = await rt.db(access.refusal, rt.node, "admin")
+    if closed is not None:  # a join logs in as its admin: the seed's secondary box takes none
+        await wire.send_error(channel, closed + "; join through another member")
+        return
     try:
         rt._joins.acquire_nowait()
     except trio.WouldBlock:
@@ -390,7 +394,8 @@ async def _passphrase_holds(rt: Runtime, passphrase: str | None, source: str) ->
     if verdict.wait > 0:
         await trio.sleep(verdict.wait)
     stored, exists = await rt.db(logins.stored_hash, rt.node, "admin")
-    ok = await rt.hashing.run(secrets.check_passphrase, stored, passphrase or "")
+    ok = await trio.to_thread.run_sync(secrets.check_passphrase, stored, passphrase or "",
+                                       limiter=rt.hashing)
     if ok and exists and passphrase is not None:
         rt.guard.succeeded(source)
         return

@@ -15,7 +15,7 @@ import trio
 from starlette.responses import Response
 
 from evstore.core.errors import InvalidInput
-from evstore.ops import logins, web_support
+from evstore.ops import access, logins, web_support
 from evstore.ops.node import Node
 from evstore.web.session import new_session, passphrase_mark
 from evstore.web.shell import Ctx, mode_url, page, safe_next
@@ -47,6 +47,9 @@ async def login_form(ctx: Ctx) -> Response:
 @page(login=False)
 async def login_submit(ctx: Ctx) -> Response:
     user = ctx.field("username").strip()
+    closed = await ctx.web.db.call(access.refusal, "gui")
+    if closed is not None:  # turned off while these pages were served
+        return await _login_failed(ctx, user, 403, closed)
     source = ctx.request.client.host if ctx.request.client else ""
     guard = ctx.web.backoff
     verdict = guard.check(source)

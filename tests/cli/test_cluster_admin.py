@@ -104,3 +104,15 @@ def test_connstatus_shows_name_resolution_and_time_in_state(cli: Cli) -> None:
     assert isinstance(link["for_seconds"], int) and link["since"].endswith("Z")
     text = cli(a, "clusterconfig", "connstatus", env={"COLUMNS": "250"}).stdout
     assert "resolves to" in text and "disconnected" in text and "since" in text
+
+
+def test_a_secondary_box_serves_no_web_pages(cli: Cli) -> None:
+    home = cli.init("box", "--listen", f"127.0.0.1:{_free_port()}")
+    assert cli(home, "show", "access", "--effective", "--machine", "box", "--json")[
+        "settings"] == {"admin": True, "gui": True}
+    cli(home, "set", "access", "gui=false")
+    cli(home, "commit")
+    res = cli(home, "gui", "--listen", "127.0.0.1:0", code=1)
+    assert "access.gui" in res.stderr and "evstore set access gui=true" in res.stderr
+    res = cli(home, "run", "--gui", f"127.0.0.1:{_free_port()}", code=1)
+    assert "access.gui" in res.stderr

@@ -44,6 +44,7 @@ CONTRACT_LEVELS = [
     ("hostname", {"machine"}),
     ("featurekeys", {"machine"}),
     ("time", {"machine"}),
+    ("access", {"machine"}),
     ("users", {"cluster"}),
     ("ssh", {"cluster"}),
     ("prepjoin", {"cluster"}),

@@ -37,3 +37,22 @@ async def test_a_reconnect_refused_for_a_version_mismatch_changes_nothing(tmp_pa
             assert _detached(a.home, "c") and _detached(b.home, "c") and _detached(c.home, "c")
             await stop(c)
             nursery.cancel_scope.cancel()
+
+
+async def test_a_secondary_box_takes_no_join_and_stays_a_member(tmp_path: Path) -> None:
+    from tests.net.cluster_helpers import commit, join, make_box, same_digest, wait_until
+
+    async with running_cluster(tmp_path, ("a", "b")) as (a, b):
+        await commit(a, "access", {"admin": False, "gui": False}, mode="machine:b")
+        await wait_until("b has its access setting", same_digest(a, b))
+        async with trio.open_nursery() as nursery:
+            c = make_box(tmp_path, "c")
+            await start(nursery, c)
+            with pytest.raises(OperationalError, match="access.admin"):
+                await join(c, b)
+            assert on(c.home, lambda n: n.structure().name) is None
+            await join(c, a)  # through another member
+            await commit(a, "ntp", {"servers": ["ntp.after"]})
+            await wait_until("b still follows the cluster", same_digest(a, b, c))
+            await stop(c)
+            nursery.cancel_scope.cancel()
