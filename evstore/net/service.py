@@ -394,8 +394,7 @@ async def _passphrase_holds(rt: Runtime, passphrase: str | None, source: str) ->
     if verdict.wait > 0:
         await trio.sleep(verdict.wait)
     stored, exists = await rt.db(logins.stored_hash, rt.node, "admin")
-    ok = await trio.to_thread.run_sync(secrets.check_passphrase, stored, passphrase or "",
-                                       limiter=rt.hashing)
+    ok = await rt.hashing.run(secrets.check_passphrase, stored, passphrase or "")
     if ok and exists and passphrase is not None:
         rt.guard.succeeded(source)
         return
