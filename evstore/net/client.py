@@ -33,6 +33,7 @@ from evstore.core.sync import MAX_ITEMS, Item, batches
 from evstore.net import restore, wire
 from evstore.net.transport import (
     HANDSHAKE_TIMEOUT,
+    LinkError,
     PeerRefused,
     ProtocolError,
     SecureChannel,
@@ -245,12 +246,17 @@ async def _join_dial(caller: Caller, opts: JoinOptions,
             f"the machine at {opts.address} has host-key fingerprint {got}, not {wanted}: do "
             "not join it (it may be an impostor); compare with `evstore clusterconfig "
             "fingerprint` on the member") from None
-    except (ProtocolError, OperationalError) as e:
+    except (ProtocolError, LinkError) as e:
         if "key" not in seen:
+            # the port dialled may be the admin port or the cluster-only one: name it, and
+            # say what each would mean, rather than guess
+            how = "a pre-shared join (--preshared)" if opts.preshared else "a passphrase join"
             raise OperationalError(
-                f"{opts.address} refused the connection ({e}); on a cluster-only port only a "
-                "pre-shared join is taken: enter this machine there with `clusterconfig "
-                "prepjoin new` and commit") from None
+                f"{opts.address} closed the connection before showing its host key ({e}); "
+                f"this was {how} dialled to {opts.address}: if that is the member's "
+                "cluster-only port, it takes only pre-shared joins (enter this machine with "
+                "`clusterconfig prepjoin new` and commit, or dial the admin port); if it is "
+                "the admin port, the member may be busy: try again") from None
         raise
     key = channel.peer_ed25519_hex
     if wanted is None and not opts.trust and not questions.trust_key(fingerprint(key),
