@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench bench-quick screenshots venv clean
+# Test processes (pytest-xdist): auto = one per core. Each test has a 300 s timeout
+# (pyproject), so a hung test fails with its stack instead of stalling the run.
+JOBS ?= auto
+XDIST := -n $(JOBS) --dist loadgroup
+
+.PHONY: demo test check lint bench bench-quick screenshots venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -21,7 +26,14 @@ test: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
 	  echo "note: chromium or chromedriver is not installed: the browser tests will be SKIPPED (apt-get install chromium chromium-driver; .ci/run installs them)"
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
+
+# The inner loop (under a minute on two cores): lint, types, and every test not marked slow
+# or browser (the 100-node simulation, crash loops and multi-process clusters are slow).
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ from evstore_cli.common import (
     YesOpt,
     authenticated,
     cluster_level,
+    need,
     node_for,
 )
 from evstore_cli.output import handled
@@ -99,13 +100,27 @@ def run(
         sys.stdout.flush()
 
     config = NodeConfig(ping_interval=ping_interval, fanout=fanout, sync_interval=sync_interval)
-    run_node(where, config=config, gui=gui_at,
+    run_node(where, config=config, beside=_pages(where, gui_at),
              on_ready=ready, metrics=metrics_at)
     output.say("stopped")
 
 
+def _pages(home: Path, at: tuple[str, int] | None) -> Any:
+    """The web pages served beside the node (``run --gui``): composed here, in the CLI, so
+    that evstore.net never imports evstore.web."""
+    if at is None:
+        return None
+    need("gui", "run --gui")
+    from functools import partial
+
+    from evstore.web import serve_gui
+
+    return partial(serve_gui, home, *at)
+
+
 def _metrics_at(text: str) -> tuple[str, int]:
     """HOST:PORT for --metrics; HOST:0 takes any free port (printed once bound)."""
+    need("metrics", "--metrics")
     if text.endswith(":0"):
         return _hostport(text[:-2] + ":1", "--metrics")[0], 0
     return _hostport(text, "--metrics")

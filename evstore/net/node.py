@@ -42,7 +42,7 @@ import os
 import random
 import signal
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -69,6 +69,8 @@ __all__ = ["HomeLock", "NodeConfig", "NodeHandle", "View", "load_view", "peer_vv
 
 log = logging.getLogger("evstore.node")
 
+# A service run beside the node, started with ``nursery.start``: it reports its URLs.
+Beside = Callable[..., Awaitable[Any]]
 T = TypeVar("T")
 HIDDEN = 1 << 62  # a floor above any seq: the origin is left out of our version vector
 LINK_ERRORS = (EvstoreError, OSError, trio.TooSlowError, trio.BrokenResourceError,
@@ -837,18 +839,22 @@ async def serve(
     home: Path,
     *,
     config: NodeConfig | None = None,
-    gui: tuple[str, int] | None = None,
+    beside: Beside | None = None,
     task_status: trio.TaskStatus[NodeHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``home`` until ``handle.stop()`` or cancellation; ``started`` gets the handle."""
+    """Serve ``home`` until ``handle.stop()`` or cancellation; ``started`` gets the handle.
+
+    ``beside`` is a service started first in the node's nursery (``evstore run --gui``: the
+    CLI passes the web pages, so that this package never imports them); what it reports
+    started (its URLs) goes to ``handle.gui``."""
     config = config or NodeConfig()
     lock = HomeLock(home)
     lock.acquire()
     handle = NodeHandle(home)
     try:
         async with trio.open_nursery() as nursery:
-            if gui is not None:
-                handle.gui = await nursery.start(_serve_gui, home, gui)
+            if beside is not None:
+                handle.gui = await nursery.start(beside)
             await _generations(home, config, handle, task_status)
             nursery.cancel_scope.cancel()
     finally:
@@ -881,26 +887,15 @@ async def _generations(home: Path, config: NodeConfig, handle: NodeHandle,
             return
 
 
-async def _serve_gui(home: Path, where: tuple[str, int],
-                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """The web pages beside the node (``evstore run --gui``), when this installation has them."""
-    try:
-        from evstore.web import serve_gui
-    except ImportError:
-        raise OperationalError("--gui needs the web pages (evstore.web), which this "
-                               "installation lacks; run without --gui") from None
-    await serve_gui(home, where[0], where[1], task_status=task_status)
-
-
 def run_node(home: Path, *, config: NodeConfig | None = None,
-             gui: tuple[str, int] | None = None,
+             beside: Beside | None = None,
              on_ready: Callable[[NodeHandle], None] | None = None,
              metrics: tuple[str, int] | None = None) -> None:
     """``evstore run``: serve until SIGINT or SIGTERM, then close every link with FINAL.
     With ``metrics``, also serve ``/metrics`` there; systemd hears READY=1 once every port is
     bound and STOPPING=1 at a signal."""
     try:
-        trio.run(_main, home, config, gui, on_ready, metrics)
+        trio.run(_main, home, config, beside, on_ready, metrics)
     except BaseExceptionGroup as group:
         raise _first_error(group) from None
 
@@ -914,14 +909,15 @@ def _first_error(group: BaseExceptionGroup[Any]) -> BaseException:
     return group
 
 
-async def _main(home: Path, config: NodeConfig | None, gui: tuple[str, int] | None,
+async def _main(home: Path, config: NodeConfig | None, beside: Beside | None,
                 on_ready: Callable[[NodeHandle], None] | None,
                 metrics: tuple[str, int] | None = None) -> None:
     from evstore.ops import systemd
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            handle: NodeHandle = await nursery.start(partial(serve, home, config=config, gui=gui))
+            handle: NodeHandle = await nursery.start(partial(serve, home, config=config,
+                                                               beside=beside))
             if metrics is not None:
                 from evstore.net import metrics as metrics_mod
 

@@ -1,0 +1,173 @@
+"""Start-up: each call imports only what its command needs, and the command-line parser's
+errors are one line on stderr with exit code 2.
+
+Whole-process times are measured in bench/ and docs/benchmarks.md, never asserted here; these
+tests pin what makes them small (which modules a call imports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from evstore_cli import app as app_module
+from evstore_cli.app import COMMAND_MODULES, command_of
+
+CLI = Path(app_module.__file__).parent
+HEAVY = ("trio", "evstore.net", "evstore.web", "starlette", "hypercorn", "jinja2", "pydantic")
+
+
+def _loaded_after(args: list[str], home: Path | None = None,
+                  missing: tuple[str, ...] = ()) -> tuple[int, list[str], str, str]:
+    """Run ``main(args)`` in a fresh interpreter (where the modules ``missing`` cannot be
+    imported); its exit code, the modules it loaded, and what it printed."""
+    probe = (
+        "import json, sys\n"
+        f"sys.modules.update(dict.fromkeys({list(missing)!r}))\n"
+        "from evstore_cli.app import main\n"
+        "code = 0\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit as e:\n"
+        "    code = e.code or 0\n"
+        "sys.stdout.flush()\n"
+        "sys.stderr.write('\\nMODULES ' + json.dumps([code, sorted(sys.modules)]) + '\\n')\n"
+    )
+    env = {**os.environ, "COLUMNS": "100"}
+    if home is not None:
+        env["EVSTORE_HOME"] = str(home)
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env, timeout=120)
+    err, _, tail = res.stderr.rpartition("\nMODULES ")
+    code, modules = json.loads(tail)
+    return code, modules, res.stdout, err
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)]
+
+
+def test_command_modules_lists_what_each_module_registers() -> None:
+    listed = set(COMMAND_MODULES)
+    modules = {p.stem for p in CLI.glob("*.py")
+               if "\ndef register(" in p.read_text(encoding="utf-8")}
+    assert modules == listed, "add each command module to COMMAND_MODULES in app.py"
+    for name, commands in COMMAND_MODULES.items():
+        probe = app_module._probe(name)
+        found = {app_module._name_of(c) for c in probe.registered_commands}
+        found |= {str(g.name) for g in probe.registered_groups}
+        assert found == set(commands), f"{name} registers {sorted(found)}"
+
+
+def test_the_whole_app_has_every_command_once() -> None:
+    whole = app_module.app
+    names = [app_module._name_of(c) for c in whole.registered_commands]
+    names += [str(g.name) for g in whole.registered_groups]
+    assert len(names) == len(set(names))
+    assert sorted(names) == sorted(n for ns in COMMAND_MODULES.values() for n in ns)
+
+
+@pytest.mark.parametrize("args, expected", [
+    ([], None), (["--help"], None), (["status"], "status"),
+    (["--home", "/x", "show", "dns"], "show"), (["--user=bob", "set", "dns"], "set"),
+    (["--passphrase-file", "f", "--home", "h", "clusterconfig", "join"], "clusterconfig"),
+    (["--", "status"], None),
+])
+def test_the_command_is_found_past_the_global_options(args: list[str],
+                                                        expected: str | None) -> None:
+    assert command_of(args) == expected
+
+
+def test_a_command_is_built_alone() -> None:
+    built = app_module.build("status")
+    assert [app_module._name_of(c) for c in built.registered_commands] == ["status"]
+    assert not built.registered_groups
+    assert isinstance(app_module.build("clusterconfig"), typer.Typer)
+
+
+def test_version_imports_neither_typer_nor_the_store() -> None:
+    code, modules, out, _ = _loaded_after(["--version"])
+    assert code == 0 and out.startswith("evstore ")
+    assert "typer" not in modules and "evstore.ops.node" not in modules
+    assert "evstore.core.catalog" not in modules
+
+
+def test_help_imports_no_network_web_or_trio() -> None:
+    code, modules, out, _ = _loaded_after(["--help"])
+    assert code == 0 and "status" in out and "clusterconfig" in out
+    assert not _heavy(modules)
+
+
+def test_status_and_show_import_no_network_web_or_trio(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    secret = tmp_path / "pw"
+    secret.write_text("pw\n")
+    code, _, _, err = _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
+                                     str(secret)], home)
+    assert code == 0, err
+    for args in (["status", "--json"], ["show", "dns", "--json"], ["status"]):
+        code, modules, out, err = _loaded_after(args, home)
+        assert code == 0, err
+        assert not _heavy(modules), (args, _heavy(modules))
+        if "--json" in args:
+            json.loads(out)
+        assert "typer" in modules  # the command's own options are parsed by typer
+
+
+@pytest.mark.parametrize("args, needle, command", [
+    (["status", "--bogus"], "No such option: --bogus", "status"),
+    (["show"], "missing argument 'section'", "show"),
+    (["run", "--ping-interval", "abc"], "Invalid value for '--ping-interval'", "run"),
+    (["clusterconfig", "create", "--nope", "x"], "No such option: --nope",
+     "clusterconfig create"),
+    (["nosuchcommand"], "No such command 'nosuchcommand'", ""),
+])
+def test_usage_errors_are_one_line_with_exit_2(args: list[str], needle: str,
+                                               command: str) -> None:
+    code, _, out, err = _loaded_after(args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert needle.lower() in lines[0].lower()
+    assert lines[0].endswith(f"(try 'evstore {command} --help')".replace("  ", " "))
+    assert not out
+
+
+def test_usage_errors_are_one_line_under_the_test_runner_too() -> None:
+    res = CliRunner().invoke(app_module.app, ["show", "dns", "--bogus"])
+    assert res.exit_code == 2
+    line = res.stderr.strip()
+    assert line.startswith("error: No such option: --bogus") and "\n" not in line
+    assert line.endswith("(try 'evstore show --help')")
+
+
+def test_a_bare_group_still_prints_its_help() -> None:
+    code, _, out, _ = _loaded_after(["userconfig"])
+    assert code == 2 and "Usage:" in out + _
+
+
+@pytest.mark.parametrize("args, extra", [
+    (["gui", "--listen", "127.0.0.1:0"], "gui"),
+    (["run", "--gui", "127.0.0.1:8080"], "gui"),
+    (["run", "--metrics", "127.0.0.1:0"], "metrics"),
+])
+def test_a_command_needing_a_missing_extra_names_it(tmp_path: Path, args: list[str],
+                                                    extra: str) -> None:
+    home = tmp_path / "h"
+    secret = tmp_path / "pw"
+    secret.write_text("pw\n")
+    _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file", str(secret)], home)
+    module = {"gui": "hypercorn", "metrics": "prometheus_client"}[extra]
+    code, _, out, err = _loaded_after(args, home, missing=(module,))
+    assert code == 1, err
+    what = {"gui": "evstore gui", "--gui": "run --gui", "--metrics": "--metrics"}
+    assert err.strip().splitlines() == [
+        f"error: {what[args[0] if args[0] == 'gui' else args[1]]} needs the {extra} extra "
+        f"({module} missing): pip install 'evstore[{extra}]'"]
