@@ -39,6 +39,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "render_cmds": ("render",),
     "home_cmds": ("init", "status", "sections"),
     "backup_cmds": ("backup",),
+    "consume_cmds": ("get", "watch"),
 }
 
 # Global options that take a value (they may come before the command's name).
@@ -56,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     # Fast paths: a command served without typer at all is dispatched here, before
     # build(); it must accept exactly what its typer command accepts (`evstore get`).
+    if command_of(args) in ("get", "watch"):
+        from evstore_cli import consume_cmds
+
+        code = consume_cmds.fast(args)  # None: a line only typer parses (--help...)
+        if code is not None:
+            sys.exit(code)
     build(command_of(args))(args=args, prog_name="evstore")
 
 

@@ -179,13 +179,11 @@ def watch(home: str | None, sections: "Sequence[str]", machine: str | None,
             if runner is not None:
                 runner.start()
             for change in cfg.watch(sections or None, from_cursor):
+                if runner is not None and not change.initial:
+                    runner.submit(change)  # (before the line: who read it knows it is queued)
                 sys.stdout.write(line_of(change, as_json) + "\n")
                 sys.stdout.flush()
-                if change.initial:
-                    continue
-                if runner is not None:
-                    runner.submit(change)
-                if once:
+                if once and not change.initial:
                     break
         if runner is not None:
             runner.idle()
