@@ -344,6 +344,8 @@ def user_delete(name: str, home: HomeOpt = None, user: UserOpt = None,
 def user_list(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """The cluster's users and roles."""
     with node_for(home) as node:
+        if not json_out:
+            cluster_level(node, None)
         data = {"users": [{"name": u["name"], "role": u["role"]} for u in node.users()]}
     output.emit(data, json_out, lambda d: output.table(
         "users", ["name", "role"], [[u["name"], u["role"]] for u in d["users"]]))

@@ -147,6 +147,10 @@ class Menu:
         self.level_asked = False  # the switch to cluster mode, offered once in a cluster
 
     def run(self) -> None:
+        with open_node(self.where) as node:  # the seed asks first, as for every
+            if node.in_cluster():             # cluster-mode command
+                self.level_asked = True
+                cluster_level(node, self.who)
         try:
             while True:
                 with open_node(self.where) as node:

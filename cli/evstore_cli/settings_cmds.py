@@ -61,9 +61,26 @@ def clustermode(
             text = f"{mode}:{name}" if name and mode in ("group", "machine") else mode
             split(text)
             node.set_mode(who, text)
+        elif not json_out and node.in_cluster() and output.interactive():
+            _offer_modes(node, who)
         shown = node.to_display(node.mode_of(who))
         data = {"mode": shown, "prompt": _prompt(shown, node.structure().name)}
     output.emit(data, json_out, lambda d: output.say(f"{d['prompt']}> mode {d['mode']}"))
+
+
+def _offer_modes(node: Any, who: str) -> None:
+    """Bare ``clustermode`` on a terminal: the seed's prompt to switch (Enter keeps the mode)."""
+    from evstore_cli.cluster_menu import Leave, choose
+
+    now = node.to_display(node.mode_of(who))
+    output.say(f"{_prompt(now, node.structure().name)}> mode {now}")
+    try:
+        picked = choose("Choose the mode to switch to (a blank line keeps this one):",
+                        web_support.all_modes(node))
+    except Leave:
+        return
+    if picked is not None:
+        node.set_mode(who, picked)
 
 
 def _prompt(mode: str, cluster: str | None) -> str:
@@ -299,7 +316,9 @@ def commit(
         except ops.Conflict as c:
             if json_out:
                 output.emit({"committed": False, "conflicts": c.conflicts}, True)
-            raise
+            if json_out or not _discard_asked(c.conflicts):
+                raise
+            data = ops.commit(node, who, message, discard=True)
         detached = [p["hostname"] for p in node.peers() if p["state"] == "disconnected"]
     for d in data.get("disabled", []):
         output.warn(f"on {d['hostname']}, {d['section']} item {d['item']} is disabled: {d['reason']}")
@@ -308,6 +327,24 @@ def commit(
                     + ", ".join(detached))
     output.emit(data, json_out, lambda d: output.say(
         f"committed {d['commit']}" if d["committed"] else "nothing to commit"))
+
+
+def _discard_asked(conflicts: list[dict[str, Any]]) -> bool:
+    """On a terminal, the seed's question: discard your conflicting changes (default no)?"""
+    if not output.interactive():
+        return False
+    from evstore_cli.cluster_menu import Leave, yes_no
+
+    for c in conflicts:
+        output.say(f"{c['section']} at {c['mode']} was changed by someone else since you "
+                   "staged it")
+        output.say(f"  theirs: {json.dumps(c['theirs'], ensure_ascii=False)}")
+        output.say(f"  yours:  {json.dumps(c['yours'], ensure_ascii=False)}")
+    try:
+        return yes_no("Do you want to discard your conflicting changes and commit the rest?",
+                      False)
+    except Leave:
+        return False
 
 
 def _render_dry_run(d: dict[str, Any]) -> None:

@@ -197,10 +197,10 @@ def test_end_of_input_leaves_the_menu_and_errors_keep_it_going(cli: Cli,
     cli(home, "clusterconfig", "create", "c1")
     t = Terminal("--home", str(home), "clusterconfig")
     terminals.append(t)
+    t.answer("Switch to \"cluster\" mode?", "n")  # asked first, as for every cluster command
     t.answer("[]> ", "renamegroup")
     t.answer("[]> ", "Main_Group")
     t.answer("[]> ", "bad name with spaces")
-    t.answer("Switch to \"cluster\" mode?", "n")
     t.expect("error: ")
     t.answer("[]> ", "nosuch")
     t.expect("'NOSUCH' is not an operation of this menu.")
