@@ -223,6 +223,27 @@ def _is_netmask(s: str) -> bool:
     return (host + 1) & host == 0
 
 
+def _is_ip_of(version: int) -> Callable[[str], bool]:
+    def check(s: str) -> bool:
+        try:
+            return ipaddress.ip_address(s).version == version
+        except ValueError:
+            return False
+
+    return check
+
+
+def _is_network(s: str) -> bool:
+    """``10.20.0.0/16``, ``2001:db8::/32`` or ``default`` (host bits may be set: a route)."""
+    if s == "default":
+        return True
+    try:
+        ipaddress.ip_network(s, strict=False)
+    except ValueError:
+        return False
+    return "/" in s
+
+
 def _is_zone(s: str) -> bool:
     return len(s) <= 64 and _ZONE_RE.fullmatch(s) is not None
 
@@ -237,6 +258,9 @@ FORMATS: dict[str, tuple[Callable[[str], bool], str]] = {
         "a domain such as example.com or .example.com, or ALL",
     ),
     "netmask": (_is_netmask, "a netmask such as 255.255.255.0, /24 or 0xffffff00"),
+    "ipv4": (_is_ip_of(4), "an IPv4 address"),
+    "ipv6": (_is_ip_of(6), "an IPv6 address"),
+    "network": (_is_network, "a network such as 10.20.0.0/16 or 2001:db8::/32, or default"),
     "zone": (_is_zone, "an IANA time zone name such as UTC or Europe/Paris"),
     "datetime": (
         lambda s: _DATETIME_RE.fullmatch(s) is not None,
@@ -584,6 +608,10 @@ USERNAME = Str(
 ROLES: tuple[str, ...] = ("admin", "operator", "readonly", "guest")
 TEXT_KINDS: tuple[str, ...] = ("footer", "header", "disclaimer", "dictionary", "notification")
 TLS_MODES: tuple[str, ...] = ("off", "preferred", "required")
+MEDIA: tuple[str, ...] = (
+    "auto", "10baseT/UTP half-duplex", "10baseT/UTP full-duplex", "100baseTX half-duplex",
+    "100baseTX full-duplex", "1000baseTX full-duplex", "10000baseT full-duplex",
+)
 MAX_TEXT = 16384
 
 _DEFAULT_BOUNCE_PROFILE: dict[str, Any] = {
@@ -817,6 +845,8 @@ _SECTION_LIST: tuple[Section, ...] = (
                         "address": req(Str(format="ip")),
                         "netmask": req(Str(format="netmask")),
                         "hostname": opt(Str(format="host")),
+                        "port": opt(_ref("an ethernet port"),
+                                    doc="the ethernet port it is on (see the ethernet section)"),
                     }
                 ),
                 default=[],
@@ -877,6 +907,60 @@ _SECTION_LIST: tuple[Section, ...] = (
         description="Whether this machine may be administered over the network (admin: "
         "logins, and joins through it) and serve the web pages (gui). Turned off, it stays a "
         "member that only the cluster configures: the seed's secondary box.",
+    ),
+    Section(
+        name="routes",
+        title="Static routes",
+        seed_command="routeconfig",
+        levels=MACHINE_ONLY,
+        default={"routes": []},
+        fields={
+            "routes": opt(
+                Items(
+                    {
+                        "destination": req(Str(format="network", max_length=64)),
+                        "gateway": req(Str(format="ip")),
+                        "interface": opt(_ref("an interface"),
+                                         doc="the interface the gateway is reached through"),
+                    }
+                ),
+                default=[],
+            )
+        },
+        clusterable=False,
+        description="The machine's static IP routes: traffic for a destination network goes "
+        "through a gateway, optionally through one of the machine's interfaces.",
+    ),
+    Section(
+        name="gateway",
+        title="Default gateway",
+        seed_command="setgateway",
+        levels=MACHINE_ONLY,
+        default={},
+        fields={"ipv4": opt(Str(format="ipv4")), "ipv6": opt(Str(format="ipv6"))},
+        clusterable=False,
+        description="The machine's default router, for IPv4 and for IPv6.",
+    ),
+    Section(
+        name="ethernet",
+        title="Ethernet media settings",
+        seed_command="etherconfig",
+        levels=MACHINE_ONLY,
+        default={"ports": []},
+        fields={
+            "ports": opt(
+                Items(
+                    {
+                        "media": opt(Choice(MEDIA), "auto"),
+                        "mtu": opt(Int(576, 9216), 1500),
+                    }
+                ),
+                default=[],
+                doc="the machine's ethernet ports; interfaces name them",
+            )
+        },
+        clusterable=False,
+        description="Speed and duplex (media) and MTU of each of the machine's ethernet ports.",
     ),
     Section(
         name="users",
@@ -1118,6 +1202,8 @@ REFERENCES: tuple[Reference, ...] = (
         "destconfig", "domains", "bounce_profile", "bounceprofiles", "profiles", "bounce profile"
     ),
     Reference("ssh", "authorized_keys", "user", "users", "users", "user"),
+    Reference("routes", "routes", "interface", "interfaces", "interfaces", "interface"),
+    Reference("interfaces", "interfaces", "port", "ethernet", "ports", "ethernet port"),
 )
 
 

@@ -110,3 +110,23 @@ def test_a_deleted_group_is_not_listed_and_its_namesake_is_new(cli: Cli) -> None
     assert cli(lab, "clustershow", "dns", "--json")["defined_at"] == ["cluster", "group:West"]
     res = cli(lab, "set", "dns", 'servers=["10.0.0.3"]', "--mode", "cluster")
     assert "group:West" in res.stderr  # now it does
+
+
+# ---------------------------------------------------------------- 11: the machine's network
+
+
+def test_routes_gateway_and_ethernet_are_the_machines_own(cli: Cli) -> None:
+    lab = _cluster(cli)
+    res = cli(lab, "set", "routes", 'routes.lab={"destination": "10.20.0.0/16", '
+              '"gateway": "192.0.2.1", "interface": "Data1"}', "--mode", "cluster", code=2)
+    assert "machine" in res.stderr
+    cli(lab, "set", "routes", 'routes.lab={"destination": "10.20.0.0/16", '
+        '"gateway": "192.0.2.1", "interface": "Data1"}', "--mode", "machine:lab1")
+    cli(lab, "set", "gateway", "ipv4=192.0.2.1", "--mode", "machine:lab1")
+    cli(lab, "set", "ethernet", 'ports.eth0={"media": "1000baseTX full-duplex"}',
+        "--mode", "machine:lab1")
+    cli(lab, "commit", "-m", "network")
+    shown = cli(lab, "show", "routes", "--effective", "--machine", "lab1", "--json")
+    assert shown["disabled"] == [
+        {"item": "lab", "reason": 'interface "Data1" is not defined on this machine'}]
+    assert cli(lab, "get", "gateway", "--json") == {"ipv4": "192.0.2.1"}

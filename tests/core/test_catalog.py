@@ -45,6 +45,9 @@ CONTRACT_LEVELS = [
     ("featurekeys", {"machine"}),
     ("time", {"machine"}),
     ("access", {"machine"}),
+    ("routes", {"machine"}),
+    ("gateway", {"machine"}),
+    ("ethernet", {"machine"}),
     ("users", {"cluster"}),
     ("ssh", {"cluster"}),
     ("prepjoin", {"cluster"}),
@@ -815,7 +818,7 @@ def test_broken_references_names_only_new_breaks() -> None:
 
 def test_dependents() -> None:
     assert [(r.section, r.field) for r in catalog.dependents("interfaces")] == [
-        ("listeners", "interface")
+        ("listeners", "interface"), ("routes", "interface")
     ]
     assert {r.section for r in catalog.dependents("textresources")} == {"listeners"}
 
@@ -1111,6 +1114,9 @@ FORMAT_EXAMPLES: dict[str, list[str]] = {
     "netmask": ["255.255.255.0", "/24", "16", "0xffff0000", "255.255.255.255"],
     "zone": ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT-3"],
     "datetime": ["2026-12-31", "2026-12-31T23:59:59Z", "2026-01-01T00:00"],
+    "ipv4": ["192.0.2.1", "10.0.0.254"],
+    "ipv6": ["2001:db8::1", "fe80::1"],
+    "network": ["10.20.0.0/16", "2001:db8::/32", "default", "192.0.2.7/32"],
 }
 
 SAFE_TEXT = st.text(
