@@ -155,7 +155,6 @@ KNOWN_SQL_DEBT = {
     "evstore/net/client.py",
     "evstore/net/gossip.py",
     "evstore/net/linkbook.py",
-    "evstore/net/metrics.py",
     "evstore/net/node.py",
     "evstore/net/restore.py",
     "evstore/net/service.py",

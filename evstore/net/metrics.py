@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 from evstore.core.errors import OperationalError
 from evstore.core.events import Event
 from evstore.ops.node import DB_NAME, Node, now_ms
+from evstore.storage import figures as counts
 from evstore.storage import views
 from evstore.storage.connect import open_db
 
@@ -108,19 +109,17 @@ def read_figures(node: Node) -> Figures:
                 names[key] = m.hostname
     names.setdefault(node.origin, node.identity().hostname)
     events: Counter[str] = Counter()
-    for origin, n in conn.execute("SELECT origin, COUNT(*) FROM events GROUP BY origin"):
-        events[names.get(origin, origin[:16])] += int(n)
-    alerts = {str(k): int(n) for k, n in
-              conn.execute("SELECT kind, COUNT(*) FROM alerts GROUP BY kind")}
+    for origin, n in counts.events_per_origin(conn).items():
+        events[names.get(origin, origin[:16])] += n
     # inadmissible events, kept and applied nowhere (storage.views.invalid_count, schema 9)
     invalid = getattr(views, "invalid_count", None)
     return Figures(
         events=dict(events),
-        held=int(conn.execute("SELECT COUNT(*) FROM held").fetchone()[0]),
+        held=counts.held_count(conn),
         pending=node.log.pending_count(),
-        forks=int(conn.execute("SELECT COUNT(*) FROM forks").fetchone()[0]),
+        forks=counts.forks_count(conn),
         invalid=int(invalid(conn)) if callable(invalid) else 0,
-        alerts=alerts,
+        alerts=counts.alerts_per_kind(conn),
         peers={p["hostname"]: p["state"] == "up" for p in node.peers(st)},
     )
 
