@@ -19,9 +19,10 @@ one line to ``_EXPORTS`` (name -> module that defines it).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
 from evstore._version import __version__
+
+TYPE_CHECKING = False  # not typing's: a program reading one setting should not import typing
 
 _EXPORTS = {
     "SECTIONS": "evstore.core.catalog",
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
+    from typing import Any
+
     from evstore.consume import Change, Config, open_config
     from evstore.core.catalog import SECTIONS
     from evstore.core.errors import EvstoreError, InvalidInput, OperationalError
