@@ -20,17 +20,20 @@ Durability holds only as far as the disk honours flushes (docs/PITFALLS #13).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
-from itertools import count
 from pathlib import Path
-from types import TracebackType
 
 from evstore.core.errors import OperationalError
+from evstore.storage.migrate import migrate
+from evstore.storage.transactions import (  # noqa: F401 (re-exported: the one way to write)
+    _ROLLBACK_HOOKS,
+    begin_write,
+    on_rollback,
+    rolled_back,
+    transaction,
+    write_transaction_id,
+)
 
 BUSY_TIMEOUT_MS = 10_000
-
-_savepoints = count(1)
 
 
 def configure(conn: sqlite3.Connection) -> None:
@@ -47,8 +50,6 @@ def open_db(path: str | Path) -> sqlite3.Connection:
     Raises ``OperationalError`` when the file is not an SQLite database, stays locked past
     the busy timeout, or was written by a newer evstore.
     """
-    from evstore.storage.migrate import migrate  # migrate uses transaction() from here
-
     conn = sqlite3.connect(
         str(path),
         isolation_level=None,
@@ -68,93 +69,3 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-_ROLLBACK_HOOKS: list[Callable[[sqlite3.Connection], None]] = []
-
-
-def on_rollback(hook: Callable[[sqlite3.Connection], None]) -> None:
-    """Register a function called after any rollback (caches of views must forget)."""
-    _ROLLBACK_HOOKS.append(hook)
-
-
-def rolled_back(conn: sqlite3.Connection) -> None:
-    for hook in _ROLLBACK_HOOKS:
-        hook(conn)
-
-
-# Write transactions begun per connection: while one is open (it holds the write lock), no
-# other connection can commit, so what it read earlier in the same transaction still holds.
-_TX_COUNT: dict[int, int] = {}
-
-
-def begin_write(conn: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE``, counted (see ``write_transaction_id``): the only way to begin one."""
-    conn.execute("BEGIN IMMEDIATE")
-    _TX_COUNT[id(conn)] = _TX_COUNT.get(id(conn), 0) + 1
-
-
-def write_transaction_id(conn: sqlite3.Connection) -> int | None:
-    """An id of the write transaction open on ``conn`` (from ``transaction``), or None."""
-    return _TX_COUNT.get(id(conn)) if conn.in_transaction else None
-
-
-class transaction:  # noqa: N801 (used as a function: ``with transaction(conn):``)
-    """``BEGIN IMMEDIATE`` … ``COMMIT``; ``ROLLBACK`` when the block raises.
-
-    IMMEDIATE takes the write lock up front, so two processes never both read, then both try
-    to upgrade to a writer and deadlock into SQLITE_BUSY. Used inside an open transaction
-    (e.g. from an ``on_apply`` hook) it becomes a SAVEPOINT, so helpers compose. (A class, not
-    a generator: it wraps every write, and this costs a third of the generator's work.)
-    """
-
-    __slots__ = ("conn", "_nested")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self._nested: AbstractContextManager[None] | None = None
-
-    def __enter__(self) -> sqlite3.Connection:
-        conn = self.conn
-        if conn.in_transaction:
-            self._nested = _savepoint(conn)
-            self._nested.__enter__()
-        else:
-            begin_write(conn)
-        return conn
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> bool:
-        if self._nested is not None:
-            return bool(self._nested.__exit__(exc_type, exc, tb))
-        conn = self.conn
-        if exc_type is None:
-            try:
-                conn.execute("COMMIT")
-                return False
-            except BaseException:
-                _undo(conn)
-                raise
-        _undo(conn)
-        return False
-
-
-def _undo(conn: sqlite3.Connection) -> None:
-    if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
-        conn.execute("ROLLBACK")
-    rolled_back(conn)
-
-
-@contextmanager
-def _savepoint(conn: sqlite3.Connection) -> Iterator[None]:
-    """A nested transaction: its work is undone alone when it raises."""
-    name = f"evstore_sp_{next(_savepoints)}"
-    conn.execute(f"SAVEPOINT {name}")
-    try:
-        yield
-    except BaseException:
-        conn.execute(f"ROLLBACK TO {name}")
-        conn.execute(f"RELEASE {name}")
-        rolled_back(conn)
-        raise
-    conn.execute(f"RELEASE {name}")

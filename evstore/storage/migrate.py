@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 
 from evstore.core.errors import OperationalError
-from evstore.storage.connect import transaction
+from evstore.storage.transactions import transaction
 
 PACKAGE = "evstore_migrations"
 TABLE = "schema_migrations"
