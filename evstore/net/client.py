@@ -17,6 +17,7 @@ it reaches those it can and reports the others.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = logging.getLogger("evstore.join")
 DIAL_TIMEOUT = 5.0
 REPLY_TIMEOUT = 60.0
 UNREACHABLE = (EvstoreError, OSError, trio.TooSlowError, trio.BrokenResourceError,
@@ -201,15 +203,73 @@ def normalize_fingerprint(text: str) -> str:
     return ":".join(digits[i : i + 2] for i in range(0, len(digits), 2))
 
 
+JOIN_ATTEMPTS = 3
+PASSING = (LinkError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError,
+           OSError)
+
+
+class _Passing(OperationalError):
+    """A join cut off for a passing reason before this machine changed anything."""
+
+
+class _Once:
+    """The questions of a join asked once over its attempts; later attempts insist on the
+    member key the first one accepted."""
+
+    def __init__(self, questions: JoinQuestions) -> None:
+        self.questions = questions
+        self.fingerprint: str | None = None
+        self.answers: dict[str, bool] = {}
+        self.saved = False
+
+    def confirm(self, info: dict[str, Any]) -> bool:
+        key = str(info.get("create"))
+        if key not in self.answers:
+            self.answers[key] = self.questions.confirm(info)
+        return self.answers[key]
+
+    def before_change(self, info: dict[str, Any]) -> None:
+        if not self.saved:
+            self.questions.before_change(info)
+            self.saved = True
+
+    def as_questions(self) -> JoinQuestions:
+        return JoinQuestions(self.questions.trust_key, self.confirm, self.before_change)
+
+
 def join(node: Node, user: str, opts: JoinOptions, questions: JoinQuestions) -> dict[str, Any]:
-    """Join the cluster of the member at ``opts.address`` (see the module docstring)."""
+    """Join the cluster of the member at ``opts.address`` (see the module docstring).
+
+    A join cut off for a passing reason (the member busy, or the link lost before this
+    machine changed anything) is tried again, up to ``JOIN_ATTEMPTS`` times, checking the
+    same member key; the member takes up an admission it gave already.
+    """
     membership.join_request(node, opts.group)  # refuses a machine already in a cluster
-    return trio.run(_join, Caller(node, opts.version), user, opts, questions)
+    once = _Once(questions)
+    for attempt in range(1, JOIN_ATTEMPTS + 1):
+        try:
+            out = trio.run(_join, Caller(node, opts.version), user, opts, once.as_questions(),
+                           once)
+            return {**out, "attempts": attempt}
+        except _Passing as e:
+            if attempt == JOIN_ATTEMPTS or node.in_cluster():
+                raise OperationalError(f"{e} (tried {attempt} times); nothing was changed here: "
+                                       "try again in a moment") from None
+            log.warning("join through %s cut off (%s): trying again", opts.address, e)
+            time.sleep(0.25 * attempt)
+    raise AssertionError("unreachable")
 
 
-async def _join(caller: Caller, user: str, opts: JoinOptions,
-                questions: JoinQuestions) -> dict[str, Any]:
-    channel, member_key = await _join_dial(caller, opts, questions)
+async def _join(caller: Caller, user: str, opts: JoinOptions, questions: JoinQuestions,
+                once: _Once | None = None) -> dict[str, Any]:
+    if once is not None and once.fingerprint is not None:
+        opts = JoinOptions(**{**opts.__dict__, "fingerprint": once.fingerprint})
+    try:
+        channel, member_key = await _join_dial(caller, opts, questions)
+    except PASSING as e:
+        raise _Passing(f"{opts.address} cut the join off: {_why(e)}") from None
+    if once is not None:
+        once.fingerprint = fingerprint(member_key)
     try:
         await wire.send(channel, {"t": "open", "want": "join", "version": caller.version})
         ident = await caller.db(caller.node.identity)
@@ -223,7 +283,13 @@ async def _join(caller: Caller, user: str, opts: JoinOptions,
         questions.before_change(info)
         return await _join_exchange(caller, channel, user, opts, info, member_key)
     except wire.RemoteRefused as e:
+        if "busy" in str(e):  # not a lockout after wrong passphrases
+            raise _Passing(f"{opts.address} refused the join for now: {e}") from None
         raise OperationalError(f"{opts.address} refused the join: {e}") from None
+    except PASSING as e:
+        if await caller.db(caller.node.in_cluster):
+            raise
+        raise _Passing(f"{opts.address} cut the join off: {_why(e)}") from None
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(2):
             await channel.aclose()
@@ -279,8 +345,12 @@ async def _join_exchange(caller: Caller, channel: SecureChannel, user: str, opts
         items.extend(wire.items_in(msg.get("items"), MAX_ITEMS))
     started = time.monotonic()
     ev = await caller.db(membership.take_up, caller.node, user, items)
-    await wire.send(channel, {"t": "joined", "items": wire.items_out([(ev.raw, ev.sig)])})
-    await wire.receive(channel, "ok", timeout=REPLY_TIMEOUT)
+    try:  # joined here already: the member also gets the join event from this node's links
+        await wire.send(channel, {"t": "joined", "items": wire.items_out([(ev.raw, ev.sig)])})
+        await wire.receive(channel, "ok", timeout=REPLY_TIMEOUT)
+    except PASSING as e:
+        log.warning("joined; %s did not confirm it (%s): it gets this machine's join event "
+                    "from its links once `evstore run` serves here", opts.address, _why(e))
     st = await caller.db(caller.node.structure)
     group = st.groups.get(st.group_of(caller.node.mid) or "", None)
     return {"cluster": st.name, "group": group, "member": info.get("hostname"),

@@ -19,6 +19,7 @@ caller (a wrong passphrase leaves only its ``login_failed`` alert).
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["converse", "scope_ranges"]
 
+log = logging.getLogger("evstore.node")
+
 RPC_IDLE = 60.0
 MAX_IDS = 1000
 
@@ -53,6 +56,8 @@ async def converse(rt: Runtime, channel: SecureChannel, port: str, address: str,
     opened = await wire.receive(channel, "open", timeout=rt.config.handshake_timeout)
     want = wire.text(opened, "want", 16)
     m = await _member(rt, channel, want)
+    if m is not None and want == "join" and m.key not in rt.view.spoken:
+        m = None  # admitted, its own join not here yet: that join is being taken up again
     if m is not None:
         admitted()
     if not await _same_version(rt, channel, opened, m):
@@ -326,12 +331,30 @@ async def _serve_join(rt: Runtime, channel: SecureChannel, port: str,
     try:
         rt._joins.acquire_nowait()
     except trio.WouldBlock:
+        log.warning("refused the join of %s (%s): busy with other joins", creds.get("hostname"),
+                    address)
         await wire.send_error(channel, "this member is busy with other joins: try again")
         return
     try:
-        await _join(rt, channel, passphrase, preshared, creds)
+        await _join_logged(rt, channel, passphrase, preshared, creds, address)
     finally:
         rt._joins.release()
+
+
+async def _join_logged(rt: Runtime, channel: SecureChannel, passphrase: str | None,
+                       preshared: bool, creds: dict[str, Any], address: str) -> None:
+    """``_join``, and the node's log says why a join it took up did not end well (the
+    joining side retries a join cut off for a passing reason)."""
+    who = f"{creds.get('hostname')} ({address})"
+    try:
+        await _join(rt, channel, passphrase, preshared, creds)
+    except trio.Cancelled:
+        log.warning("closed the join of %s: this node is stopping or restarting", who)
+        raise
+    except (EvstoreError, OSError, trio.TooSlowError, trio.BrokenResourceError,
+            trio.ClosedResourceError) as exc:
+        log.warning("closed the join of %s: %s", who, exc or type(exc).__name__)
+        raise
 
 
 async def _join(rt: Runtime, channel: SecureChannel, passphrase: str | None, preshared: bool,
@@ -347,6 +370,7 @@ async def _join(rt: Runtime, channel: SecureChannel, passphrase: str | None, pre
         request = await _join_request(rt, channel, msg, creds)
         await rt.db(_admit, rt.node, request, passphrase, preshared)
     except EvstoreError as e:
+        log.warning("refused the join of %s: %s", creds.get("hostname"), e)
         await wire.send_error(channel, str(e), e.exit_code)
         return
     await rt.refresh()
@@ -480,4 +504,3 @@ def _read_items(node: Node, group: list[Range]) -> list[tuple[bytes, bytes]]:
     for r in group:
         out.extend(node.log.read_raw_range(r.origin, r.first, r.last))
     return out
-

@@ -49,7 +49,8 @@ def check_naming(node: Node, listen: str) -> None:
 
 def admit(node: Node, user: str, request: dict[str, Any], *, passphrase: str | None = None,
           preshared: bool = False) -> Event:
-    """Member side of a join: check the request and append ``cluster.admit``."""
+    """Member side of a join: check the request and append ``cluster.admit`` (or, for a
+    join taken up again after its admission, return that admission: ``awaiting_join``)."""
     st = node.structure()
     if st.name is None:
         raise OperationalError("this machine is not in a cluster: create one first")
@@ -61,6 +62,9 @@ def admit(node: Node, user: str, request: dict[str, Any], *, passphrase: str | N
     check_credentials(node, str(request.get("hostname", "")), key, passphrase=passphrase,
                       preshared=preshared)
     check_naming(node, str(request.get("listen", "")))
+    again = awaiting_join(node, key)
+    if again is not None:
+        return again
     gid = st.find_group(str(request.get("group") or "")) if request.get("group") else st.main_group
     if gid is None:
         raise InvalidInput(f"no group named {request.get('group')!r} in cluster {st.name}")
@@ -104,7 +108,26 @@ def check_credentials(node: Node, host: str, key: str, *, passphrase: str | None
         node.authenticate("admin", "\x00invalid")  # records the failure, then raises
 
 
+def awaiting_join(node: Node, key: str) -> Event | None:
+    """The admission of ``key`` when it was admitted and its own ``cluster.join`` has not
+    arrived yet (a join cut off after its admission, taken up again): the same admission
+    goes on, none is added. None otherwise."""
+    st = node.structure()
+    if not any(m.key == key and not m.removed for m in st.members()):
+        return None
+    if node.conn.execute("SELECT 1 FROM events WHERE origin = ? LIMIT 1", (key,)).fetchone():
+        return None
+    for event_id, raw in node.conn.execute(
+            "SELECT id, raw FROM events WHERE kind = 'cluster.admit' ORDER BY rowid DESC"):
+        payload = encoding.loads_json(raw).get("payload") or {}
+        if isinstance(payload, dict) and payload.get("key") == key:
+            return node.log.get(event_id)
+    return None
+
+
 def _use_prepjoin(node: Node, host: str, key: str) -> None:
+    if awaiting_join(node, key) is not None:
+        return  # its entry admitted it already: the join is being taken up again
     if any(key in (m.key, m.mid) for m in node.structure().machines.values()):
         raise InvalidInput(f"the key of {host} has joined this cluster before: its pre-shared "
                            "entry is used up (a machine joining again takes a fresh key: run "
