@@ -40,6 +40,7 @@ from evstore.core.events import Event, parse
 from evstore.core.sync import Item
 from evstore.ops.cluster import rebuild_views
 from evstore.ops.node import Node, now_ms
+from evstore.storage import notify
 from evstore.storage.connect import transaction
 from evstore.storage.log import ANCHOR_KINDS, EventLog
 
@@ -230,6 +231,7 @@ def adopt_branch(node: Node, origin: str, prefix: int, originals: Sequence[Item]
         for ev in losing:
             _keep_as_evidence(node, ev)
         rebuild_views(node)
+    notify.announce(node.home)  # after COMMIT: watchers and the node read the new branch
     return losing
 
 
