@@ -925,9 +925,9 @@ async def _main(home: Path, config: NodeConfig | None, beside: Beside | None,
                 handle.on_applied = lag.observe
                 handle.metrics = await nursery.start(
                     metrics_mod.serve_metrics, *metrics, metrics_mod.node_source(handle, lag))
-            systemd.notify("READY=1")
             if on_ready is not None:
                 on_ready(handle)
+            systemd.notify("READY=1")  # every port bound (and announced by on_ready)
             nursery.start_soon(_stop_on_signal, signals, handle)
             await handle.finished.wait()
             nursery.cancel_scope.cancel()
