@@ -184,11 +184,15 @@ def verify(
     db_file: Annotated[Path | None, typer.Argument(help="A database file (default: the home's).",
                                                    show_default=False)] = None,
     home: HomeOpt = None, json_out: JsonOpt = False,
+    views: Annotated[bool, typer.Option(
+        "--views", help="Also rebuild the materialized views in memory and report where the "
+                        "stored ones differ.")] = False,
 ) -> None:
-    """Check every signature and hash chain; report forged, altered, missing or forked events."""
+    """Check every signature and hash chain; report forged, altered, missing, forked and
+    inadmissible events (and, with --views, stored views that differ from the log's)."""
     target = db_file if db_file is not None else resolve_home(home or GLOBAL.home) / DB_NAME
     with _progress("verifying") as progress:
-        data = ops.verify_db(target, progress)
+        data = ops.verify_db(target, progress, views_too=views)
     output.emit(data, json_out, _render_verify)
     if not data["ok"]:
         raise typer.Exit(1)
@@ -200,7 +204,8 @@ def _render_verify(d: dict[str, Any]) -> None:
         return
     output.table(f"{len(d['problems'])} problem(s) in {d['events']} events",
                  ["kind", "origin", "seq", "detail"],
-                 [[p["kind"], _short(p["origin"], 20), p["seq"], p["detail"]] for p in d["problems"]])
+                 [[p["kind"], _short(p["origin"] or "-", 20), p["seq"], p["detail"]]
+                  for p in d["problems"]])
 
 
 # --------------------------------------------------------------------------- revert and rollback

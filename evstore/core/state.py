@@ -45,7 +45,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from evstore.core import catalog
+from evstore.core import admit, catalog
 from evstore.core.events import Event
 from evstore.core.modes import CLUSTER, group_id_of, group_mode, machine_mode
 
@@ -534,6 +534,15 @@ class Store(Protocol):
     def clear_effective(self, mid: str) -> None: ...
     def set_superseded(self, reg: Reg, losers: list[Write], win: Write | None) -> None: ...
     def ignored(self) -> set[str]: ...
+    # admissibility (evstore/core/admit.py)
+    def remember(self, events: list[Event]) -> None: ...
+    def add_authority(self, events: list[Event]) -> None: ...
+    def authority(self) -> admit.Authority: ...
+    def set_verdict(self, event: Event, reason: str | None) -> None: ...
+    def verdict_of(self, event: str) -> str | None: ...
+    def judged_after(self, order: Order) -> list[Event]: ...
+    def retract(self, event: Event, regs: set[Reg]) -> None: ...
+    def invalid(self) -> dict[str, str]: ...
 
 
 @dataclass
@@ -548,6 +557,46 @@ class MemoryStore:
         default_factory=dict
     )
     lost: dict[Reg, list[tuple[Write, Write]]] = field(default_factory=dict)
+    events: dict[str, Event] = field(default_factory=dict)
+    verdicts: dict[str, str] = field(default_factory=dict)
+    authors: dict[str, Event] = field(default_factory=dict)
+    _authority: admit.Authority | None = None
+
+    def remember(self, events: list[Event]) -> None:
+        for ev in events:
+            self.events.setdefault(ev.id, ev)
+
+    def add_authority(self, events: list[Event]) -> None:
+        for ev in events:
+            if ev.id not in self.authors:
+                self.authors[ev.id] = ev
+                self._authority = None
+
+    def authority(self) -> admit.Authority:
+        if self._authority is None:
+            self._authority = admit.Authority(self.authors.values())
+        return self._authority
+
+    def set_verdict(self, event: Event, reason: str | None) -> None:
+        self.events[event.id] = event
+        if reason is None:
+            self.verdicts.pop(event.id, None)
+        else:
+            self.verdicts[event.id] = reason
+
+    def verdict_of(self, event: str) -> str | None:
+        return self.verdicts.get(event)
+
+    def judged_after(self, order: Order) -> list[Event]:
+        return sorted((e for e in self.events.values() if e.order_key > order),
+                      key=lambda e: e.order_key)
+
+    def retract(self, event: Event, regs: set[Reg]) -> None:
+        for reg in regs:
+            self.writes.get(reg, {}).pop(event.id, None)
+
+    def invalid(self) -> dict[str, str]:
+        return dict(self.verdicts)
 
     def add_writes(self, writes: list[Write]) -> None:
         for w in writes:
@@ -624,28 +673,81 @@ class MemoryStore:
 # --------------------------------------------------------------------------- projecting
 
 
+def _admissible(store: Store, evs: list[Event]) -> tuple[list[Event], set[Reg]]:
+    """Judge events by evstore/core/admit.py; returns the admissible ones and the registers
+    of events that must no longer count (retracted from the store's history).
+
+    An event's verdict depends on the user database before it in the total order. When an
+    event that writes a ``users`` section arrives, every event the store holds after it is
+    judged again: one that is no longer admissible is retracted (its registers recomputed
+    from their history), one that now is gets its writes added like a new event's.
+    """
+    store.remember(evs)
+    auth_new = [e for e in evs if admit.writes_users(e)]
+    if auth_new:
+        store.add_authority(auth_new)
+    auth = store.authority()
+    ok: list[Event] = []
+    gone: set[Reg] = set()
+    batch = {e.id for e in evs}
+    if auth_new:
+        for ev in store.judged_after(min(e.order_key for e in auth_new)):
+            if ev.id in batch:
+                continue
+            was, now = store.verdict_of(ev.id), auth.judge(ev)
+            if (was is None) != (now is None):
+                if now is None:
+                    ok.append(ev)
+                else:
+                    regs = {w.reg for w in writes_of(ev)} if admit.static_reason(ev) is None \
+                        else set()
+                    store.retract(ev, regs)
+                    gone |= regs
+            if was != now:
+                store.set_verdict(ev, now)
+    for ev in evs:
+        why = auth.judge(ev)
+        was = store.verdict_of(ev.id)
+        if why is None:
+            ok.append(ev)
+            if was is not None:
+                store.set_verdict(ev, None)
+        else:
+            if was is None:  # applied before (a repeat) or new: it counts nowhere
+                regs = {w.reg for w in writes_of(ev)} if admit.static_reason(ev) is None \
+                    else set()
+                if regs:
+                    store.retract(ev, regs)
+                    gone |= regs
+            store.set_verdict(ev, why)
+    return ok, gone
+
+
 def apply(store: Store, events: Iterable[Event]) -> set[Reg]:
     """Project events into the store incrementally; returns the registers that changed.
 
     The result is the same for any order, duplication or batching of the same events.
+    Inadmissible events (evstore/core/admit.py) are recorded and write nothing.
     """
+    evs = list(events)
+    ok, gone = _admissible(store, evs)
     new: list[Write] = []
-    for ev in events:
+    for ev in ok:
         new.extend(writes_of(ev))
-    if not new:
+    if not new and not gone:
         return set()
     store.add_writes(new)
     latest: dict[Reg, dict[str, Write]] = {}
     for w in new:  # as the stores do: the last write of an event to a register counts
         latest.setdefault(w.reg, {})[w.event] = w
     fresh = {reg: list(by_event.values()) for reg, by_event in latest.items()}
-    touched = set(fresh)
+    touched = set(fresh) | gone
     before = store.cutoffs()
     history = _Histories(store)
     for reg in [r for r in touched if r[1] == CUTOFF]:
         store.set_winner(reg, winner(history.of(reg), before))
     after = store.cutoffs()
-    full: set[Reg] = set()
+    full: set[Reg] = set(gone)
     for origin in set(after) | set(before):
         if after.get(origin) != before.get(origin):
             full.update(store.regs_of_origin(origin))

@@ -47,7 +47,7 @@ def digests_at(node: Node, vv: VV | None = None) -> dict[str, Any]:
     return {
         "hostname": node.identity().hostname, "vv": mine, "digests": digests,
         "lacking": lacking, "held": len(node.log.held()), "forks": open_forks(node),
-        "pending": node.log.pending_count(),
+        "pending": node.log.pending_count(), "invalid": len(store.invalid()),
     }
 
 
@@ -85,6 +85,10 @@ def compare(reports: list[dict[str, Any]], unreachable: list[str]) -> list[dict[
             if r.get(kind):
                 out.append({"hostname": r["hostname"], "kind": kind,
                             "detail": f"{r[kind]} {kind} event(s)"})
+        if r.get("invalid"):
+            out.append({"hostname": r["hostname"], "kind": "invalid",
+                        "detail": f"{r['invalid']} inadmissible event(s), kept in the log and "
+                                  "applied nowhere (`evstore verify` names them)"})
     keys = sorted(set().union(*(r["digests"] for r in reports))) if reports else []
     for key in keys:
         seen = {r["hostname"]: r["digests"].get(key) for r in reports}

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from evstore.core import catalog, clock, encoding, state
+from evstore.core import admit, catalog, clock, encoding, state
 from evstore.core.errors import EncodingError, InvalidInput, OperationalError
 from evstore.core.events import Event
 from evstore.core.modes import CLUSTER
@@ -378,12 +378,16 @@ def fold(
     progress: Progress | None = None,
     total: int = 0,
 ) -> Snapshot:
-    """The configuration a set of events makes, keeping one write per register."""
+    """The configuration a set of events makes, keeping one write per register; the
+    inadmissible events (evstore/core/admit.py) count but write nothing."""
     best: dict[Reg, Write] = {}
     count = 0
     newest: Event | None = None
-    for ev in events:
-        _keep(best, ev, cutoffs)
+    evs = list(events)
+    refused = admit.judge_all(evs)
+    for ev in evs:
+        if ev.id not in refused:
+            _keep(best, ev, cutoffs)
         count += 1
         if newest is None or ev.order_key > newest.order_key:
             newest = ev

@@ -31,7 +31,7 @@ from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
 from evstore.storage.connect import open_db, transaction
 from evstore.storage.log import EventLog
-from evstore.storage.views import SqliteStore, admit, on_apply
+from evstore.storage.views import SqliteStore, admit, invalid_count, on_apply
 
 DB_NAME = "evstore.db"
 DEFAULT_LISTEN = "127.0.0.1:2200"
@@ -281,6 +281,14 @@ class Node:
                 "SELECT at, kind, detail FROM alerts ORDER BY at DESC LIMIT 20"
             )
         ]
+        invalid = invalid_count(self.conn)
+        if invalid:  # issue 15: kept in the log, applied nowhere; `verify` names them
+            newest = self.conn.execute("SELECT MAX(e.wall) FROM inadmissible AS i JOIN events "
+                                       "AS e ON e.id = i.event").fetchone()[0]
+            alerts.insert(0, {"at": iso(newest or 0), "kind": "invalid",
+                              "detail": f"{invalid} inadmissible event(s) signed by members, "
+                                        "kept in the log and applied nowhere (run `evstore "
+                                        "verify` to see each one and why)"})
         gid = st.group_of(self.mid) if (me and st.name is not None) else None
         return {
             "hostname": ident.hostname,
@@ -299,6 +307,7 @@ class Node:
             "pending": self.log.pending_count(),
             "held": len(self.log.held()),
             "forks": len(self.log.forks()),
+            "invalid": invalid,
             "selfsync": self._selfsync(),
             "peers": self.peers(st),
             "alerts": alerts,

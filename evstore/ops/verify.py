@@ -16,6 +16,12 @@ Problems are reported by kind (the contract's names):
                 removed machine past its removal's cutoff, or by a key a rekey replaced past
                 the cutoff its successor's admission names (the database's own machine is
                 exempt: its standalone history is its own).
+``invalid``     a validly signed event of the database's current scope that the admissibility
+                rule (evstore/core/admit.py) refuses: unknown kind, a value the catalog
+                refuses, a user who does not exist or whose role may not make the change.
+                It is kept in the log and applied nowhere; the detail gives the reason.
+``view``        (with ``views=True``) a row of a materialized view that differs from the
+                views rebuilt in memory from the log (a hand-edited ``effective`` row...).
 
 The events table is streamed in (origin, seq) order, so memory stays flat on large logs.
 Held and pending events are checked for forgery and alteration too.
@@ -29,11 +35,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evstore.core import encoding, events
-from evstore.core.errors import EncodingError, VerificationError
+from evstore.core import admit, encoding, events
+from evstore.core.errors import EncodingError, OperationalError, VerificationError
+from evstore.ops import history
 from evstore.ops.history import Progress, open_copy, owner_keys
 from evstore.ops.node import DB_NAME, Node
-from evstore.storage.log import ANCHOR_KINDS
+from evstore.storage import rebuild, views
+from evstore.storage.connect import open_db
+from evstore.storage.log import ANCHOR_KINDS, EventLog
 
 _ROW_SQL = ("SELECT id, origin, seq, prev, clock, wall, user, kind, raw, sig FROM events "
             "ORDER BY origin, seq")
@@ -244,7 +253,93 @@ def _check_waiting(rep: _Report, conn: sqlite3.Connection) -> None:
                 rep.add(got[0], origin, seq, f"{table} event: {got[1]}")
 
 
-def verify_conn(conn: sqlite3.Connection, progress: Progress | None = None) -> dict[str, Any]:
+def scoped_events(conn: sqlite3.Connection) -> list[events.Event]:
+    """The events that make up the database owner's configuration now (its scope: its
+    cluster's chains from their anchors, or its own standalone chain), as replay reads them."""
+    log = EventLog(conn)
+    _, chains = history.scope_at(log, owner_keys(conn), history.EVERYTHING)
+    try:
+        return list(history.events_in(log, chains, history.EVERYTHING))
+    except OperationalError:  # damaged bytes: reported as altered by the byte checks
+        return []
+
+
+def _check_admissible(rep: _Report, scoped: list[events.Event]) -> None:
+    by_id = {e.id: e for e in scoped}
+    for event_id, why in sorted(admit.judge_all(scoped).items(),
+                                key=lambda kv: by_id[kv[0]].order_key):
+        ev = by_id[event_id]
+        rep.add("invalid", ev.origin, ev.seq, f"{ev.kind} by user {ev.user!r}, applied "
+                f"nowhere: {why}")
+
+
+_VIEW_SQL = {
+    "reg_winners": "SELECT scope, section, field, event, clock, origin, seq, present, value, "
+                   "base, user, wall FROM reg_winners ORDER BY 1, 2, 3",
+    "mode_sections": "SELECT mode, section, value, event FROM mode_sections ORDER BY 1, 2",
+    "effective": "SELECT machine, section, value, source, event FROM effective ORDER BY 1, 2",
+    "superseded": "SELECT scope, section, field, loser, winner FROM superseded "
+                  "ORDER BY 1, 2, 3, 4",
+    "section_events": "SELECT scope, section, clock, event FROM section_events "
+                      "ORDER BY 1, 2, 3, 4",
+    "inadmissible": "SELECT event, clock, reason FROM inadmissible ORDER BY 1",
+}
+# (``authority_events`` is an index of the log, not a view anyone reads: a home upgraded to
+# schema 9 lists every event of its log there, those out of its scope too.)
+_KEY_COLS = {"reg_winners": 3, "mode_sections": 2, "effective": 2, "superseded": 4,
+             "section_events": 4, "inadmissible": 1}
+MAX_VIEW_PROBLEMS = 50  # per table: a wholly stale table says so in one line past this
+
+
+def _table(conn: sqlite3.Connection, table: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    k = _KEY_COLS[table]
+    return {tuple(r[:k]): tuple(r) for r in conn.execute(_VIEW_SQL[table])}
+
+
+def check_views(conn: sqlite3.Connection, scoped: list[events.Event]) -> list[dict[str, Any]]:
+    """Rebuild the views of ``scoped`` in an in-memory database and compare them, row by row,
+    with the stored ones. Returns the ``view`` problems (empty when they agree)."""
+    mem = open_db(":memory:")
+    try:
+        views.keep_events(mem, scoped)
+        rebuild.rebuild(mem, scoped)
+        out: list[dict[str, Any]] = []
+        for table in _VIEW_SQL:
+            try:
+                stored = _table(conn, table)
+            except sqlite3.OperationalError as e:
+                out.append({"kind": "view", "origin": None, "key": None, "seq": None,
+                            "detail": f"{table}: cannot be read ({e})"})
+                continue
+            fresh = _table(mem, table)
+            diffs = []
+            for key in sorted(set(stored) | set(fresh), key=repr):
+                a, b = stored.get(key), fresh.get(key)
+                if a == b:
+                    continue
+                where = "/".join(str(x)[:24] for x in key)
+                k = _KEY_COLS[table]
+                if a is None and b is not None:
+                    diffs.append(f"{table} {where}: missing (the log makes {b[k:]!r})"
+                                 if k < len(b) else f"{table} {where}: missing")
+                elif b is None:
+                    diffs.append(f"{table} {where}: stored, but the log makes no such row")
+                elif a is not None:
+                    diffs.append(f"{table} {where}: stored {a[k:]!r}, the log makes {b[k:]!r}")
+            for d in diffs[:MAX_VIEW_PROBLEMS]:
+                out.append({"kind": "view", "origin": None, "key": None, "seq": None,
+                            "detail": d})
+            if len(diffs) > MAX_VIEW_PROBLEMS:
+                out.append({"kind": "view", "origin": None, "key": None, "seq": None,
+                            "detail": f"{table}: {len(diffs) - MAX_VIEW_PROBLEMS} more rows "
+                                      "differ"})
+        return out
+    finally:
+        mem.close()
+
+
+def verify_conn(conn: sqlite3.Connection, progress: Progress | None = None, *,
+                views_too: bool = False) -> dict[str, Any]:
     """Check a whole database; returns {ok, events, problems}."""
     rep = _Report(_members(conn))
     total = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
@@ -259,18 +354,27 @@ def verify_conn(conn: sqlite3.Connection, progress: Progress | None = None) -> d
     _check_heads(rep, conn)
     _check_forks(rep, conn)
     _check_waiting(rep, conn)
-    return rep.finish()
+    scoped = scoped_events(conn)
+    _check_admissible(rep, scoped)
+    out = rep.finish()
+    if views_too:
+        extra = check_views(conn, scoped)
+        out["problems"] = out["problems"] + extra
+        out["ok"] = out["ok"] and not extra
+    return out
 
 
-def verify_db(path: str | Path, progress: Progress | None = None) -> dict[str, Any]:
+def verify_db(path: str | Path, progress: Progress | None = None, *,
+              views_too: bool = False) -> dict[str, Any]:
     """Verify a database file (or a home folder's), read whole and never modified."""
     conn = open_copy(Path(path))
     try:
-        return verify_conn(conn, progress)
+        return verify_conn(conn, progress, views_too=views_too)
     finally:
         conn.close()
 
 
-def verify_node(node: Node, progress: Progress | None = None) -> dict[str, Any]:
+def verify_node(node: Node, progress: Progress | None = None, *,
+                views_too: bool = False) -> dict[str, Any]:
     """Verify a home's own database, from a consistent copy (the node keeps running)."""
-    return verify_db(node.home / DB_NAME, progress)
+    return verify_db(node.home / DB_NAME, progress, views_too=views_too)

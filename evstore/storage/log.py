@@ -47,7 +47,7 @@ import nacl.signing
 from evstore.core import clock, events
 from evstore.core.errors import InvalidInput, OperationalError, VerificationError
 from evstore.core.events import Event
-from evstore.storage import checking, notify
+from evstore.storage import alerts, checking, notify
 from evstore.storage.connect import transaction
 
 ANCHOR_KINDS = frozenset(
@@ -55,6 +55,14 @@ ANCHOR_KINDS = frozenset(
 )
 
 _BROKEN_CHAIN = "broken hash chain"
+
+# Caps on what one origin (and everyone together) may park here (issue 15, item 6): a member
+# could otherwise fill the disk with events stamped far ahead (``held``) or above a gap it
+# never fills (``pending``). An event past a cap is refused, not stored: anti-entropy offers
+# it again once there is room (the version vector still lacks it), so nothing is lost.
+MAX_HELD_PER_ORIGIN = 1_000
+MAX_PENDING_PER_ORIGIN = 50_000
+MAX_PENDING_TOTAL = 200_000
 
 Admit = Callable[[sqlite3.Connection, Event], bool | None]
 OnApply = Callable[[sqlite3.Connection, list[Event]], None]
@@ -166,7 +174,7 @@ class _Tx:
     """
 
     __slots__ = ("now_ms", "hwm", "has_pending", "has_held", "has_forks", "heads", "rewound",
-                 "unflushed_inert", "result", "unflushed")
+                 "unflushed_inert", "result", "unflushed", "parked")
 
     def __init__(self, now_ms: int, hwm: int, has_pending: bool = True,
                  has_held: bool = True, has_forks: bool = True) -> None:
@@ -180,6 +188,7 @@ class _Tx:
         self.unflushed_inert = True  # no unflushed event can change admission (``_ask_admit``)
         self.result = IngestResult()
         self.unflushed: list[Event] = []
+        self.parked: dict[tuple[str, str], int] = {}  # (table, origin or "*"): rows, read once
 
 
 def _trusted(event_id: str, raw: bytes, sig: bytes) -> Event:
@@ -235,6 +244,9 @@ class EventLog:
         self._on_rewind = on_rewind
         self._inert = cannot_affect_admission
         self._home: str | None = None  # where to announce commits ("": nowhere, in memory)
+        self.held_cap = MAX_HELD_PER_ORIGIN
+        self.pending_cap = MAX_PENDING_PER_ORIGIN
+        self.pending_total_cap = MAX_PENDING_TOTAL
 
     # ------------------------------------------------------------------ writes
 
@@ -542,6 +554,8 @@ class EventLog:
             self._record_fork(tx, event, taken, source)
             return "fork"
         if source == _NEW and clock.too_far_ahead(event.clock, tx.now_ms, self.max_offset_ms):
+            if not self._room(tx, _HELD, event):
+                return "rejected"
             self._hold(tx, event)
             return "held"
         chain = self._chain_state(tx, event)
@@ -551,6 +565,8 @@ class EventLog:
             self._reject(tx, event, chain, source, keep=False)
             return "rejected"
         if chain == "wait":
+            if source != _PENDING and not self._room(tx, _PENDING, event):
+                return "rejected"
             self._keep_pending(tx, event, received_at, "predecessor", source)
             return "pending"
         where = self._admit_and_apply(tx, event, received_at, source)
@@ -561,6 +577,8 @@ class EventLog:
     def _admit_and_apply(self, tx: _Tx, event: Event, received_at: int, source: str) -> str:
         verdict = self._ask_admit(tx, event)
         if verdict is None:
+            if source != _PENDING and not self._room(tx, _PENDING, event):
+                return "rejected"
             self._keep_pending(tx, event, received_at, "membership", source)
             return "pending"
         if not verdict:
@@ -586,7 +604,7 @@ class EventLog:
 
     def _apply(self, tx: _Tx, event: Event, received_at: int, source: str) -> None:
         if source is not _NEW:
-            self._leave(source, event.id)
+            self._leave(source, event.id, tx, event.origin)
         self.conn.execute(
             "INSERT INTO events (id, origin, seq, prev, clock, wall, user, kind, raw, sig, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -607,7 +625,7 @@ class EventLog:
             tx.unflushed_inert = False
 
     def _record_fork(self, tx: _Tx, event: Event, applied_id: str, source: str) -> None:
-        self._leave(source, event.id)
+        self._leave(source, event.id, tx, event.origin)
         self.conn.execute(
             "INSERT OR IGNORE INTO forks (id, origin, seq, applied_id, raw, sig, detected_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -727,12 +745,71 @@ class EventLog:
         )
         head.last_seq, head.last_id = seq - 1, str(row[0])
 
+    def _parked(self, tx: _Tx, table: str, origin: str) -> int:
+        """Rows of ``table`` from ``origin`` (``"*"``: from anyone), counted once a transaction
+        and kept up to date by ``_hold``, ``_keep_pending`` and ``_leave``."""
+        key = (table, origin)
+        n = tx.parked.get(key)
+        if n is None:
+            if origin == "*":
+                n = self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            else:
+                n = self.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE origin = ?",
+                                      (origin,)).fetchone()[0]
+            tx.parked[key] = n = int(n)
+        return n
+
+    def _count_parked(self, tx: _Tx, table: str, origin: str, step: int) -> None:
+        for key in ((table, origin), (table, "*")):
+            if key in tx.parked:
+                tx.parked[key] += step
+
+    def who(self, origin: str) -> str:
+        """A machine's hostname for an alert (from the views, when they know the key), else
+        the key's fingerprint."""
+        try:
+            row = self.conn.execute(
+                "SELECT h.value FROM reg_winners AS k JOIN reg_winners AS h ON h.scope = k.scope"
+                " AND h.section = k.section AND h.field = 'hostname' WHERE k.section = "
+                "'@structure' AND k.field IN ('key', 'mid') AND k.value = ? LIMIT 1",
+                (f'"{origin}"',),
+            ).fetchone()
+        except sqlite3.OperationalError:  # a log without views (tests, tools)
+            row = None
+        name = str(row[0]).strip('"') if row else ""
+        return f"{name} ({events.fingerprint(origin)[:23]})" if name else \
+            f"key {events.fingerprint(origin)[:23]}"
+
+    def _room(self, tx: _Tx, table: str, event: Event) -> bool:
+        """Is there room in ``table`` for one more event of ``event.origin``? When there is
+        not, the event is refused (not stored: it is offered again later) and, the first time
+        in this transaction, an alert names the member."""
+        cap = self.held_cap if table == _HELD else self.pending_cap
+        mine = self._parked(tx, table, event.origin)
+        total = self._parked(tx, table, "*") if table == _PENDING else 0
+        if mine < cap and (table != _PENDING or total < self.pending_total_cap):
+            return True
+        whose = "every origin together" if mine < cap else f"member {self.who(event.origin)}"
+        limit = self.pending_total_cap if mine < cap else cap
+        reason = (f"{table} events of {whose} reached the cap of {limit}; refused for now "
+                  "(offered again once there is room)")
+        first = not any(r.reason == reason for r in tx.result.rejected)
+        tx.result.rejected.append(Rejected(event.id, reason, event.origin, event.seq))
+        if first:
+            alerts.add(self.conn, tx.now_ms, f"{table}_cap", reason)
+        return False
+
     def _hold(self, tx: _Tx, event: Event) -> None:
         ahead = clock.wall_ms_of(event.clock) - tx.now_ms
         reason = (
             f"stamped {ahead} ms ahead of local time (allowed {self.max_offset_ms} ms); "
             "applied when local time reaches it"
         )
+        if self._parked(tx, _HELD, event.origin) == 0:  # the first of a run: say whose
+            alerts.add(self.conn, tx.now_ms, "clock_ahead",
+                       f"events of member {self.who(event.origin)} are held back: {reason}; "
+                       "its clock runs ahead of this machine's")
+        self._count_parked(tx, _HELD, event.origin, 1)
         self.conn.execute(
             "INSERT INTO held (id, origin, seq, clock, raw, sig, received_at, reason) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -748,8 +825,9 @@ class EventLog:
         if source == _PENDING:
             self.conn.execute("UPDATE pending SET reason = ? WHERE id = ?", (reason, event.id))
             return
-        self._leave(source, event.id)
+        self._leave(source, event.id, tx, event.origin)
         tx.has_pending = True
+        self._count_parked(tx, _PENDING, event.origin, 1)
         self.conn.execute(
             "INSERT INTO pending (id, origin, seq, prev, clock, kind, raw, sig, received_at, "
             "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -760,7 +838,7 @@ class EventLog:
 
     def _reject(self, tx: _Tx, event: Event, reason: str, source: str, *, keep: bool) -> None:
         """Refuse an event; ``keep`` stores it as evidence (non-members), never applied."""
-        self._leave(source, event.id)
+        self._leave(source, event.id, tx, event.origin)
         if keep:
             self.conn.execute(
                 "INSERT OR REPLACE INTO rejected (id, origin, seq, reason, raw, sig, rejected_at)"
@@ -769,9 +847,10 @@ class EventLog:
             )
         tx.result.rejected.append(Rejected(event.id, reason, event.origin, event.seq))
 
-    def _leave(self, source: str, event_id: str) -> None:
+    def _leave(self, source: str, event_id: str, tx: _Tx, origin: str) -> None:
         if source in (_PENDING, _HELD):
             self.conn.execute(f"DELETE FROM {source} WHERE id = ?", (event_id,))
+            self._count_parked(tx, source, origin, -1)
 
     # ------------------------------------------------------------------ chains
 

@@ -92,7 +92,7 @@ from operator import itemgetter
 from typing import IO, Any
 from urllib.parse import quote
 
-from evstore.core import catalog, state
+from evstore.core import admit, catalog, state
 from evstore.core.events import Event
 from evstore.core.state import Order, Reg, Write
 from evstore.storage import views
@@ -288,12 +288,16 @@ class Fold:
             self._put(ev.id, env, ev.raw)
         return self
 
-    def add_stored(self, rows: Iterable[tuple[str, bytes]]) -> Fold:
-        """Fold ``(id, raw)`` rows of the log: canonical bytes, parsed here, ids unique."""
+    def add_stored(self, rows: Iterable[tuple[str, bytes]],
+                   skip: frozenset[str] = frozenset()) -> Fold:
+        """Fold ``(id, raw)`` rows of the log: canonical bytes, parsed here, ids unique;
+        the events of ``skip`` (inadmissible) are counted and write nothing."""
         loads, fast, put = views.fast_loads, _change_entry, self._put
         pairs, n = self.pairs, 0
         for event_id, raw in rows:
             n += 1
+            if skip and event_id in skip:
+                continue
             env = loads(raw)
             got = fast(event_id, env, raw)
             if got is None:
@@ -330,9 +334,45 @@ def fold(events: Iterable[Event]) -> Fold:
         return Fold().add(events)
 
 
-def fold_stored(conn: sqlite3.Connection) -> Fold:
+def fold_stored(conn: sqlite3.Connection, skip: frozenset[str] = frozenset()) -> Fold:
     with _gc_paused():
-        return Fold().add_stored(conn.execute("SELECT id, raw FROM events ORDER BY rowid"))
+        return Fold().add_stored(conn.execute("SELECT id, raw FROM events ORDER BY rowid"), skip)
+
+
+@dataclass
+class Admission:
+    """The verdicts of evstore/core/admit.py on a set of events: the inadmissible ones
+    (``inadmissible`` rows: event, clock, reason) and the authority events (the events that
+    write a ``users`` section: ``authority_events`` rows, clock and event)."""
+
+    invalid: list[tuple[str, int, str]] = field(default_factory=list)
+    authority: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def skip(self) -> frozenset[str]:
+        return frozenset(e for e, _, _ in self.invalid)
+
+
+def admission(evs: Iterable[Event]) -> Admission:
+    """Judge a whole set of events, as ``state.apply`` judges them one batch at a time."""
+    evs = list(evs)
+    verdicts = admit.judge_all(evs)
+    clocks = {e.id: e.clock for e in evs}
+    return Admission(
+        sorted((e, clocks[e], r) for e, r in verdicts.items()),
+        sorted({(e.clock, e.id) for e in evs if admit.writes_users(e)}),
+    )
+
+
+def admission_stored(conn: sqlite3.Connection) -> Admission:
+    """``admission`` of every event of the log."""
+    return admission(stored_events(conn))
+
+
+def write_admission(conn: sqlite3.Connection, adm: Admission) -> None:
+    conn.executemany("INSERT INTO inadmissible (event, clock, reason) VALUES (?,?,?)",
+                     adm.invalid)
+    conn.executemany("INSERT INTO authority_events (clock, event) VALUES (?,?)", adm.authority)
 
 
 # ---------------------------------------------------------------------- 2. resolve
@@ -349,6 +389,7 @@ class Views:
     effective: list[tuple[str, str, dict[str, Any], str, str | None]]
     superseded: list[Lost]
     events: int = 0
+    admission: Admission = field(default_factory=lambda: Admission())
 
 
 class _Indexed(state.MemoryStore):
@@ -621,11 +662,22 @@ def write(conn: sqlite3.Connection, v: Views) -> None:
         views.SqliteStore(conn).reset()
         insert_rows(conn, v.ordered)
         _write_rest(conn, _rest_rows(v))
+        write_admission(conn, v.admission)
+
+
+def compute(events: Iterable[Event]) -> Views:
+    """The views of ``events`` in memory: the admissible ones folded and resolved."""
+    evs = list(events)
+    adm = admission(evs)
+    skip = adm.skip
+    v = resolve(fold(e for e in evs if e.id not in skip) if skip else fold(evs))
+    v.admission = adm
+    return v
 
 
 def rebuild(conn: sqlite3.Connection, events: Iterable[Event]) -> Views:
     """Replace every view with the projection of ``events`` (see the module docstring)."""
-    v = resolve(fold(events))
+    v = compute(events)
     write(conn, v)
     return v
 
@@ -659,10 +711,13 @@ def rebuild_stored(conn: sqlite3.Connection, *, split: bool | None = None,
 def _rebuild_here(conn: sqlite3.Connection, phase: Phase) -> Views:
     """A rebuild on one core."""
     with transaction(conn):
+        phase("admit")
+        adm = admission_stored(conn)
         phase("fold")
-        folded = fold_stored(conn)
+        folded = fold_stored(conn, adm.skip)
         phase("resolve")
         v = resolve(folded)
+        v.admission = adm
         phase("write")
         write(conn, v)
         phase("commit")
@@ -956,6 +1011,10 @@ def _split_here(conn: sqlite3.Connection, paths: tuple[str, str, str], to: IO[by
     the rest; the worker then writes its rows to scratch files, one run of keys at a time,
     and this side copies each in as it comes (``INSERT ... SELECT``: SQLite orders them)."""
     path, ddl, scratch = paths
+    phase("admit")
+    adm = admission_stored(conn)
+    if adm.invalid:  # the worker folds every event of its origins: one core then
+        raise _Unsplittable("inadmissible events")
     n = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     k = conn.execute("SELECT origin FROM events ORDER BY origin LIMIT 1 OFFSET ?",
                      (int(n * EVENTS_HERE),)).fetchone()
@@ -1008,4 +1067,6 @@ def _split_here(conn: sqlite3.Connection, paths: tuple[str, str, str], to: IO[by
         v, rest = got[0]
         v.ordered, v.events = ordered, n
         _write_rest(conn, rest)
+        write_admission(conn, adm)
+        v.admission = adm
     return v

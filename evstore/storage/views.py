@@ -32,7 +32,8 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from evstore.core import encoding, state
+from evstore.core import admit as admissibility
+from evstore.core import encoding, events, state
 from evstore.core.events import Event
 from evstore.core.state import FieldWrite, Order, Reg, Write
 from evstore.storage.connect import on_rollback, write_transaction_id
@@ -46,7 +47,8 @@ except ImportError:  # pragma: no cover - the tests run both ways by swapping th
 _COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
 SECTION_COLS = "scope, section, clock, event"
 _SECTION_INSERT = f"INSERT OR IGNORE INTO section_events ({SECTION_COLS}) VALUES (?,?,?,?)"
-VIEW_TABLES = ("section_events", "reg_winners", "mode_sections", "effective", "superseded")
+VIEW_TABLES = ("section_events", "reg_winners", "mode_sections", "effective", "superseded",
+               "inadmissible", "authority_events")
 _HISTORY = ("SELECT s.scope, s.section, e.clock, e.origin, e.id, e.seq, e.user, e.wall, e.kind,"
             " e.raw FROM section_events AS s JOIN events AS e ON e.id = s.event"
             " WHERE s.scope = ? AND s.section = ?")
@@ -297,6 +299,78 @@ class SqliteStore:
         )
         return {r[0] for r in cur}
 
+    # ------------------------------------------------------------------ admissibility
+
+    def remember(self, evs: list[Event]) -> None:
+        return None  # the events are in ``events`` already (the log's transaction)
+
+    def add_authority(self, evs: list[Event]) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO authority_events (clock, event) VALUES (?,?)",
+            [(e.clock, e.id) for e in evs],
+        )
+
+    def authority(self) -> admissibility.Authority:
+        key = self.conn.execute(
+            "SELECT COUNT(*), MAX(clock), MAX(event), SUM(clock) FROM authority_events"
+        ).fetchone()
+        hit = _AUTHORITY.get(id(self.conn))
+        if hit is not None and hit[0] is self.conn and hit[1] == key:
+            return hit[2]
+        cur = self.conn.execute(
+            f"SELECT {_EVENT_COLS} FROM authority_events AS a JOIN events AS e ON e.id = a.event"
+        )
+        auth = admissibility.Authority(_stored_event(r) for r in cur)
+        if len(_AUTHORITY) > 64:
+            _AUTHORITY.clear()
+        _AUTHORITY[id(self.conn)] = (self.conn, key, auth)
+        return auth
+
+    def set_verdict(self, event: Event, reason: str | None) -> None:
+        if reason is None:
+            self.conn.execute("DELETE FROM inadmissible WHERE event=?", (event.id,))
+        else:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO inadmissible (event, clock, reason) VALUES (?,?,?)",
+                (event.id, event.clock, reason),
+            )
+
+    def verdict_of(self, event: str) -> str | None:
+        row = self.conn.execute("SELECT reason FROM inadmissible WHERE event=?",
+                                (event,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _known(self, ev: Event) -> bool:
+        """Was ``ev`` fed to this store (a node's log may hold events out of its scope)?"""
+        if self.conn.execute("SELECT 1 FROM inadmissible WHERE event=? UNION ALL "
+                             "SELECT 1 FROM authority_events WHERE clock=? AND event=?",
+                             (ev.id, ev.clock, ev.id)).fetchone():
+            return True
+        pairs = self._pairs_of(ev.id, ev.origin, ev.kind, ev.raw) \
+            if admissibility.static_reason(ev) is None else {}
+        for scope, section in pairs:
+            return self.conn.execute(
+                "SELECT 1 FROM section_events WHERE scope=? AND section=? AND clock=? AND event=?",
+                (scope, section, ev.clock, ev.id)).fetchone() is not None
+        return False
+
+    def judged_after(self, order: Order) -> list[Event]:
+        cur = self.conn.execute(
+            f"SELECT {_EVENT_COLS} FROM events AS e WHERE clock >= ? ORDER BY clock, origin, id",
+            (order[0],),
+        )
+        out = [_stored_event(r) for r in cur]
+        return [e for e in out if e.order_key > order and self._known(e)]
+
+    def retract(self, event: Event, regs: set[Reg]) -> None:
+        self.conn.executemany(
+            "DELETE FROM section_events WHERE scope=? AND section=? AND clock=? AND event=?",
+            sorted({(r[0], r[1], event.clock, event.id) for r in regs}),
+        )
+
+    def invalid(self) -> dict[str, str]:
+        return invalid(self.conn)
+
     # ------------------------------------------------------------------ reads for the ops layer
 
     def effective_of(self, mid: str) -> dict[str, tuple[dict[str, Any], str, str | None]]:
@@ -333,6 +407,28 @@ class SqliteStore:
         forget_structure(self.conn)
         for table in VIEW_TABLES:
             self.conn.execute(f"DELETE FROM {table}")
+
+
+_AUTHORITY: dict[int, tuple[sqlite3.Connection, tuple[Any, ...], admissibility.Authority]] = {}
+_EVENT_COLS = "e.id, e.origin, e.seq, e.prev, e.clock, e.wall, e.user, e.kind, e.raw, e.sig"
+
+
+def _stored_event(r: tuple[Any, ...]) -> Event:
+    return events.trusted(r[8], r[9], r[0])
+
+
+def invalid(conn: sqlite3.Connection) -> dict[str, str]:
+    """{event id: reason} of every inadmissible event the views hold."""
+    cur = conn.execute("SELECT event, reason FROM inadmissible ORDER BY clock, event")
+    return {e: r for e, r in cur}
+
+
+def invalid_count(conn: sqlite3.Connection) -> int:
+    """How many events the views refused as inadmissible (for ``status`` and metrics)."""
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM inadmissible").fetchone()[0])
+    except sqlite3.OperationalError:  # a database older than schema 9
+        return 0
 
 
 def on_apply(conn: sqlite3.Connection, events: list[Event]) -> None:

@@ -27,7 +27,8 @@ def _ev(k: int, seq: int, clock: int, kind: str, payload: dict[str, Any]) -> eve
 def _genesis() -> list[events.Event]:
     create = _ev(0, 1, 1 << 16, "cluster.create", {
         "name": "c", "group_name": "Main_Group", "machine": {"hostname": "m0", "serial": "s0"},
-        "cluster_settings": {"dns": {"servers": ["1.1.1.1"]}}, "machine_settings": {},
+        "cluster_settings": {"dns": {"servers": ["1.1.1.1"]}, "users": {"users": [{"name": "admin", "role": "admin", "passphrase_hash": "x"}]}},
+        "machine_settings": {},
     })
     gid = group_id_of(create.id)
     out = [create]

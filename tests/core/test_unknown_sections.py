@@ -1,6 +1,6 @@
-"""A section the catalog does not know (written by a newer peer) is kept, merged and counted
-in the digest like any other, and the effective views do not depend on how events were
-batched: no machine gets an effective row for it, whichever path refreshed the machine."""
+"""A section the catalog does not know (a newer or hostile peer's) makes its event
+inadmissible (evstore/core/admit.py, issue 15): the event is recorded as such and writes
+nothing, whichever way the events were batched."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _events() -> list[events.Event]:
 
 def _tables(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
     rows = []
-    for table in ("mode_sections", "effective"):
+    for table in ("mode_sections", "effective", "inadmissible"):
         rows += [(table, *r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2")]
     return rows
 
@@ -52,5 +52,7 @@ def test_an_unknown_section_gives_the_same_views_in_any_batching() -> None:
     each = _applied([[e] for e in evs])
     without_structure = _applied([evs[:-1], evs[-1:]])
     assert one == each == without_structure
-    assert any(r[0] == "mode_sections" and r[2] == FUTURE for r in one)  # kept, at both modes
+    assert not any(r[0] == "mode_sections" and r[2] == FUTURE for r in one)
     assert not any(r[0] == "effective" and r[2] == FUTURE for r in one)
+    refused = [r for r in one if r[0] == "inadmissible"]
+    assert len(refused) == 1 and "unknown section 'futuresection'" in str(refused[0][3])

@@ -36,7 +36,9 @@ def _ev(k: int, seq: int, clock: int, kind: str, payload: dict[str, Any]) -> eve
 def _genesis() -> list[events.Event]:
     create = _ev(0, 1, 1 << 16, "cluster.create", {
         "name": "c", "machine": {"hostname": "m0", "serial": "s0"},
-        "cluster_settings": {"dns": {"servers": ["1.1.1.1"]}}, "machine_settings": {}})
+        "cluster_settings": {"dns": {"servers": ["1.1.1.1"]}, "users": {"users": [{"name": f"u{i}", "role": "admin", "passphrase_hash": "x"}
+                                        for i in range(3)]}},
+        "machine_settings": {}})
     gid = group_id_of(create.id)
     out = [create]
     for i in (1, 2):

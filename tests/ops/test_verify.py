@@ -151,7 +151,7 @@ def _stranger_chain(n: int, first: int = 1, prev: str | None = None) -> list[eve
     for seq in range(first, first + n):
         out.append(events.create(
             STRANGER, seq=seq, prev=out[-1].id if out else prev, clock=clock.pack(now_ms()),
-            wall=now_ms(), user="intruder", kind="config.commit",
+            wall=now_ms(), user="admin", kind="config.commit",
             payload={"comment": "", "changes": []}))
     return out
 

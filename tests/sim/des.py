@@ -792,7 +792,9 @@ class Sim:
         create = first.append("cluster.create", {
             "name": "des", "group_name": "Main_Group",
             "machine": {"hostname": "n0", "serial": "DES0000"},
-            "cluster_settings": {"dns": {"servers": ["10.0.0.1"]}}, "machine_settings": {},
+            "cluster_settings": {"dns": {"servers": ["10.0.0.1"]},
+                                 "users": {"users": [{"name": "admin", "role": "admin", "passphrase_hash": "x"}]}},
+            "machine_settings": {},
         }, self.now)
         gid = group_id_of(create.id)
         for node in self.nodes[1:]:

@@ -197,7 +197,8 @@ class SimNode:
         machine = {"hostname": self.name, "serial": f"SIM{self.index:04d}"}
         if self.index == 0:
             self.append("cluster.create", {"name": "sim", "group_name": "Main_Group",
-                                           "machine": machine})
+                                           "machine": machine, "cluster_settings": {
+                                               "users": {"users": [{"name": "admin", "role": "admin", "passphrase_hash": "x"}]}}})
         else:
             self.append("cluster.join", {"machine": machine, "machine_settings": {}})
 

@@ -160,7 +160,7 @@ def test_views_carry_on_after_the_migration(tmp_path: Path) -> None:
     reference = open_db(":memory:")
     keep_events(reference, evs)
     state.apply(SqliteStore(reference), first)
-    for table in ("reg_winners", "mode_sections", "effective", "superseded"):
+    for table in ("reg_winners", "mode_sections", "effective", "superseded", "inadmissible"):
         rows = reference.execute(f"SELECT * FROM {table}").fetchall()
         if rows:
             upgraded.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})",

@@ -1,0 +1,424 @@
+"""Admissibility: may an event change the configuration? A pure rule, the same on every node.
+
+A valid signature proves which machine sent an event, not that the event means anything. A
+member (hostile, buggy or older) can sign an event of a kind nobody knows, a change to a
+section the catalog does not have, a value the catalog refuses, or a change in the name of a
+user who does not exist or whose role does not allow it. Such an event is *inadmissible*: it
+stays in the log (it is signed and chained, and dropping it would break the chain and fork
+detection) but writes no register, on any node.
+
+The rule
+--------
+``static_reason(event)`` looks at the event alone: a known kind, a payload of the shape its
+kind needs, every settings value valid for its catalog section (keys the catalog does not
+name are kept, as ``catalog.validate`` keeps them: events already signed keep their meaning).
+
+``reason(event, users)`` adds the acting user: ``users`` is the user database *before* the
+event, i.e. folded from the admissible events that come before it in the one total order
+(``Event.order_key``), never from when or in what order a node received anything. The user
+named by the event must exist there, and its role must allow every change:
+
+* ``admin``: anything;
+* ``operator``: settings, not the users (``users``) nor the cluster's structure and join
+  entries (``prepjoin``, groups, machines, the cluster name, clustercheck);
+* ``guest``: nothing but its own passphrase (a change of the ``users`` section whose only
+  effect is the passphrase hash of its own entry);
+* ``readonly``: nothing.
+
+The machine's own life-cycle events (``node.init``, ``cluster.create``, ``cluster.admit``,
+``cluster.join``, ``machine.announce``, ``node.standalone``, ``node.rekey``) are checked for
+shape and catalog validity but not for a role: membership (``state.may_write``) governs them.
+``machine.detach`` needs an existing user of any role (it changes no setting).
+
+Where the user database is: the ``users`` section at ``cluster`` when it is defined there at
+that point, else the first machine scope (in sorted order) that defines the user.
+
+``Authority`` computes the user database at every point of the order from the events that
+write a ``users`` section (few: people and passphrases change rarely), judging each of them
+with the same rule in order. An event's verdict therefore depends only on the set of events
+ordered before it, so every node holding the same events gives the same verdicts, whatever
+order they arrived in; a store re-judges the events after an authority event that arrives
+late (evstore/core/state.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from evstore.core import catalog
+from evstore.core.errors import InvalidInput
+from evstore.core.events import Event
+
+USERS = "users"
+CLUSTER = "cluster"
+
+SETTINGS_KINDS = frozenset({"config.commit", "clustercheck.resolve", "config.load"})
+LIFECYCLE_KINDS = frozenset({"node.init", "node.standalone", "cluster.create", "cluster.admit",
+                             "cluster.join", "machine.announce", "node.rekey"})
+STRUCTURE_KINDS = frozenset({"cluster.setname", "group.add", "group.rename", "group.delete",
+                             "machine.setgroup", "machine.remove", "clustercheck.ignore"})
+ANY_USER_KINDS = frozenset({"machine.detach"})
+KINDS = SETTINGS_KINDS | LIFECYCLE_KINDS | STRUCTURE_KINDS | ANY_USER_KINDS
+
+# What each role may do (the same table as evstore/ops/users.py enforces before staging).
+CAN: dict[str, frozenset[str]] = {
+    "admin": frozenset({"settings", "users", "cluster", "own_passphrase"}),
+    "operator": frozenset({"settings", "own_passphrase"}),
+    "readonly": frozenset(),
+    "guest": frozenset({"own_passphrase"}),
+}
+GUARDED = {"users": "users", "prepjoin": "cluster"}  # section -> what a change of it needs
+
+UsersState = Mapping[str, Mapping[str, Any]]
+"""Scope -> the ``users`` section's value defined there (scopes that do not define it absent)."""
+
+
+class Inadmissible(Exception):
+    """Why an event is inadmissible (internal: ``reason`` returns the text)."""
+
+
+# --------------------------------------------------------------------------- event alone
+
+
+def _mode_ok(mode: Any) -> bool:
+    if mode == CLUSTER:
+        return True
+    if not isinstance(mode, str):
+        return False
+    level, sep, ident = mode.partition(":")
+    return bool(sep) and level in ("group", "machine") and bool(ident)
+
+
+def _section_value(section: Any, value: Any, where: str) -> None:
+    if not isinstance(section, str) or section not in catalog.SECTIONS:
+        raise Inadmissible(f"{where}: unknown section {section!r}")
+    try:
+        catalog.validate(section, value)
+    except InvalidInput as e:
+        raise Inadmissible(f"{where}: {e}") from None
+
+
+def _settings_map(value: Any, where: str) -> None:
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise Inadmissible(f"{where}: expected an object of sections")
+    for section, v in sorted(value.items()):
+        _section_value(section, v, where)
+
+
+def _patch_field(section: str, fld: Any, value: Any, where: str) -> None:
+    if not isinstance(fld, str) or not fld or fld.startswith("@"):
+        raise Inadmissible(f"{where}: field {fld!r} is not a field name")
+    sec = catalog.SECTIONS[section]
+    key, sep, name = fld.partition("/")
+    spec = sec.fields.get(key)
+    try:
+        if sep and spec is not None and isinstance(spec.kind, catalog.Items):
+            if not isinstance(value, dict) or value.get("name") != name:
+                raise Inadmissible(f"{where}: entry {fld!r} must be an object named {name!r}")
+            spec.kind.check([value], f"{section}.{key}")
+        elif spec is not None:
+            if value is not None:
+                spec.kind.check(value, f"{section}.{fld}")
+        else:  # a key the catalog does not name: kept, as validate keeps it, if plain
+            catalog.validate(section, {fld: value})
+    except InvalidInput as e:
+        raise Inadmissible(f"{where}: {e}") from None
+
+
+def _change(ch: Any, where: str) -> None:
+    if not isinstance(ch, dict):
+        raise Inadmissible(f"{where}: a change must be an object")
+    mode, section, op = ch.get("mode"), ch.get("section"), ch.get("op")
+    if not _mode_ok(mode):
+        raise Inadmissible(f"{where}: {mode!r} is not a mode")
+    if not isinstance(section, str) or section not in catalog.SECTIONS:
+        raise Inadmissible(f"{where}: unknown section {section!r}")
+    where = f"{where} ({section} at {mode})"
+    if op == "define":
+        _section_value(section, ch.get("value"), where)
+    elif op == "patch":
+        sets, unsets = ch.get("set", {}), ch.get("unset", [])
+        if not isinstance(sets, dict) or not isinstance(unsets, list) \
+                or any(not isinstance(u, str) for u in unsets):
+            raise Inadmissible(f"{where}: a patch needs an object 'set' and a list 'unset'")
+        for fld, v in sorted(sets.items()):
+            _patch_field(section, fld, v, where)
+        for fld in unsets:
+            key = fld.partition("/")[0]
+            spec = catalog.SECTIONS[section].fields.get(key)
+            if spec is not None and spec.required and "/" not in fld:
+                raise Inadmissible(f"{where}: {section}.{key} is required and cannot be unset")
+    elif op != "delete":
+        raise Inadmissible(f"{where}: unknown operation {op!r}")
+
+
+def _needs(payload: Mapping[str, Any], *keys: str) -> None:
+    for k in keys:
+        if k not in payload:
+            raise Inadmissible(f"payload lacks {k!r}")
+
+
+def _static(ev: Event) -> None:
+    kind, p = ev.kind, ev.payload
+    if kind not in KINDS:
+        raise Inadmissible(f"unknown kind {kind!r}")
+    if kind in SETTINGS_KINDS:
+        changes = p.get("changes", [])
+        if not isinstance(changes, list):
+            raise Inadmissible("'changes' must be a list")
+        for i, ch in enumerate(changes):
+            _change(ch, f"change {i + 1}")
+    elif kind in ("node.init", "node.standalone"):
+        _settings_map(p.get("settings"), "settings")
+    elif kind == "cluster.create":
+        _needs(p, "name")
+        _settings_map(p.get("cluster_settings"), "cluster settings")
+        _settings_map(p.get("machine_settings"), "machine settings")
+    elif kind == "cluster.admit":
+        _needs(p, "machine_id", "key", "group")
+    elif kind == "cluster.join":
+        _settings_map(p.get("machine_settings"), "machine settings")
+    elif kind in ("cluster.setname", "group.add"):
+        _needs(p, "name")
+    elif kind == "group.rename":
+        _needs(p, "group", "name")
+    elif kind == "group.delete":
+        _needs(p, "group", "move_to")
+        copies = p.get("copies", [])
+        if not isinstance(copies, list):
+            raise Inadmissible("'copies' must be a list")
+        for c in copies:
+            if not isinstance(c, dict):
+                raise Inadmissible("a copy must be an object")
+            _needs(c, "machine", "section", "value")
+            _section_value(c["section"], c["value"], "copy")
+    elif kind == "machine.setgroup":
+        _needs(p, "machine", "group")
+    elif kind == "machine.remove":
+        _needs(p, "machine")
+    elif kind == "machine.detach":
+        _needs(p, "machine", "detached")
+    # the shape the projection reads: whatever it cannot read is refused here, not crashed on
+    from evstore.core import state  # state imports this module
+
+    try:
+        state.raw_writes(kind, ev.id, ev.origin, p)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise Inadmissible(f"malformed payload ({type(e).__name__}: {e})") from None
+
+
+def static_reason(ev: Event) -> str | None:
+    """Why ``ev`` is inadmissible whatever came before it, or None."""
+    try:
+        _static(ev)
+    except Inadmissible as e:
+        return str(e)
+    return None
+
+
+def writes_users(ev: Event) -> bool:
+    """Does ``ev`` write a ``users`` section anywhere (an authority event)?"""
+    p = ev.payload
+    if ev.kind in SETTINGS_KINDS:
+        chs = p.get("changes")
+        return isinstance(chs, list) and any(isinstance(c, dict) and c.get("section") == USERS
+                                             for c in chs)
+    if ev.kind in ("node.init", "node.standalone"):
+        return _has_users(p.get("settings"))
+    if ev.kind == "cluster.create":
+        return _has_users(p.get("cluster_settings")) or _has_users(p.get("machine_settings"))
+    if ev.kind == "cluster.join":
+        return _has_users(p.get("machine_settings"))
+    if ev.kind == "group.delete":
+        copies = p.get("copies")
+        return isinstance(copies, list) and any(isinstance(c, dict) and c.get("section") == USERS
+                                                for c in copies)
+    return False
+
+
+def _has_users(settings: Any) -> bool:
+    return isinstance(settings, dict) and USERS in settings
+
+
+# --------------------------------------------------------------------------- the acting user
+
+
+def user_entry(users: UsersState, name: str) -> tuple[str, dict[str, Any]] | None:
+    """(scope, entry) of the user named ``name`` in the user database, or None."""
+    def find(value: Mapping[str, Any]) -> dict[str, Any] | None:
+        for u in value.get(USERS, []) or []:
+            if isinstance(u, dict) and u.get("name") == name:
+                return u
+        return None
+
+    if CLUSTER in users:
+        got = find(users[CLUSTER])
+        return (CLUSTER, got) if got is not None else None
+    for scope in sorted(users):
+        if scope.startswith("machine:"):
+            got = find(users[scope])
+            if got is not None:
+                return scope, got
+    return None
+
+
+def _users_fields(value: Mapping[str, Any] | None) -> dict[str, Any]:
+    from evstore.core import state
+
+    return state.fields_of(USERS, dict(value)) if value else {}
+
+
+def _only_own_passphrase(ch: Mapping[str, Any], users: UsersState, name: str) -> bool:
+    """Is this change of ``users`` nothing but a new passphrase hash for user ``name``?"""
+    mode = ch.get("mode")
+    before = _users_fields(users.get(str(mode)))
+    own = f"{USERS}/{name}"
+    if own not in before:
+        return False
+    op = ch.get("op")
+    if op == "patch":
+        if ch.get("unset", []) or set(ch.get("set", {})) != {own}:
+            return False
+        after = {**before, own: ch["set"][own]}
+    elif op == "define":
+        after = _users_fields(ch.get("value"))
+    else:
+        return False
+    if set(after) != set(before):
+        return False
+    for fld, old in before.items():
+        new = after[fld]
+        if fld == own:
+            if not isinstance(new, dict) or not isinstance(old, dict):
+                return False
+            strip = ("passphrase_hash",)
+            if {k: v for k, v in new.items() if k not in strip} != \
+                    {k: v for k, v in old.items() if k not in strip}:
+                return False
+        elif new != old:
+            return False
+    return True
+
+
+def _role_check(ev: Event, users: UsersState) -> None:
+    if ev.kind in LIFECYCLE_KINDS:
+        return
+    found = user_entry(users, ev.user)
+    if found is None:
+        raise Inadmissible(f"user {ev.user!r} does not exist at that point")
+    role = str(found[1].get("role", ""))
+    can = CAN.get(role, frozenset())
+    if ev.kind in ANY_USER_KINDS:
+        return
+    if ev.kind in STRUCTURE_KINDS or ev.kind == "clustercheck.resolve":
+        if "cluster" not in can:
+            raise Inadmissible(f"user {ev.user!r} has role {role}, which may not change the "
+                               "cluster")
+        if ev.kind in STRUCTURE_KINDS:
+            return
+    for ch in ev.payload.get("changes", []):
+        section = ch["section"]
+        need = GUARDED.get(section, "settings")
+        if need in can:
+            continue
+        if section == USERS and "own_passphrase" in can \
+                and _only_own_passphrase(ch, users, ev.user):
+            continue
+        raise Inadmissible(f"user {ev.user!r} has role {role}, which may not change "
+                           f"{section}" + (" (only its own passphrase)"
+                                           if "own_passphrase" in can and section == USERS
+                                           else ""))
+
+
+def reason(ev: Event, users: UsersState) -> str | None:
+    """Why ``ev`` is inadmissible given the user database before it, or None: admissible."""
+    try:
+        _static(ev)
+        _role_check(ev, users)
+    except Inadmissible as e:
+        return str(e)
+    return None
+
+
+# --------------------------------------------------------------------------- the user database over time
+
+
+def _users_writes(ev: Event) -> list[Any]:
+    from evstore.core import state
+
+    return [w for w in state.writes_of(ev) if w.section == USERS]
+
+
+class Authority:
+    """The user database at every point of the total order, from the authority events.
+
+    Built from every event that writes a ``users`` section (``writes_users``), admissible or
+    not, and the cutoffs of removed origins (their later writes count nowhere). Each is judged
+    in order against the database before it; the admissible ones' writes are folded with the
+    register rules of evstore/core/state.py (a register is its greatest write, a section its
+    registers since its last reset), so the database after the last of them is exactly what
+    the ``users`` registers hold.
+    """
+
+    def __init__(self, events: Iterable[Event], cutoffs: Mapping[str, int] | None = None) -> None:
+        from evstore.core import state
+
+        cut = dict(cutoffs or {})
+        evs = sorted({e.id: e for e in events}.values(), key=lambda e: e.order_key)
+        self.orders: list[tuple[int, str, str]] = []
+        self.snapshots: list[dict[str, dict[str, Any]]] = []
+        self.verdicts: dict[str, str | None] = {}
+        regs: dict[str, dict[str, Any]] = {}  # scope -> field -> Write
+        current: dict[str, dict[str, Any]] = {}
+        for ev in evs:
+            why = reason(ev, current)
+            self.verdicts[ev.id] = why
+            if why is None:
+                touched = set()
+                for w in _users_writes(ev):
+                    if state.excluded(w, cut):
+                        continue
+                    regs.setdefault(w.scope, {})[w.field] = w  # ascending order: the max
+                    touched.add(w.scope)
+                if touched:
+                    current = dict(current)
+                    for scope in touched:
+                        value = state.materialize(USERS, regs[scope])
+                        if value is None:
+                            current.pop(scope, None)
+                        else:
+                            current[scope] = value
+            self.orders.append(ev.order_key)
+            self.snapshots.append(current)
+
+    @property
+    def last_order(self) -> tuple[int, str, str] | None:
+        return self.orders[-1] if self.orders else None
+
+    def users_before(self, order: tuple[int, str, str]) -> dict[str, dict[str, Any]]:
+        """The user database after every authority event ordered before ``order``."""
+        i = bisect.bisect_left(self.orders, order)
+        return self.snapshots[i - 1] if i > 0 else {}
+
+    def judge(self, ev: Event) -> str | None:
+        """The verdict on any event: an authority event's own, else by the database before it."""
+        if ev.id in self.verdicts:
+            return self.verdicts[ev.id]
+        return reason(ev, self.users_before(ev.order_key))
+
+
+def judge_all(events: Iterable[Event], cutoffs: Mapping[str, int] | None = None
+              ) -> dict[str, str]:
+    """{event id: reason} for every inadmissible event of a set of events (a full rebuild)."""
+    evs = list(events)
+    auth = Authority([e for e in evs if writes_users(e)], cutoffs)
+    out: dict[str, str] = {}
+    for ev in evs:
+        why = auth.judge(ev)
+        if why is not None:
+            out[ev.id] = why
+    return out
