@@ -286,3 +286,8 @@ async def test_on_a_cluster_a_file_rendered_on_c_follows_commits_on_a(tmp_path: 
         reads, bad = (int(x) for x in stdout.split())
         assert bad == 0 and reads > 0
         assert out.read_text().startswith("begin c\nnameserver 10.0.0.8\n")
+        where = template(tmp_path, "{{ machine }}|{{ group }}|{{ cluster }}\n", "where.j2")
+        shown = await trio.to_thread.run_sync(
+            lambda: evstore(c.home, "render", str(where), "--check", "--machine", "a"))
+        machine, group, cluster = shown.stdout.strip().split("|")
+        assert (machine, cluster) == ("a", "testcluster") and group not in ("", "None")
