@@ -83,9 +83,9 @@ async def _serve(home: Path, host: str, port: int,
 
                 scrape = await nursery.start(serve_metrics, *metrics, home_source(home))
                 extra = f"; metrics at {', '.join(scrape)}"
-            systemd.notify("READY=1")
             output.say(f"serving the pages of {home} at {', '.join(urls)}{extra} (Ctrl-C to stop)")
             sys.stdout.flush()
+            systemd.notify("READY=1")
             async for _ in signals:
                 break
             systemd.notify("STOPPING=1")
