@@ -135,3 +135,24 @@ def test_the_node_unit_is_type_notify() -> None:
     assert " run" in svc["ExecStart"]
     assert _unit("evstore-gui.service")["Service"]["Type"] == "notify"
     assert "render" in _unit("evstore-render@.service")["Service"]["ExecStart"]
+
+
+def test_gui_says_ready_and_stopping(tmp_path: Path) -> None:
+    home = tmp_path / "g"
+    init_home(home, hostname="g", passphrase=PASS, listen=f"127.0.0.1:{free_port()}")
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        proc = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "evstore_cli.app", "--home", str(home), "gui", "--listen",
+             f"127.0.0.1:{free_port()}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={**os.environ, "NOTIFY_SOCKET": path})
+        try:
+            assert _receive(sock, 30) == "READY=1"
+            proc.send_signal(signal.SIGTERM)
+            assert _receive(sock, 15) == "STOPPING=1"
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
