@@ -227,8 +227,6 @@ class NodeLog(ThreadedLog):
     async def ingest(self, items: Sequence[Item]) -> list[Event]:
         applied = await super().ingest(items)
         if applied:
-            if self.runtime.handle.on_applied is not None:  # the metrics' apply lag
-                self.runtime.handle.on_applied(applied)
             await self.runtime.ingested(applied)
         return applied
 
@@ -464,7 +462,9 @@ class Runtime:
                     self.mesh.notify_local_change()
 
     async def ingested(self, applied: list[Event]) -> None:
-        """Follow-ups of events that entered the log from a peer."""
+        """Follow-ups of events that entered the log from a peer (or were released)."""
+        if self.handle.on_applied is not None:  # the metrics' apply lag
+            self.handle.on_applied(applied)
         if any(ev.kind == "machine.remove" for ev in applied):
             for note in await self.db(membership.after_ingest, self.node, applied):
                 log.warning("%s", note)
