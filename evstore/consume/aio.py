@@ -2,13 +2,13 @@
 
 The library in charge is asked of sniffio when the iteration starts:
 
-* trio: the blocking steps of evstore/consume/config.py run in ``trio.to_thread`` on one
+* trio: the blocking steps of evstore/consume/watching.py run in ``trio.to_thread`` on one
   connection, one at a time (one ``CapacityLimiter(1)``; sqlite3 is not run in the event
   loop, docs/PITFALLS #12); waiting is ``trio.lowlevel.wait_readable`` on the change signal.
 * asyncio: the reads go through aiosqlite (which is asyncio-only), with the statements of
   evstore/storage/feed.py; waiting is ``loop.add_reader`` on the change signal.
 
-Both feed the same pure :class:`~evstore.consume.config.Follower`, so they report exactly
+Both feed the same pure :class:`~evstore.consume.watching.Follower`, so they report exactly
 what the blocking ``watch`` reports. Where the signal cannot work they look every 50 ms
 (``PRAGMA data_version``), and every half second even with it.
 """
@@ -172,7 +172,8 @@ class _Reads:
         try:
             yield
         finally:
-            await self.db.execute("COMMIT")
+            if self.db.in_transaction:  # (an error may have ended it already)
+                await self.db.execute("COMMIT")
 
     async def one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         rows = list(await self.db.execute_fetchall(sql, params))

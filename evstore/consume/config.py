@@ -7,7 +7,7 @@ names the machine whose settings it reads: this home's own machine unless told o
 ``get`` and ``sections`` read the ``effective`` view, as committed and applied here.
 
 ``watch`` follows the ``feed`` table (migration m0008), which lists each change of that view
-with an increasing id. A :class:`Follower` (pure: rows in, changes out) remembers the last id
+with an increasing id. A ``Follower`` (watching.py; pure: rows in, changes out) remembers the last id
 it read and what it last reported per section. Each step reads, in one read transaction, the
 rows after that id, keeps the last row per section (a burst, or a rebuild's delete and
 re-insert, is one change) and reports the sections whose settings or source differ from what
@@ -25,8 +25,10 @@ Waiting between steps uses the home's change signal (storage/notify.py), with a 
 ``PRAGMA data_version`` every half second in case a writer did not announce; where the
 signal cannot work (another OS, a read-only home) it looks every 50 ms.
 
-This module imports only the standard library and evstore.storage.feed/notify, so
-``evstore get`` starts fast; the asyncio and trio drivers live in evstore/consume/aio.py.
+This module imports only the standard library and evstore.storage.feed, so ``evstore get``
+starts fast. What only a watch needs is loaded when a watch starts: the follower and the
+blocking watch in evstore/consume/watching.py, the asyncio and trio drivers in
+evstore/consume/aio.py.
 """
 
 from __future__ import annotations

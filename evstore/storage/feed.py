@@ -164,7 +164,8 @@ class snapshot:  # noqa: N801 (used as a function: ``with snapshot(conn):``)
         return self.conn
 
     def __exit__(self, *exc: object) -> None:
-        self.conn.execute("COMMIT")
+        if self.conn.in_transaction:  # (an error may have ended it already)
+            self.conn.execute("COMMIT")
 
 
 def _one(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> Any:
