@@ -30,9 +30,20 @@ def gui(
     metrics: Annotated[str | None, typer.Option(
         "--metrics", help="Also serve /metrics (Prometheus text format) on HOST:PORT.",
         show_default=False)] = None,
+    tls_cert: Annotated[Path | None, typer.Option(
+        "--tls-cert", help="Serve over HTTPS with this PEM certificate (with --tls-key); the "
+        "session cookie is then Secure.", show_default=False)] = None,
+    tls_key: Annotated[Path | None, typer.Option(
+        "--tls-key", help="The certificate's PEM private key (with --tls-cert).",
+        show_default=False)] = None,
     home: HomeOpt = None,
 ) -> None:
     """Serve the web pages for this home until interrupted (SIGINT or SIGTERM)."""
+    if (tls_cert is None) != (tls_key is None):
+        from evstore.core.errors import InvalidInput
+
+        raise InvalidInput("--tls-cert and --tls-key go together: give both (or neither)")
+    tls = (tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
     need("gui", "evstore gui")
     if metrics:
         need("metrics", "--metrics")
@@ -50,7 +61,7 @@ def gui(
     from evstore.web.app import first_leaf
 
     try:
-        trio.run(_serve, where, host, port, metrics_at)
+        trio.run(_serve, where, host, port, metrics_at, tls)
     except BaseExceptionGroup as group:
         err = first_leaf(group, EvstoreError)
         if err is None:
@@ -68,7 +79,10 @@ def _listen(text: str) -> tuple[str, int]:
 
 
 async def _serve(home: Path, host: str, port: int,
-                 metrics: tuple[str, int] | None = None) -> None:
+                 metrics: tuple[str, int] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
+    from functools import partial
+
     import trio
 
     from evstore.ops import systemd
@@ -76,7 +90,7 @@ async def _serve(home: Path, host: str, port: int,
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            urls = await nursery.start(serve_gui, home, host, port)
+            urls = await nursery.start(partial(serve_gui, home, host, port, tls=tls))
             extra = ""
             if metrics is not None:
                 from evstore.net.metrics import home_source, serve_metrics

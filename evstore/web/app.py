@@ -70,23 +70,39 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(home: Path, *, backoff: Backoff | None = None) -> Starlette:
-    """The pages of one home (its session key is made in the home on first use)."""
+def create_app(home: Path, *, backoff: Backoff | None = None, secure: bool = False
+               ) -> Starlette:
+    """The pages of one home (its session key is made in the home on first use); ``secure``:
+    served over TLS, so the session cookie is marked Secure."""
     app = Starlette(routes=routes())
     app.state.web = Web(
-        db=Db(home), sessions=Sessions(session_key(home)), backoff=backoff or Backoff(),
+        db=Db(home), sessions=Sessions(session_key(home), secure=secure),
+        backoff=backoff or Backoff(),
         env=make_env(),
     )
     return app
+
+
+def _check_tls(config: Config, tls: tuple[Path, Path]) -> None:
+    """Refuse a certificate or key that cannot be used, naming the files, before binding."""
+    import ssl
+
+    try:
+        config.create_ssl_context()
+    except (OSError, ssl.SSLError) as e:
+        raise OperationalError(f"cannot serve TLS with certificate {tls[0]} and key {tls[1]}: "
+                               f"{getattr(e, 'strerror', None) or e}; give a PEM certificate "
+                               "and its private key") from None
 
 
 def bind_of(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def serve_gui(home: Path, host: str, port: int, *,
+async def serve_gui(home: Path, host: str, port: int, *, tls: tuple[Path, Path] | None = None,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
-    """Serve the pages of ``home`` on HOST:PORT until cancelled.
+    """Serve the pages of ``home`` on HOST:PORT until cancelled; over TLS with ``tls``
+    (certificate file, key file, PEM), and then with a Secure session cookie.
 
     ``task_status.started`` receives the bound URLs (port 0 picks a free port), so a caller
     can ``await nursery.start(serve_gui, home, host, port)`` and then print where it listens.
@@ -95,7 +111,10 @@ async def serve_gui(home: Path, host: str, port: int, *,
     config.bind = [bind_of(host, port)]
     config.accesslog = None
     config.include_server_header = False
-    app: Any = create_app(home)  # Starlette is an ASGI app; hypercorn types it narrowly
+    if tls is not None:
+        config.certfile, config.keyfile = str(tls[0]), str(tls[1])
+        _check_tls(config, tls)
+    app: Any = create_app(home, secure=tls is not None)  # hypercorn types ASGI apps narrowly
     try:
         await serve(app, config, task_status=task_status)
     except BaseExceptionGroup as group:

@@ -15,7 +15,7 @@ import trio
 from starlette.responses import Response
 
 from evstore.core.errors import InvalidInput
-from evstore.ops import access, logins, web_support
+from evstore.ops import access, logins, sessions, web_support
 from evstore.ops.node import Node
 from evstore.web.session import new_session, passphrase_mark
 from evstore.web.shell import Ctx, mode_url, page, safe_next
@@ -28,7 +28,9 @@ def _login(node: Node, user: str) -> dict[str, Any]:
     if entry is None:  # deleted while its passphrase was being checked
         raise InvalidInput(f"wrong user or passphrase for {user!r}: check the passphrase and "
                            "retry")
-    return {"mark": passphrase_mark(entry), "home": web_support.login_mode(node)}
+    mark = passphrase_mark(entry)
+    return {"mark": mark, "home": web_support.login_mode(node),
+            "sid": sessions.start(node, user, mark)}
 
 
 def _host(node: Node) -> str:
@@ -79,7 +81,7 @@ async def login_submit(ctx: Ctx) -> Response:
         return await _login_failed(ctx, user, 401, f"wrong user or passphrase for {user!r}: "
                                    "check the passphrase and retry")
     guard.succeeded(source)
-    ctx.session = new_session(user, done["mark"])
+    ctx.session = new_session(user, done["mark"], done["sid"])
     return ctx.redirect(safe_next(ctx.field("next")) or mode_url(done["home"]))
 
 
@@ -91,6 +93,9 @@ async def _login_failed(ctx: Ctx, user: str, status: int, message: str) -> Respo
 
 @page()
 async def logout(ctx: Ctx) -> Response:
+    sid = ctx.session.get("sid")
+    if isinstance(sid, str) and sid:
+        await ctx.web.db.call(sessions.end, sid)  # every copy of the cookie stops working
     ctx.session = new_session()
     ctx.flash("logged out")
     return ctx.redirect("/login")

@@ -1,9 +1,10 @@
 """Sessions, CSRF tokens and the login backoff.
 
 A session is a small signed cookie (itsdangerous, keyed by ``web-session.key`` in the home,
-mode 0600): the user, a per-session CSRF token, a fingerprint of the user's passphrase hash (so
-a passphrase change or a deleted user ends the session) and one flash message. It is HttpOnly
-and SameSite=Strict; every POST must carry the session's CSRF token in its form. A visitor who
+mode 0600): the user, the id of its server-side row (ops/sessions.py: logout, a passphrase
+change, a deleted user, a changed role or 30 idle minutes end it, and a copied cookie with it),
+a per-session CSRF token, a fingerprint of the user's passphrase hash and one flash message.
+It is HttpOnly, SameSite=Strict, and Secure when the pages are served over TLS; every POST must carry the session's CSRF token in its form. A visitor who
 is not logged in gets an anonymous session holding only a token, so the login form is
 protected the same way.
 """
@@ -77,11 +78,13 @@ class Sessions:
         )
 
 
-def new_session(user: str | None = None, mark: str = "") -> dict[str, Any]:
-    """A fresh session (a new CSRF token each time, so a login never reuses an old one)."""
+def new_session(user: str | None = None, mark: str = "", sid: str = "") -> dict[str, Any]:
+    """A fresh session (a new CSRF token each time, so a login never reuses an old one).
+    A logged-in one carries ``sid``, the id of its row in ``web_sessions`` (ops/sessions.py):
+    the cookie is only as good as that row, which logout deletes."""
     out: dict[str, Any] = {"csrf": secrets.token_urlsafe(24)}
     if user is not None:
-        out.update({"user": user, "mark": mark})
+        out.update({"user": user, "mark": mark, "sid": sid})
     return out
 
 

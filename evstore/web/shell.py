@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from evstore.core.errors import EvstoreError, InvalidInput
 from evstore.core.modes import split
+from evstore.ops import sessions as session_ops
 from evstore.ops import settings as settings_ops
 from evstore.ops import users as user_ops
 from evstore.ops import web_support
@@ -159,9 +160,12 @@ def _may(node: Node, user: str, what: str) -> bool:
 
 
 def _guarded(node: Node, user: str, mark: str, what: str | None,
-             fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[dict[str, Any], Any]:
+             fn: Callable[..., Any], args: tuple[Any, ...],
+             sid: str = "") -> tuple[dict[str, Any], Any]:
     entry = next((u for u in node.users() if u.get("name") == user), None)
     if entry is None or passphrase_mark(entry) != mark:
+        raise LoggedOut()
+    if not session_ops.valid(node, sid, user, mark):  # logged out, idle, role changed
         raise LoggedOut()
     if what is not None:
         try:
@@ -212,7 +216,8 @@ class Ctx:
     async def _call(self, what: str | None, fn: Callable[..., Any],
                     args: tuple[Any, ...]) -> tuple[dict[str, Any], Any]:
         mark = str(self.session.get("mark", ""))
-        return await self.web.db.call(_guarded, self.user, mark, what, fn, args)
+        sid = str(self.session.get("sid", ""))
+        return await self.web.db.call(_guarded, self.user, mark, what, fn, args, sid)
 
     def flash(self, text: str, kind: str = "info") -> None:
         self.session["flash"] = {"text": text, "kind": kind}
