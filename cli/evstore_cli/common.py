@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from evstore.core.errors import InvalidInput
-from evstore_cli import output
+from evstore_cli import completion, output
 
 if TYPE_CHECKING:  # the store is imported by the commands that open it, not by every command
     from evstore.ops.node import Node
@@ -37,7 +37,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document."
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to questions (scripts).")]
 ModeOpt = Annotated[str | None, typer.Option("--mode", help="Act at this mode for this command only "
                                              "(cluster, group:NAME, machine:HOST).",
-                                             show_default=False)]
+                                             show_default=False, autocompletion=completion.modes)]
 SwitchOpt = Annotated[bool, typer.Option("--switch", help="Switch to an allowed mode if needed.")]
 
 
