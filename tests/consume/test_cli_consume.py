@@ -167,3 +167,30 @@ def test_watch_on_a_home_that_changes_under_it_by_sqlite_alone(home: Path) -> No
             "WHERE section='dns'\"); c.commit()"), str(home / "evstore.db")], check=True)
         lines = w.out.wait_for(lambda ls: len(ls) >= 2)
     assert json.loads(lines[1])["settings"] == {"servers": ["quiet"]}
+
+
+@pytest.mark.parametrize(("argv", "expect"), [
+    (["get", "dns"], ("get", None, ["dns"], None)),
+    (["--home", "/h", "get", "dns", "servers", "--json"], ("get", "/h", ["dns", "servers"], None)),
+    (["get", "--machine=b", "dns", "--home=/h"], ("get", "/h", ["dns"], "b")),
+    (["--user", "bob", "--passphrase-file", "/p", "watch"], ("watch", None, [], None)),
+    (["watch", "dns", "ntp", "--from", "t-1", "--exec", "x -y", "--once"],
+     ("watch", None, ["dns", "ntp"], None)),
+])
+def test_the_fast_path_reads_plain_lines(argv: list[str],
+                                         expect: tuple[object, ...]) -> None:
+    from evstore_cli.consume_cmds import parse
+
+    p = parse(argv)
+    assert p is not None and (p.command, p.home, p.words, p.machine) == expect
+
+
+@pytest.mark.parametrize("argv", [
+    ["get", "--help"], ["get"], ["get", "a", "b", "c"], ["get", "dns", "--machine"],
+    ["get", "--", "dns"], ["get", "dns", "-h"], ["watch", "--bogus"], ["status"], [],
+    ["get", "dns", "--once"], ["watch", "--from"],
+])
+def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
+    from evstore_cli.consume_cmds import parse
+
+    assert parse(argv) is None
