@@ -238,3 +238,14 @@ def test_feed_reader_refuses_a_home_too_old(tmp_path: Path) -> None:
         conn.execute("PRAGMA user_version = 7")
     with pytest.raises(evstore.OperationalError, match="schema version 7"):
         feed.open_reader(tmp_path)
+
+
+def test_a_home_where_no_shared_memory_file_can_be_made_still_reads(home: Path) -> None:
+    """The nearest a test run as root gets to a read-only home: SQLite cannot create the
+    ``-shm`` file beside the database (a directory holds its name)."""
+    assert not (home / "evstore.db-wal").exists()  # the last writer checkpointed and left
+    (home / "evstore.db-shm").mkdir()
+    with evstore.open_config(home) as cfg:
+        assert cfg.get("dns") == {"servers": []}
+        first = next(iter(cfg.watch(["dns"])))
+        assert first.initial and first.settings == {"servers": []}
