@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from evstore.core.state import Machine
 from evstore.net.gossip import LinkState
 from evstore.ops.node import Node, now_ms
+from evstore.storage import alerts
 from evstore.storage.connect import transaction
 
 __all__ = ["LinkBook", "LinkRow", "peer_vv_of"]
@@ -55,8 +56,7 @@ class LinkBook:
 
     def alert(self, kind: str, detail: str) -> None:
         with transaction(self.conn):
-            self.conn.execute("INSERT INTO alerts (at, kind, detail) VALUES (?, ?, ?)",
-                              (now_ms(), kind, detail))
+            alerts.add(self.conn, now_ms(), kind, detail)  # bounded (storage/alerts.py)
 
     def _row(self, mid: str) -> LinkRow:
         return self.rows.setdefault(mid, LinkRow())

@@ -29,6 +29,7 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event, fingerprint
 from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
+from evstore.storage import alerts as alert_table
 from evstore.storage.connect import open_db, transaction
 from evstore.storage.log import EventLog
 from evstore.storage.views import SqliteStore, admit, invalid_count, on_apply
@@ -258,11 +259,8 @@ class Node:
         raise InvalidInput(f"wrong user or passphrase for {user!r}: check the passphrase and retry")
 
     def _record_failure(self, user: str) -> None:
-        with transaction(self.conn):
-            self.conn.execute(
-                "INSERT INTO alerts (at, kind, detail) VALUES (?,?,?)",
-                (now_ms(), "login_failed", f"wrong passphrase for user {user!r}"),
-            )
+        with transaction(self.conn):  # bounded (storage/alerts.py)
+            alert_table.add(self.conn, now_ms(), "login_failed", f"wrong passphrase for user {user!r}")
 
     # ------------------------------------------------------------------ status
 
