@@ -23,7 +23,7 @@ from evstore.ops.node import _DUMMY_HASH, Node, now_ms
 from evstore.storage import alerts
 from evstore.storage.connect import transaction
 
-__all__ = ["Hashing", "record_failure", "stored_hash", "user_entry"]
+__all__ = ["Hashing", "record_failure", "rehash", "stored_hash", "user_entry"]
 
 
 def user_entry(node: Node, user: str) -> dict[str, Any] | None:
@@ -37,6 +37,32 @@ def stored_hash(node: Node, user: str) -> tuple[str, bool]:
     if entry is None:
         return _DUMMY_HASH(), False
     return str(entry.get("passphrase_hash", "")), True
+
+
+def rehash(node: Node, user: str, old: str, fresh: str) -> bool:
+    """Replace ``user``'s passphrase hash ``old`` (just matched, but weaker than today's
+    parameters) by ``fresh``, made with them: a one-change commit in the user's own name.
+    Nothing happens when the hash changed meanwhile, or when the user's role may not change
+    its own passphrase (readonly: an admin must set it again). True when it was replaced."""
+    from evstore.core.modes import CLUSTER, machine_mode
+    from evstore.ops import settings as settings_ops
+    from evstore.ops import users as user_ops
+
+    entry = user_entry(node, user)
+    if entry is None or entry.get("passphrase_hash") != old:
+        return False
+    if "own_passphrase" not in user_ops.CAN.get(user_ops.role_of(node, user), set()):
+        return False
+    mode = CLUSTER if node.in_cluster() else machine_mode(node.mid)
+    value = node.store.section_value(mode, "users")
+    if not isinstance(value, dict):
+        return False
+    listed = [{**u, "passphrase_hash": fresh} if u.get("name") == user else u
+              for u in value.get("users", [])]
+    settings_ops.commit_change(node, user, mode, "users", {**value, "users": listed},
+                               comment=f"{user}'s passphrase hashed again with today's "
+                               "parameters (at its login)")
+    return True
 
 
 def record_failure(node: Node, kind: str, detail: str, held: int = 0) -> None:

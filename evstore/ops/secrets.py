@@ -75,3 +75,43 @@ def check_passphrase(stored_hash: str, passphrase: str) -> bool:
         return nacl.pwhash.verify(stored_hash.encode(), passphrase.encode())
     except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, ValueError):
         return False
+
+
+def hash_parameters(stored: str) -> tuple[str, int, int, int] | None:
+    """The algorithm, memory (KiB), passes and lanes of a PHC string such as
+    ``$argon2id$v=19$m=65536,t=2,p=1$SALT$HASH``; None when it is not one (PyNaCl has no
+    ``needs_rehash``: the string is read here)."""
+    parts = stored.split("$")
+    if len(parts) != 6 or parts[0] != "" or not parts[1]:
+        return None
+    params: dict[str, int] = {}
+    for item in parts[3].split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            return None
+        params[key] = int(value)
+    if not {"m", "t", "p"} <= params.keys():
+        return None
+    return parts[1], params["m"], params["t"], params["p"]
+
+
+def hash_weakness(stored: str) -> str | None:
+    """Why ``stored`` is weaker than the hashes this project makes (argon2id with
+    ``MEMLIMIT`` bytes and ``OPSLIMIT`` passes), or None when it is at least as strong."""
+    got = hash_parameters(stored)
+    if got is None:
+        return "not an argon2id hash in PHC form ($argon2id$v=19$m=…,t=…,p=…$salt$hash)"
+    algorithm, memory_kib, passes, _lanes = got
+    if algorithm != "argon2id":
+        return f"made with {algorithm}, not argon2id"
+    if memory_kib * 1024 < MEMLIMIT:
+        return f"argon2id with {memory_kib} KiB of memory (at least {MEMLIMIT // 1024} KiB)"
+    if passes < OPSLIMIT:
+        return f"argon2id with {passes} passes (at least {OPSLIMIT})"
+    return None
+
+
+def needs_rehash(stored: str) -> bool:
+    """Should a passphrase that just matched ``stored`` be hashed again, with today's
+    parameters? (They rose since it was made, or it was loaded weaker.)"""
+    return hash_weakness(stored) is not None

@@ -52,6 +52,7 @@ from evstore.core import catalog, encoding, state
 from evstore.core.errors import EncodingError, InvalidInput
 from evstore.core.modes import CLUSTER, group_mode, level_of, machine_mode
 from evstore.core.timeparse import format_iso
+from evstore.ops import secrets
 from evstore.ops import settings as settings_ops
 from evstore.ops.forensics import stage_targets
 from evstore.ops.node import Node, now_ms
@@ -222,9 +223,23 @@ def _section_value(text: str, name: str, level: str, where: str) -> Value:
     if not isinstance(value, dict):
         raise _bad(where, "expected a JSON object")
     try:
-        return catalog.accept(name, value)
+        accepted = catalog.accept(name, value)
     except InvalidInput as e:
         raise _bad(where, str(e)) from None
+    if name == "users":
+        _strong_hashes(accepted, where)
+    return accepted
+
+
+def _strong_hashes(value: Value, where: str) -> None:
+    """A loaded user database may not bring passphrase hashes weaker than the ones this
+    project makes (an argon2id hash with 8 KiB of memory is cracked fast)."""
+    for u in value.get("users", []) if isinstance(value, dict) else []:
+        why = secrets.hash_weakness(str(u.get("passphrase_hash", "")))
+        if why is not None:
+            raise _bad(where, f"user {u.get('name')!r} has a passphrase hash weaker than "
+                       f"evstore's own ({why}); set its passphrase with `evstore passwd` "
+                       "instead of loading the hash")
 
 
 def _machine(el: ET.Element, group: str | None, level: str, where: str) -> FileMachine:

@@ -9,13 +9,14 @@ per address per 10 s (the rest are counted in the next one).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import trio
 from starlette.responses import Response
 
-from evstore.core.errors import InvalidInput
-from evstore.ops import access, logins, sessions, web_support
+from evstore.core.errors import EvstoreError, InvalidInput
+from evstore.ops import access, logins, secrets, sessions, web_support
 from evstore.ops.node import Node
 from evstore.web.session import new_session, passphrase_mark
 from evstore.web.shell import Ctx, mode_url, page, safe_next
@@ -66,6 +67,10 @@ async def login_submit(ctx: Ctx) -> Response:
     stored, exists = await ctx.web.db.call(logins.stored_hash, user)
     ok = await guard.hash_check(stored, ctx.field("passphrase")) and exists
     done = None
+    if ok and secrets.needs_rehash(stored):  # the parameters rose since it was made
+        fresh = await guard.hashing.run(secrets.hash_passphrase, ctx.field("passphrase"))
+        with contextlib.suppress(EvstoreError):  # a read-only home, say: log in all the same
+            await ctx.web.db.call(logins.rehash, user, stored, fresh)
     if ok:
         try:
             done = await ctx.web.db.call(_login, user)
