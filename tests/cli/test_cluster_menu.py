@@ -262,9 +262,8 @@ def test_menu_join_to_an_unreachable_member_says_so_and_goes_on(
     t.answer("[2222]> ", str(port))
     details = t.answer("Would you like to continue?", "y")
     assert "Host: j2" in details and "Serial Number: " in details and "Key: " in details
-    t.expect(f"127.0.0.1:{port}")
-    t.expect("cannot reach")
-    t.answer("[1]> ", "1")  # back at the first menu
+    shown = t.answer("[1]> ", "1")  # back at the first menu
+    assert "cannot reach" in shown and f"127.0.0.1:{port}" in shown
     assert t.exit_code() == 0
     assert cli(home, "clusterconfig", "list", "--json")["cluster"] is None
     assert cli(home, "ccsconfig", "--json")["ccs"] is None  # the failed join changed nothing
