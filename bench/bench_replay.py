@@ -73,7 +73,9 @@ def genesis() -> list[Event]:
         "hostname": {"hostname": "r1"}}})]
     out.append(_sign(k, 2, out[-1].id, T0 + 1, "cluster.create", {
         "name": "bench", "group_name": "Main_Group", "machine": _machine(0),
-        "cluster_settings": {"dns": {"servers": ["10.0.0.53"]}},
+        "cluster_settings": {"dns": {"servers": ["10.0.0.53"]}, "users": {"users": [
+            {"name": n, "role": "admin", "passphrase_hash": "x"}
+            for n in ("admin", "alice", "bob")]}},  # the users the commits act as
         "machine_settings": {"hostname": {"hostname": "r1"}}}))
     create = out[-1]
     out.append(_sign(k, 3, create.id, T0 + 2, "group.add", {"name": "Paris"}))

@@ -116,7 +116,7 @@ ITEMS: dict[str, tuple[str, Callable[[int, int], dict[str, Any]]]] = {
         "name": f"feature{j}", "expires": f"{2027 + v % 3}-01-01",
         "key": f"K{v:012d}-{j}"}),
     "users": ("users", lambda j, v: {
-        "name": f"user{j}", "role": _ROLES[j % 4],
+        "name": "admin" if j == 0 else f"user{j}", "role": _ROLES[j % 4],  # events act as admin
         "passphrase_hash": f"$argon2id$v=19$m=65536,t=2,p=1${v:022d}${j:043d}"}),
     "ssh": ("authorized_keys", lambda j, v: {
         "name": f"key{j}", "user": "admin",

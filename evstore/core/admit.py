@@ -138,6 +138,13 @@ def _change(ch: Any, where: str) -> None:
     if not isinstance(section, str) or section not in catalog.SECTIONS:
         raise Inadmissible(f"{where}: unknown section {section!r}")
     where = f"{where} ({section} at {mode})"
+    from evstore.core import state  # state imports this module
+
+    try:
+        state._base(ch.get("base"))
+    except (KeyError, TypeError, ValueError, IndexError):
+        raise Inadmissible(f"{where}: base {ch.get('base')!r} is not [clock, origin, id]") \
+            from None
     if op == "define":
         _section_value(section, ch.get("value"), where)
     elif op == "patch":
@@ -172,6 +179,7 @@ def _static(ev: Event) -> None:
             raise Inadmissible("'changes' must be a list")
         for i, ch in enumerate(changes):
             _change(ch, f"change {i + 1}")
+        return  # every key the projection reads is checked above (and its base below)
     elif kind in ("node.init", "node.standalone"):
         _settings_map(p.get("settings"), "settings")
     elif kind == "cluster.create":

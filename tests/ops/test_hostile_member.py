@@ -160,3 +160,21 @@ def test_verify_views_finds_a_hand_edited_effective_row(
     assert all(p["detail"].startswith("effective ") for p in views)
     assert "6.6.6.6" in views[0]["detail"] and "10.0.0.1" in views[0]["detail"]
     assert [p for p in verify.verify_node(node)["problems"] if p["kind"] == "view"] == []
+
+
+def test_a_guests_own_passwd_is_admissible_and_nothing_more(home: tuple[Node, Member]) -> None:
+    node, member = home
+    user_ops.new_user(node, "admin", "gu", "guest", "pw-gu")
+    ops.commit(node, "admin")
+    user_ops.passwd(node, "gu", "gu", "a new passphrase")
+    ops.commit(node, "gu")
+    assert invalid_count(node.conn) == 0
+    assert node.authenticate("gu", "a new passphrase")["role"] == "guest"
+    # the same guest's name on a member's event raising its own role is refused everywhere
+    users = node.store.section_value(CLUSTER, "users")["users"]
+    mine = next(u for u in users if u["name"] == "gu")
+    _send(node, member.sign("config.commit", {"comment": "", "changes": [
+        {"mode": CLUSTER, "section": "users", "op": "patch", "base": None,
+         "set": {"users/gu": {**mine, "role": "admin"}}, "unset": []}]}, user="gu"))
+    assert invalid_count(node.conn) == 1
+    assert node.authenticate("gu", "a new passphrase")["role"] == "guest"
