@@ -116,3 +116,22 @@ def test_a_secondary_box_serves_no_web_pages(cli: Cli) -> None:
     assert "access.gui" in res.stderr and "evstore set access gui=true" in res.stderr
     res = cli(home, "run", "--gui", f"127.0.0.1:{_free_port()}", code=1)
     assert "access.gui" in res.stderr
+
+
+def test_a_removed_machine_prints_a_fresh_key_for_its_next_join(cli: Cli) -> None:
+    home = cli.init("m1")
+    cli(home, "clusterconfig", "create", "c")
+    before = cli(home, "clusterconfig", "prepjoin", "print", "--json")["key"]
+    assert cli(home, "clusterconfig", "prepjoin", "print", "--json")["key"] == before
+    old_fp = cli(home, "clusterconfig", "fingerprint", "--json")["fingerprint"]
+    cli(home, "clusterconfig", "removemachine", "m1")
+    res = cli(home, "clusterconfig", "prepjoin", "print")
+    assert "fresh host key" in res.stderr
+    after = cli(home, "clusterconfig", "prepjoin", "print", "--json")["key"]
+    assert after != before  # and it stays that one
+    assert cli(home, "clusterconfig", "prepjoin", "print", "--json")["key"] == after
+    assert list(home.glob("host.key.replaced-*"))
+    status = cli(home, "status", "--json")
+    assert status["cluster"] is None and status["fingerprint"] != old_fp
+    cli(home, "clusterconfig", "create", "again")  # a standalone machine like any other
+    assert cli(home, "verify", "--json")["ok"]
