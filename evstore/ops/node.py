@@ -141,6 +141,19 @@ class Node:
 
         rebuild_views(self)
 
+    def rejudge_after_upgrade(self) -> None:
+        """Schema 9 (admissibility) marks a home whose views were made before the rule: they
+        are rebuilt once, so that what inadmissible events wrote disappears (issue 15)."""
+        mark = "SELECT 1 FROM meta WHERE key = 'views_rejudge'"
+        if self.conn.execute(mark).fetchone() is None:
+            return
+        from evstore.ops.cluster import rebuild_views  # ops.cluster imports this module
+
+        with transaction(self.conn):
+            if self.conn.execute(mark).fetchone() is not None:
+                rebuild_views(self)
+                self.conn.execute("DELETE FROM meta WHERE key = 'views_rejudge'")
+
     # ------------------------------------------------------------------ identity
 
     @property
@@ -418,6 +431,7 @@ def open_node(home: Path) -> Iterator[Node]:
     conn = open_db(db)
     try:
         node = Node(home, conn)
+        node.rejudge_after_upgrade()
         node.log.release_held(now_ms())
         yield node
     finally:

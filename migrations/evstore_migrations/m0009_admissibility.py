@@ -7,8 +7,9 @@ admissible or not: the user database that judges every other event is folded fro
 Both are views (a rebuild empties and refills them).
 
 An existing log's authority events are found here, so that events applied after the upgrade
-are judged against the users it already has; the events applied before stay as they were
-(``verify --views`` shows any difference, and a rebuild of the views applies the rule to them).
+are judged against the users it already has, and ``meta`` is marked ``views_rejudge``: a home
+rebuilds its views (applying the rule to the events applied before) when next opened
+(evstore/ops/node.py, ``open_node``).
 The test is this step's own copy of the rule (a ``users`` section written by a settings
 change, a node's or cluster's initial settings, a join's machine settings or a group
 deletion's copies), so the step means the same whatever the code becomes. Never edit once
@@ -70,3 +71,6 @@ def apply(conn: sqlite3.Connection) -> None:
         if _writes_users(kind, payload):
             rows.append((clock, event_id))
     conn.executemany("INSERT OR IGNORE INTO authority_events (clock, event) VALUES (?,?)", rows)
+    if conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None:
+        # the views were made without the rule: a home rebuilds them when next opened
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('views_rejudge', '1')")

@@ -178,3 +178,19 @@ def test_a_guests_own_passwd_is_admissible_and_nothing_more(home: tuple[Node, Me
          "set": {"users/gu": {**mine, "role": "admin"}}, "unset": []}]}, user="gu"))
     assert invalid_count(node.conn) == 1
     assert node.authenticate("gu", "a new passphrase")["role"] == "guest"
+
+
+def test_a_home_upgraded_to_schema_9_rebuilds_its_views_once(tmp_path: Path) -> None:
+    """What an inadmissible event wrote before the rule existed goes at the first open."""
+    path = tmp_path / "up"
+    init_home(path, hostname="up", passphrase="pw")
+    conn = sqlite3.connect(path / "evstore.db", isolation_level=None)
+    conn.execute("INSERT INTO mode_sections (mode, section, value, event) VALUES "
+                 "('cluster', 'futuresection', '{}', 'x')")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('views_rejudge', '1')")
+    conn.close()
+    with open_node(path) as node:
+        assert node.store.section_value("cluster", "futuresection") is None
+        assert node.conn.execute("SELECT 1 FROM meta WHERE key='views_rejudge'").fetchone() \
+            is None
+        assert verify.verify_node(node, views_too=True)["ok"]
