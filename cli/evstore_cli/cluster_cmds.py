@@ -59,6 +59,14 @@ def register(app: typer.Typer) -> None:
     app.command(name="passwd")(passwd)
 
 
+def _warn_detached(node: Any) -> None:
+    """A change to the structure made while links are cut reaches the others on reconnect."""
+    away = [p["hostname"] for p in node.peers() if p["state"] == "disconnected"]
+    if away:
+        output.warn("these machines are disconnected and get this change only on reconnect: "
+                    + ", ".join(away))
+
+
 def _done(data: dict[str, Any], json_out: bool, text: str) -> None:
     output.emit(data, json_out, lambda d: output.say(text))
 
@@ -91,6 +99,7 @@ def addgroup(group: str, home: HomeOpt = None, user: UserOpt = None,
     """Add a group."""
     with node_for(home) as node:
         data = ops.addgroup(node, _admin(node, user, passphrase_file), group)
+        _warn_detached(node)
     _done(data, json_out, f"group {group} added")
 
 
@@ -102,6 +111,7 @@ def renamegroup(old: str, new: str, home: HomeOpt = None, user: UserOpt = None,
     """Rename a group (its identity, settings and machines stay)."""
     with node_for(home) as node:
         data = ops.renamegroup(node, _admin(node, user, passphrase_file), old, new)
+        _warn_detached(node)
     _done(data, json_out, f"group {old} renamed to {new}")
 
 
@@ -117,6 +127,7 @@ def deletegroup(
     with node_for(home) as node:
         who = _admin(node, user, passphrase_file)
         data = ops.deletegroup(node, who, group, move_to)
+        _warn_detached(node)
     if data["dropped_sections"]:
         output.warn(f"group {group} had no machines; its settings of "
                     f"{', '.join(data['dropped_sections'])} are kept only in the log (audit)")
@@ -132,6 +143,7 @@ def setgroup(machine: str, group: str, home: HomeOpt = None, user: UserOpt = Non
     """Put a machine in a group."""
     with node_for(home) as node:
         data = ops.setgroup(node, _admin(node, user, passphrase_file), machine, group)
+        _warn_detached(node)
     _done(data, json_out, f"{data['machine']} is now in group {group}")
 
 
@@ -142,6 +154,7 @@ def setname(name: str, home: HomeOpt = None, user: UserOpt = None,
     """Set the cluster name."""
     with node_for(home) as node:
         data = ops.setname(node, _admin(node, user, passphrase_file), name)
+        _warn_detached(node)
     _done(data, json_out, f"cluster renamed to {name}")
 
 

@@ -73,12 +73,46 @@ def _render_status(s: dict[str, Any]) -> None:
 
 
 @handled
-def sections(json_out: JsonOpt = False) -> None:
-    """The catalog of sections, with the levels each may be set at."""
+def sections(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Sections to describe in full (keys, types, defaults, references).",
+        show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The catalog of sections, with the levels each may be set at, its keys and defaults."""
+    import json
+
     from evstore.core import catalog
 
-    data = catalog.describe()
+    for name in names or []:
+        catalog.get(name)  # an unknown name is refused, naming the known ones
+    data = [s for s in catalog.describe() if not names or s["name"] in names]
+    if names:
+        output.emit(data, json_out, _render_sections)
+        return
     output.emit(data, json_out, lambda d: output.table(
-        "sections", ["section", "levels", "seed command", "title"],
-        [[s["name"], ",".join(s["levels"]), s.get("seed_command", ""), s.get("title", "")]
-         for s in d]))
+        "sections", ["section", "levels", "seed command", "keys", "factory default"],
+        [[s["name"], ",".join(s["levels"]), s.get("seed_command", ""), ", ".join(s["keys"]),
+          json.dumps(s["default"], ensure_ascii=False)] for s in d]))
+
+
+def _render_sections(d: list[dict[str, Any]]) -> None:
+    """Each section whole: what it is, where it may be set, each key with type and default."""
+    import json
+
+    for s in d:
+        output.say(f"{s['name']}: {s['title']} (seed: {s['seed_command']}); levels: "
+                   f"{', '.join(s['levels'])}")
+        output.say(f"  {s['description']}")
+        rows = []
+        for key, spec in s["schema"].items():
+            rows.append([key, spec.get("expected", ""), json.dumps(spec["default"])
+                         if "default" in spec else ("required" if spec.get("required") else "")])
+            for sub, sf in (spec.get("fields") or {}).items():
+                rows.append([f"{key}[].{sub}" if spec.get("type") == "items" else f"{key}.{sub}",
+                             sf.get("expected", ""), json.dumps(sf["default"]) if "default" in sf
+                             else ("required" if sf.get("required") else "")])
+        output.table(None, ["key", "type", "default"], rows)
+        for r in s["references"]:
+            output.say(f"  {r['items']}[].{r['field']} names an entry of {r['to']}")
+        output.say(f"  factory default: {json.dumps(s['default'], ensure_ascii=False)}")

@@ -45,6 +45,12 @@ def register(app: typer.Typer) -> None:
     clusterconfig.command(name="rekey")(rekey)
 
 
+def _fingerprint_ok(text: str) -> bool:
+    """16 pairs of hex digits, colons (or dashes, spaces) between them optional."""
+    digits = "".join(c for c in text.lower() if c not in ":- ")
+    return len(digits) == 32 and all(c in "0123456789abcdef" for c in digits)
+
+
 def _hostport(text: str, what: str) -> tuple[str, int]:
     try:
         return node_ops.parse_hostport(text)
@@ -252,6 +258,10 @@ def join(
 
     if fingerprint and trust:
         raise InvalidInput("give --fingerprint FP or --trust, not both")
+    if fingerprint is not None and not _fingerprint_ok(fingerprint):
+        raise InvalidInput(f"--fingerprint {fingerprint!r} is not a host-key fingerprint: give "
+                           "the 16 colon-separated hex pairs `evstore clusterconfig fingerprint` "
+                           "prints on the member")
     if not (fingerprint or trust or output.interactive()):
         raise InvalidInput("cannot verify the member's host key without a terminal: pass "
                            "--fingerprint FP (see `evstore clusterconfig fingerprint` on the "

@@ -65,8 +65,23 @@ def handled(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+HIDDEN = "(hidden)"
+
+
+def hide_hashes(data: Any) -> Any:
+    """A copy with every passphrase hash replaced by a marker: the CLI never prints one, as
+    the web pages never show one (saveconfig's file keeps them: it is a backup)."""
+    if isinstance(data, dict):
+        return {k: (HIDDEN if k == "passphrase_hash" and v is not None else hide_hashes(v))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [hide_hashes(v) for v in data]
+    return data
+
+
 def emit(data: Any, as_json: bool, render: Callable[[Any], None] | None = None) -> None:
     """Exactly one JSON document with --json; otherwise the human rendering."""
+    data = hide_hashes(data)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
         sys.stdout.flush()
@@ -93,6 +108,10 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
         t.add_column(c)
     for r in rows:
         t.add_row(*["" if v is None else str(v) for v in r])
+    if not console.is_terminal:  # piped: nothing is cut to an assumed 80 columns
+        from rich.console import Console
+
+        console = Console(highlight=False, soft_wrap=True, emoji=False, width=4096)
     console.print(t)
 
 

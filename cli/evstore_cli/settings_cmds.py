@@ -4,6 +4,7 @@ changes, commit, clearchanges."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -263,8 +264,26 @@ def clusterset(
         targets = ops.clusterset(node, who, internal, section, move=move, to=to)
         data = {"section": section, "from": node.to_display(internal), "to": targets,
                 "op": "move" if move else "copy"}
+        if move and _left_with_factory_default(node, who, internal, section):
+            output.warn(f"{section} has no useful factory default: after the move, "
+                        f"{node.to_display(internal)} inherits empty tables "
+                        f"({json.dumps(catalog.factory_default(section))}) unless a mode above "
+                        "it defines them")
     output.emit(data, json_out, lambda d: output.say(
         f"staged {d['op']} of {section} from {d['from']} to {', '.join(d['to'])}"))
+
+
+def _left_with_factory_default(node: Any, who: str, mode: str, section: str) -> bool:
+    """After moving ``section`` away from ``mode``, does ``mode`` fall back to a factory
+    default that holds nothing (empty lists, or none at all)? The web pages say so too."""
+    default = catalog.factory_default(section)
+    if default is not None and any(v not in ([], {}, "") for v in default.values()):
+        return False
+    st = node.structure()
+    level, _, ident = mode.partition(":")
+    above = st.chain(ident)[1:] if level == "machine" and ident in st.machines else (
+        ["cluster"] if level == "group" else [])
+    return not any(ops.view(node, who, m, section)[1] for m in above)
 
 
 @handled
@@ -311,6 +330,7 @@ def commit(
         # a guest's own passphrase (passwd) is all it may commit
         who = authenticated(node, user, passphrase_file,
                             user_ops.commit_needs(node, user_of(user)))
+        was_disabled = {_item(d) for d in node.disabled()}
         try:
             data = ops.commit(node, who, message, discard=discard, force=force)
         except ops.Conflict as c:
@@ -320,13 +340,42 @@ def commit(
                 raise
             data = ops.commit(node, who, message, discard=True)
         detached = [p["hostname"] for p in node.peers() if p["state"] == "disconnected"]
+        clustered = node.in_cluster()
+        stopped = _serving_pid(node.home) is None
     for d in data.get("disabled", []):
-        output.warn(f"on {d['hostname']}, {d['section']} item {d['item']} is disabled: {d['reason']}")
+        if _item(d) not in was_disabled:  # only what this commit disabled, not every old one
+            output.warn(f"on {d['hostname']}, {d['section']} item {d['item']} is disabled: "
+                        f"{d['reason']}")
     if detached and data["committed"]:
         output.warn("these machines are disconnected and get this commit only on reconnect: "
                     + ", ".join(detached))
+    if data["committed"] and clustered and stopped:
+        output.warn("this home's node is not running: the commit leaves for the other machines "
+                    "when `evstore run` serves this home")
     output.emit(data, json_out, lambda d: output.say(
         f"committed {d['commit']}" if d["committed"] else "nothing to commit"))
+
+
+def _item(d: dict[str, Any]) -> tuple[str, str, str]:
+    return (d["hostname"], d["section"], d["item"])
+
+
+def _serving_pid(home: Path) -> int | None:
+    """The PID of the `evstore run` serving ``home``, if one is alive (it writes HOME/run.pid
+    and empties it when it stops; a crash leaves a PID that is no longer alive)."""
+    try:
+        text = (home / "run.pid").read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return int(text)
 
 
 def _discard_asked(conflicts: list[dict[str, Any]]) -> bool:
@@ -369,10 +418,11 @@ def _render_dry_run(d: dict[str, Any]) -> None:
 
 @handled
 def clearchanges(home: HomeOpt = None, user: UserOpt = None, yes: YesOpt = False,
-                 json_out: JsonOpt = False) -> None:
-    """Discard all staged changes of this user."""
+                 passphrase_file: PassOpt = None, json_out: JsonOpt = False) -> None:
+    """Discard all staged changes of this user (after checking the user's passphrase)."""
     with node_for(home) as node:
-        n = ops.clear(node, user_of(user))
+        who = authenticated(node, user, passphrase_file, "")
+        n = ops.clear(node, who)
     output.emit({"cleared": n}, json_out, lambda d: output.say(f"discarded {d['cleared']} staged change(s)"))
 
 

@@ -43,7 +43,7 @@ import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -1105,20 +1105,37 @@ def unknown_keys(section: str | Section, value: Any) -> dict[str, str]:
     return dict(_unknown_in(sec.fields, value, sec.name))
 
 
-def accept(section: str | Section, value: Any, before: Any = None) -> dict[str, Any]:
+def _check_zones(sec: Section, value: Any, before: Any, zones: Collection[str]) -> None:
+    """A zone must be one the caller's time zone database knows (the core holds none)."""
+    for key, spec in sec.fields.items():
+        if not (isinstance(spec.kind, Str) and spec.kind.format == "zone"):
+            continue
+        zone = value.get(key) if isinstance(value, dict) else None
+        old = before.get(key) if isinstance(before, dict) else None
+        if isinstance(zone, str) and zone != old and zone != "UTC" and zone not in zones:
+            raise InvalidInput(f"{sec.name}.{key}: {zone!r} is not a time zone this machine "
+                               "knows; use an IANA name such as UTC or Europe/Paris")
+
+
+def accept(section: str | Section, value: Any, before: Any = None,
+           zones: Collection[str] | None = None) -> dict[str, Any]:
     """A value entering from a person (edit, set, a web form, a loaded file), normalized.
 
     ``validate`` keeps keys the schema does not name, because events already signed must keep
     meaning what they meant; a person's input may not add one: ``{"server": [...]}`` is a typo
     of ``servers`` that would otherwise empty the list for every machine. Keys the value had
-    already (``before``, stored when this was allowed) stay acceptable.
+    already (``before``, stored when this was allowed) stay acceptable. ``zones``, when the
+    caller has a time zone database, are the zone names it knows.
     """
     sec = get(section)
     old = unknown_keys(sec, before) if isinstance(before, dict) else {}
     for path, hint in unknown_keys(sec, value).items():
         if path not in old:
             raise InvalidInput(f"{path}: unknown key{hint}")
-    return validate(sec, value)
+    out = validate(sec, value)
+    if zones:
+        _check_zones(sec, out, before, zones)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

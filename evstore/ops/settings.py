@@ -11,6 +11,8 @@ commit until the user discards or forces.
 from __future__ import annotations
 
 import copy
+import functools
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -180,11 +182,25 @@ def stage(node: Node, user: str, mode: str, section: str, value: Value | None) -
     return value
 
 
+@functools.cache
+def known_zones() -> frozenset[str]:
+    """The time zone names this machine's tz database knows (empty: none to check against)."""
+    try:
+        return frozenset(zoneinfo.available_timezones())
+    except (OSError, ValueError):
+        return frozenset()
+
+
+def accept(section: str, value: Any, before: Any = None) -> Value:
+    """A value a person entered: known keys only, valid, a known time zone (catalog.accept)."""
+    return catalog.accept(section, value, before=before, zones=known_zones())
+
+
 def stage_input(node: Node, user: str, mode: str, section: str, value: Value) -> Value:
     """Stage a whole value a person typed (``edit``, the web page): keys it adds must be known."""
     check_allowed(node, section, mode)
     before, _ = view(node, user, mode, section)
-    out = stage(node, user, mode, section, catalog.accept(section, value, before=before))
+    out = stage(node, user, mode, section, accept(section, value, before=before))
     assert out is not None
     return out
 
@@ -200,7 +216,7 @@ def stage_set(node: Node, user: str, mode: str, section: str, assignments: list[
         if not sep or not key:
             raise InvalidInput(f"{a!r} is not KEY=VALUE")
         start = catalog.set_path(start, key, raw, section)
-    out = stage(node, user, mode, section, catalog.accept(section, start, before=before))
+    out = stage(node, user, mode, section, accept(section, start, before=before))
     assert out is not None
     return out
 

@@ -223,7 +223,7 @@ def _section_value(text: str, name: str, level: str, where: str) -> Value:
     if not isinstance(value, dict):
         raise _bad(where, "expected a JSON object")
     try:
-        accepted = catalog.accept(name, value)
+        accepted = settings_ops.accept(name, value)
     except InvalidInput as e:
         raise _bad(where, str(e)) from None
     if name == "users":
