@@ -30,6 +30,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -46,8 +48,9 @@ from evstore.net.transport import MAX_CHUNK
 from evstore.ops import cluster as cluster_ops
 from evstore.ops import settings
 from evstore.ops.node import DB_NAME, Node, init_home, now_ms, open_node
-from evstore.storage.connect import open_db, transaction
+from evstore.storage.connect import open_db
 from evstore.storage.log import EventLog
+from evstore.storage.transactions import transaction
 
 TITLE = "Cluster network: latency, catch-up, anti-entropy bytes, memory (issue 4)"
 
@@ -57,7 +60,12 @@ INGEST_BATCH = 500  # what one gossip message carries at most (core.sync.MAX_ITE
 
 
 def run(quick: bool) -> list[Result]:
-    out: list[Result] = []
+    if os.environ.get("EVSTORE_BENCH_NET") == "peers":  # only issue 16's side-by-side figures
+        return peers_results(quick)
+    if os.environ.get("EVSTORE_BENCH_NET") == "catchup1":  # issue 16, item 5 only
+        return bench_catchup(5_000 if quick else 100_000, one_core=True)
+    out: list[Result] = peers_results(quick)
+    out += bench_catchup(5_000 if quick else 100_000, one_core=True)
     for size in nb.sizes(quick):
         out += latency_results(nb.cluster_run(size, quick, nb.plan_for(size, quick)))
     out += memory_results(quick)
@@ -173,45 +181,86 @@ def ingest_alone(copy: Path, source: Path, origin: str, after_seq: int, count: i
         return (time.perf_counter() - t0) / len(items) * 1e6
 
 
-def bench_catchup(count: int) -> list[Result]:
-    log(f"catch-up: 2 nodes join and stop; {count:,} commits on the first; the second starts")
+def bench_catchup(count: int, *, one_core: bool = False) -> list[Result]:
+    """With ``one_core`` (issue 16): the lagging node runs on core 0 only (``taskset``), the
+    sending node and a busy loop share core 1, and the raw verify is one thread, so the
+    figure holds whatever the other core does."""
+    log(f"catch-up: 2 nodes join and stop; {count:,} commits on the first; the second starts"
+        + (" on one core, the other busy" if one_core else ""))
     with workdir("catchup") as root:
         cluster = nb.Cluster(root, 2)
         try:
             cluster.build()
             nb.stop_processes(cluster.machines)
-            return _catchup(cluster, root, count)
+            return _catchup(cluster, root, count, one_core)
         finally:
             cluster.close()
 
 
-def _catchup(cluster: nb.Cluster, root: Path, count: int) -> list[Result]:
+def _busy_core(cpu: int) -> subprocess.Popen[bytes]:
+    """A process that keeps core ``cpu`` busy until it is killed (by PID)."""
+    return subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-c", "while True: pass"])
+
+
+def _catchup(cluster: nb.Cluster, root: Path, count: int, one_core: bool = False
+             ) -> list[Result]:
+    if one_core and ((os.cpu_count() or 1) < 2 or not nb.have("taskset")):
+        log("  skipped: one core against a busy other needs two cores and taskset")
+        return []
     a, b = cluster.machines
     origin = a.origin
     before = a.db().head(origin)
     copy_home(b.home, root / "lagging-copy")
     made = seconds(lambda: nb.write_commits(a.home, count, nb.empty_commit))
     log(f"  {count:,} commits made in {made:.1f} s; raw verify of them")
-    t_verify, verified = raw_verify(a.home, origin, before)
-    a.start(nb.PING_INTERVAL)
+    if one_core:  # the same core, beside the same busy loop, as the lagging node below
+        cores = os.sched_getaffinity(0)
+        burner = _busy_core(1)
+        os.sched_setaffinity(0, {0})
+        try:
+            cpu0 = time.thread_time()
+            t_verify, verified = raw_verify(a.home, origin, before)
+            verify_cpu = time.thread_time() - cpu0
+        finally:
+            os.sched_setaffinity(0, cores)
+            burner.kill()
+            burner.wait()
+    else:
+        t_verify, verified = raw_verify(a.home, origin, before)
+        verify_cpu = float("nan")
+    a.start(nb.PING_INTERVAL, cpus="1" if one_core else None)
     a.wait_serving()
     assert a.proc is not None
     cpu_a = nb.cpu_seconds(a.proc.pid)
     log("  the lagging node starts")
-    t0 = time.perf_counter()
-    b.start(nb.PING_INTERVAL)
-    b.wait_serving()
-    t_serving = time.perf_counter() - t0
-    target = before + count
-    nb.wait_until("the lagging node to catch up", lambda: b.db().head(origin) >= target,
-                  3600, 0.05)
-    took = time.perf_counter() - t0
+    busy = _busy_core(1) if one_core else None
+    try:
+        t0 = time.perf_counter()
+        b.start(nb.PING_INTERVAL, cpus="0" if one_core else None)
+        b.wait_serving()
+        t_serving = time.perf_counter() - t0
+        target = before + count
+        nb.wait_until("the lagging node to catch up", lambda: b.db().head(origin) >= target,
+                      3600, 0.05)
+        took = time.perf_counter() - t0
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
     assert b.proc is not None
     cpu_b = nb.cpu_seconds(b.proc.pid)
     cpu_a = nb.cpu_seconds(a.proc.pid) - cpu_a
     log(f"  caught up in {took:.1f} s; in-process ingest of a part for comparison")
     alone_us = ingest_alone(root / "lagging-copy", a.home, origin, before, min(count, 10_000))
-    return _catchup_results(count, verified, t_verify, took, t_serving, cpu_a, cpu_b, alone_us)
+    out = _catchup_results(count, verified, t_verify, took, t_serving, cpu_a, cpu_b, alone_us)
+    if one_core:
+        for r in out:
+            r.name += ", lagging node on one core, the other busy"
+        out[-1].note += (f"; CPU time: the lagging node {cpu_b:.1f} s against the raw verify's "
+                         f"{verify_cpu:.1f} s = {cpu_b / verify_cpu:.2f}x (on a machine shared "
+                         "with other work, the wall-clock ratio also measures how much of its "
+                         "core each got)")
+    return out
 
 
 def _catchup_results(count: int, verified: int, t_verify: float, took: float,
@@ -377,3 +426,106 @@ def bench_antientropy(big: int) -> list[Result]:
                           note=f"{wire} bytes framed; hello exchange {hello} bytes"))
     out[-1].note += f"; about {per_origin:.0f} bytes per origin per round (both directions)"
     return out
+
+
+# ---------------------------------------------------------------------- beside etcd (issue 16)
+
+LATENCY_P50_TARGET_MS = 5.0
+LATENCY_P99_TARGET_MS = 10.0
+COST_TARGET = 1.5  # a one-change commit through the library, against the bare append
+FROZEN_TARGET_S = 5.0
+
+
+def peers_results(quick: bool) -> list[Result]:
+    """Issue 16: latency and commit cost beside etcd (when installed), a frozen peer."""
+    out: list[Result] = []
+    with workdir("peers") as root:
+        etcd: nb.Etcd | None = None
+        skip = ""
+        if nb.have("etcd"):
+            etcd = nb.Etcd(root / "etcd").__enter__()
+        else:
+            skip = "etcd is not installed (Debian: etcd-server etcd-client): no etcd figures"
+            log(skip)
+        try:
+            out += _latency_vs_etcd(root, 8 if quick else 40, etcd, skip)
+            out += _cost_vs_etcd(root, 3 if quick else 8, 20 if quick else 50, etcd, skip)
+        finally:
+            if etcd is not None:
+                etcd.__exit__(None, None, None)
+    out += _frozen(quick)
+    return out
+
+
+def _latency_vs_etcd(root: Path, rounds: int, etcd: nb.Etcd | None, skip: str) -> list[Result]:
+    log(f"  commit start to visible on the other two, 3 nodes, {rounds} rounds beside etcd")
+    with nb.running_cluster("lat3", 3) as cluster:
+        time.sleep(2.0)
+        idle = cluster.cpu_rate(nb.IDLE_WINDOW)
+        lat = nb.library_commit_latency(cluster, rounds, etcd, root)
+    ev, er, ec = lat.evstore_ms, lat.evstore_return_ms, lat.evstore_commit_ms
+    floor = 2 * median(lat.raw_ms)
+    note = (f"{rounds} rounds, each: a raw durable insert, an evstore commit "
+            "(settings.commit_set in-process, announced to `evstore run`), an etcd put on a "
+            f"follower; the commit call itself p50 {median(ec):.1f} ms; raw durable insert "
+            f"in the same rounds p50 {median(lat.raw_ms):.2f} ms, p99 "
+            f"{nb.percentile(lat.raw_ms, 99):.1f} ms: a commit is visible on a peer after two "
+            f"durable commits in turn (ours, then the peer's), a floor of about "
+            f"{floor:.1f} ms here")
+    def vs(mine: list[float], theirs: list[float], p: float) -> tuple[str, float | None]:
+        if not theirs:
+            return skip, None
+        t = nb.percentile(theirs, p)
+        return f"etcd {t:.1f} ms", nb.percentile(mine, p) / t
+    out = []
+    for p, target in ((50, LATENCY_P50_TARGET_MS), (99, LATENCY_P99_TARGET_MS)):
+        base, ratio = vs(ev, lat.etcd_ms, p)
+        value = nb.percentile(ev, p)
+        out.append(Result(f"commit start to visible on the other two, 3 nodes: p{p}", value,
+                          "ms", ev, target=f"< {target:.0f} ms", baseline=base, ratio=ratio,
+                          passed=value < target, note=note if p == 50 else ""))
+    base, ratio = vs(er, lat.etcd_return_ms, 50)
+    out.append(Result("commit return to visible on the other two, 3 nodes: p50", median(er),
+                      "ms", er, target="report", baseline=base, ratio=ratio))
+    out.append(Result("CPU use of the idle 3-node cluster with keepalives", idle, "cores",
+                      [idle], target="report", note="keepalive pings every second on each "
+                      "quiet link; anti-entropy every 10 s per link"))
+    return out
+
+
+def _cost_vs_etcd(root: Path, rounds: int, per_round: int, etcd: nb.Etcd | None,
+                  skip: str) -> list[Result]:
+    log(f"  one-change commit cost: {rounds} rounds of {per_round} per contender, in turn")
+    c = nb.commit_cost(root, rounds, per_round, etcd)
+    per = [lib / bare for lib, bare in zip(c.library, c.bare, strict=True)]
+    staged = [st / bare for st, bare in zip(c.staged, c.bare, strict=True)]
+    ratio = median(per)
+    out = [Result("one-change commit through the library (commit_set), sequential",
+                  median(c.library), "ms", c.library, target=f"<= {COST_TARGET}x the bare append",
+                  baseline=f"bare EventLog.append {median(c.bare):.2f} ms", ratio=ratio,
+                  passed=ratio <= COST_TARGET,
+                  note=f"per round, in turn with the bare append, stage+commit (two durable "
+                  f"transactions: {median(staged):.2f}x the append), the raw durable insert "
+                  f"({median(c.raw):.2f} ms){'' if etcd is None else ' and etcd puts'}")]
+    if c.etcd:
+        e = [lib / put for lib, put in zip(c.library, c.etcd, strict=True)]
+        out.append(Result("the same commit against etcd's sequential put (3 members)",
+                          median(c.library), "ms", c.library, target="report",
+                          baseline=f"etcd put {median(c.etcd):.2f} ms", ratio=median(e)))
+    elif skip:
+        out.append(Result("the same commit against etcd's sequential put", float("nan"), "ms",
+                          note=skip))
+    return out
+
+
+def _frozen(quick: bool) -> list[Result]:
+    log("  a frozen peer (SIGSTOP) on a 3-node cluster, seed ping interval 600 s")
+    with nb.running_cluster("frozen", 3) as cluster:
+        time.sleep(2.0)
+        downs, back = nb.frozen_peer(cluster)
+    return [Result("a frozen peer (SIGSTOP), reported down by every other node", max(downs),
+                   "s", downs, target=f"< {FROZEN_TARGET_S:.0f} s",
+                   passed=max(downs) < FROZEN_TARGET_S,
+                   note=f"each node's link row (what `status --json` shows) polled every 20 "
+                   f"ms; back up {back:.1f} s after SIGCONT; keepalives every 1 s, a link "
+                   "silent for 3 s is dropped")]

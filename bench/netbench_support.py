@@ -40,7 +40,7 @@ from bench.common import log, workdir
 from evstore.net import client
 from evstore.ops import cluster as cluster_ops
 from evstore.ops.node import DB_NAME, init_home, now_ms, open_node
-from evstore.storage.connect import transaction
+from evstore.storage.transactions import transaction
 
 PASS = "bench passphrase"
 EVSTORE = [sys.executable, "-m", "evstore_cli.app"]
@@ -163,8 +163,13 @@ class Machine:
             self.reader = Reader(self.home)
         return self.reader
 
-    def start(self, ping_interval: float, fanout: int | None = None) -> None:
+    def start(self, ping_interval: float, fanout: int | None = None,
+              cpus: str | None = None) -> None:
+        """``evstore run``; with ``cpus`` (e.g. "0") under ``taskset -c``: those cores only,
+        every thread included."""
         cmd = [*EVSTORE, "--home", str(self.home), "run", "--ping-interval", str(ping_interval)]
+        if cpus is not None:
+            cmd = ["taskset", "-c", cpus, *cmd]
         if fanout is not None:
             cmd += ["--fanout", str(fanout)]
         with open(self.log_path, "ab") as out:
@@ -632,3 +637,295 @@ def plan_for(size: int, quick: bool) -> Plan:
     reps = (3 if size >= 50 else 5) if size in check_sizes(quick) else 0
     events = (1_000 if quick else 10_000) if size == 3 else 0
     return Plan(commits=commits, check_reps=reps, events=events)
+
+
+# ---------------------------------------------------------------------- the peers (issue 16)
+#
+# etcd (Debian ``etcd-server``/``etcd-client``, 3.4) and Serf are started here when they are
+# installed, on free loopback ports, each in a fresh directory, and stopped by PID. etcd is
+# driven through its JSON gateway (``/v3/kv/put``, ``/v3/kv/range``) over kept-alive HTTP
+# connections, so no process start is timed.
+
+
+def have(program: str) -> bool:
+    import shutil
+
+    return shutil.which(program) is not None
+
+
+class Etcd:
+    """A 3-member etcd cluster on loopback (``with Etcd(root) as e:``)."""
+
+    def __init__(self, root: Path, size: int = 3) -> None:
+        self.root = root
+        self.size = size
+        self.client_ports = [free_port() for _ in range(size)]
+        self.peer_ports = [free_port() for _ in range(size)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._conns: dict[int, Any] = {}
+
+    def __enter__(self) -> Etcd:
+        initial = ",".join(f"e{i}=http://127.0.0.1:{p}" for i, p in enumerate(self.peer_ports))
+        for i in range(self.size):
+            d = self.root / f"etcd{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            cmd = ["etcd", "--name", f"e{i}", "--data-dir", str(d / "data"),
+                   "--listen-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
+                   "--advertise-client-urls", f"http://127.0.0.1:{self.client_ports[i]}",
+                   "--listen-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
+                   "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer_ports[i]}",
+                   "--initial-cluster", initial, "--initial-cluster-state", "new",
+                   "--initial-cluster-token", "bench"]
+            with open(d / "log", "ab") as out:
+                self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                                   stdin=subprocess.DEVNULL))
+        wait_until("etcd to elect a leader", self._healthy, 60, 0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for c in self._conns.values():
+            c.close()
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def _call(self, i: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        import http.client
+
+        conn = self._conns.get(i)
+        if conn is None:
+            conn = self._conns[i] = http.client.HTTPConnection("127.0.0.1", self.client_ports[i],
+                                                               timeout=30)
+        try:
+            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            del self._conns[i]
+            raise
+        if resp.status != 200:
+            raise RuntimeError(f"etcd {path}: {resp.status} {data[:200]!r}")
+        out: dict[str, Any] = json.loads(data)
+        return out
+
+    def _healthy(self) -> bool:
+        try:
+            return all(self.status(i).get("leader") for i in range(self.size))
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    def status(self, i: int) -> dict[str, Any]:
+        return self._call(i, "/v3/maintenance/status", {})
+
+    def followers(self) -> list[int]:
+        out = []
+        for i in range(self.size):
+            st = self.status(i)
+            if st["header"]["member_id"] != st["leader"]:
+                out.append(i)
+        return out
+
+    def put(self, i: int, key: str, value: str) -> None:
+        import base64
+
+        self._call(i, "/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(),
+                                     "value": base64.b64encode(value.encode()).decode()})
+
+    def has(self, i: int, key: str, value: str) -> bool:
+        """A local (serializable) read on member ``i``: what that member has applied."""
+        import base64
+
+        got = self._call(i, "/v3/kv/range", {"key": base64.b64encode(key.encode()).decode(),
+                                             "serializable": True})
+        kvs = got.get("kvs") or []
+        return bool(kvs) and base64.b64decode(kvs[0]["value"]).decode() == value
+
+
+def raw_durable_insert(path: Path, count: int) -> list[float]:
+    """Milliseconds of ``count`` one-row durable transactions (WAL, synchronous=FULL), each
+    about an event's size: the floor under every durable commit on this disk."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, b BLOB)")
+    out = []
+    blob = b"x" * 700
+    try:
+        for _ in range(count):
+            t0 = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t (b) VALUES (?)", (blob,))
+            conn.execute("COMMIT")
+            out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.close()
+    return out
+
+
+@dataclass
+class PeerLatency:
+    """Commit start to visible on the other two machines, evstore and etcd, side by side."""
+
+    evstore_ms: list[float] = field(default_factory=list)
+    evstore_return_ms: list[float] = field(default_factory=list)  # from the commit's return
+    evstore_commit_ms: list[float] = field(default_factory=list)  # the commit call itself
+    etcd_ms: list[float] = field(default_factory=list)
+    etcd_return_ms: list[float] = field(default_factory=list)
+    raw_ms: list[float] = field(default_factory=list)  # raw durable insert, same rounds
+    note: str = ""
+
+
+def library_commit_latency(cluster: Cluster, rounds: int, etcd: Etcd | None,
+                           scratch: Path) -> PeerLatency:
+    """Rounds of: one raw durable insert, one evstore commit (``settings.commit_set`` in this
+    process, as the web pages save: one durable transaction, announced to the serving node),
+    one etcd put on a follower; each commit timed from its start until the other two
+    machines show it (their databases polled read-only every 0.2 ms; etcd: serializable
+    reads on the other two members, the leader and the other follower)."""
+    from evstore.ops import settings
+
+    out = PeerLatency()
+    others = cluster.machines[1:]
+    follower = etcd.followers()[0] if etcd is not None else None
+    readers = [] if etcd is None else [j for j in range(etcd.size) if j != follower]
+    with open_node(cluster.first.home) as node:
+        for i in range(rounds):
+            out.raw_ms.append(median_of(raw_durable_insert(scratch / "raw.db", 3)))
+            t0 = time.perf_counter()
+            done = settings.commit_set(node, "admin", "cluster", "dns",
+                                       [f'servers=["10.7.{i // 250}.{i % 250}"]'])
+            t1 = time.perf_counter()
+            event = str(done["commit"])
+            pending = list(others)
+            while pending:
+                pending = [m for m in pending if m.db().received_at(event) is None]
+                if pending:
+                    time.sleep(0.0002)
+            t2 = time.perf_counter()
+            out.evstore_ms.append((t2 - t0) * 1000)
+            out.evstore_return_ms.append((t2 - t1) * 1000)
+            out.evstore_commit_ms.append((t1 - t0) * 1000)
+            if etcd is not None and follower is not None:
+                key, value = "bench", f"v{i}"
+                t0 = time.perf_counter()
+                etcd.put(follower, key, value)
+                t1 = time.perf_counter()
+                waiting = list(readers)
+                while waiting:
+                    waiting = [j for j in waiting if not etcd.has(j, key, value)]
+                    if waiting:
+                        time.sleep(0.0002)
+                t2 = time.perf_counter()
+                out.etcd_ms.append((t2 - t0) * 1000)
+                out.etcd_return_ms.append((t2 - t1) * 1000)
+            time.sleep(0.02)
+    return out
+
+
+def median_of(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+@dataclass
+class CommitCost:
+    """Milliseconds per one-change commit, per round, each contender in turn (A B A B)."""
+
+    bare: list[float] = field(default_factory=list)  # EventLog.append of the same change
+    library: list[float] = field(default_factory=list)  # settings.commit_set
+    staged: list[float] = field(default_factory=list)  # settings.stage_set + settings.commit
+    raw: list[float] = field(default_factory=list)  # raw durable one-row insert
+    etcd: list[float] = field(default_factory=list)  # sequential etcd puts (3 members)
+
+
+def commit_cost(root: Path, rounds: int, per_round: int, etcd: Etcd | None) -> CommitCost:
+    """A standalone home (``init_home``), warmed up; then ``rounds`` rounds of
+    ``per_round`` commits by each contender in turn. The bare append writes the payload the
+    library call would (a patch of one field, with its base)."""
+    from evstore.ops import settings
+
+    home = root / "cost"
+    init_home(home, hostname="cost", passphrase=PASS)
+    out = CommitCost()
+    with open_node(home) as node:
+        me = f"machine:{node.mid}"
+        n = [0]
+
+        def server() -> str:
+            n[0] += 1
+            return f'servers=["10.6.{n[0] // 250 % 250}.{n[0] % 250}"]'
+
+        def bare() -> None:
+            _, base = settings.current(node, me, "dns")
+            change = {"mode": me, "section": "dns", "op": "patch",
+                      "base": list(base) if base else None,
+                      "set": {"servers": [server().split('"')[1]]}, "unset": []}
+            node.log.append(node.signing_key, user="admin", kind="config.commit",
+                            payload={"comment": "", "changes": [change]}, now_ms=now_ms())
+
+        def library() -> None:
+            settings.commit_set(node, "admin", me, "dns", [server()])
+
+        def staged() -> None:
+            settings.stage_set(node, "admin", me, "dns", [server()])
+            settings.commit(node, "admin")
+
+        def put() -> None:
+            assert etcd is not None
+            n[0] += 1
+            etcd.put(0, "cost", f"v{n[0]}")
+
+        contenders: list[tuple[list[float], Callable[[], None]]] = [
+            (out.bare, bare), (out.library, library), (out.staged, staged)]
+        if etcd is not None:
+            contenders.append((out.etcd, put))
+        library()  # the section defined once, so every later commit is a patch
+        for _, fn in contenders:
+            for _ in range(per_round):
+                fn()
+        for _ in range(rounds):
+            out.raw.append(statistics.fmean(raw_durable_insert(root / "raw.db", per_round)))
+            for runs, fn in contenders:
+                t0 = time.perf_counter()
+                for _ in range(per_round):
+                    fn()
+                runs.append((time.perf_counter() - t0) / per_round * 1000)
+    return out
+
+
+def links_state(m: Machine, peer_mid: str) -> str | None:
+    """The state of ``m``'s link row for the machine ``peer_mid`` (what status shows)."""
+    row = m.db().conn.execute("SELECT state FROM links WHERE machine=?", (peer_mid,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def frozen_peer(cluster: Cluster, timeout: float = 120.0) -> tuple[list[float], float]:
+    """SIGSTOP the last node (its sockets stay open), time until every other node's link row
+    to it says down; SIGCONT, time until they all say up again."""
+    victim = cluster.machines[-1]
+    assert victim.proc is not None
+    mid = victim.origin  # its machine id: the key it joined with
+    others = cluster.machines[:-1]
+    t0 = time.perf_counter()
+    victim.proc.send_signal(signal.SIGSTOP)
+    try:
+        downs: dict[str, float] = {}
+        while len(downs) < len(others):
+            for m in others:
+                if m.name not in downs and links_state(m, mid) == "down":
+                    downs[m.name] = time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"a frozen peer was not reported down within {timeout:.0f} s")
+            time.sleep(0.02)
+    finally:
+        victim.proc.send_signal(signal.SIGCONT)
+    t1 = time.perf_counter()
+    wait_until("the thawed peer to come back", lambda: all(
+        links_state(m, mid) == "up" for m in others), timeout, 0.05)
+    return sorted(downs.values()), time.perf_counter() - t1

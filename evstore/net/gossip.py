@@ -13,6 +13,15 @@ transport.SecureChannel in production, a framed memory stream in the simulation)
 * the *writer* drains the outbox: bytes to send, ranges to read from the log and send, and
   "the log changed" marks (coalesced) that turn into pushes.
 * the *timer* pings (clock offset, liveness) and resyncs (periodic anti-entropy).
+* the *keepalive* (``keepalive_interval``, 1 s by default): when this side has sent nothing
+  for about that long it sends a ping (whose pong is not reported: a keepalive is not a
+  clock reading), so the peer hears from it every second; and when nothing at all has come
+  from the peer for ``link_timeout`` (3 s) it ends the link, so a peer that stops answering
+  without closing its socket (a frozen process, a dropped route) is found down within about
+  4 s, whatever the seed's ping interval. On a quiet link one side usually pings and the
+  other's pong is its own sign of life; a node taking a long catch-up keeps pinging the
+  sender, whose pings wait behind the batches in the stream. Time spent waiting for our own
+  log to take the peer's events does not count as the peer's silence.
 
 When events enter the log (a local commit reported by ``notify_local_change``, or events a
 peer sent us) every peer is told, and each session pushes what its peer is not known to hold:
@@ -63,6 +72,8 @@ from evstore.net.transport import LinkError
 from evstore.storage.log import EventLog
 
 __all__ = [
+    "DEFAULT_KEEPALIVE",
+    "DEFAULT_LINK_TIMEOUT",
     "DEFAULT_PING_INTERVAL",
     "Channel",
     "InlineLog",
@@ -78,6 +89,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_PING_INTERVAL = 60.0
+DEFAULT_KEEPALIVE = 1.0  # s: ping a link that has been quiet this long
+DEFAULT_LINK_TIMEOUT = 3.0  # s: a link silent this long is ended (its peer stopped answering)
 BYE_TIMEOUT = 5.0
 _LINK_ERRORS = (InvalidInput, LinkError, trio.BrokenResourceError, trio.ClosedResourceError)
 
@@ -307,6 +320,10 @@ class Peer:
         self._resync_queued = False
         self._send_lock = trio.Lock()
         self._rechecked: set[str] = set()  # origins this link was asked to resend (once each)
+        self._heard = trio.current_time()  # when the peer last sent anything (trio clock)
+        self._sent = trio.current_time()  # when we last sent it anything
+        self._ingesting = False  # our log is taking a batch: the peer's silence is ours
+        self._report_pong = False  # the next pong answers a clock ping (not a keepalive)
 
     # ---- entry points
 
@@ -349,7 +366,7 @@ class Peer:
             self._outbox.send_nowait(data)
         async with trio.open_nursery() as nursery:
             for task in (self._receiver, self._ingester, self._writer, self._pinger,
-                         self._resyncer):
+                         self._resyncer, self._keepalive):
                 nursery.start_soon(self._until_done, task, nursery.cancel_scope)
 
     async def _until_done(
@@ -366,6 +383,7 @@ class Peer:
         assert self.session is not None
         while True:
             data = await self.channel.receive()
+            self._heard = trio.current_time()
             now = self.mesh.wall_ms()
             self.state.last_seen_ms = now
             for action in self.session.receive(data, now):
@@ -375,7 +393,12 @@ class Peer:
 
     async def _ingester(self) -> None:
         async for items in self._ingest_queue:
-            await self._ingest(items)
+            self._ingesting = True
+            try:
+                await self._ingest(items)
+            finally:
+                self._ingesting = False
+                self._heard = max(self._heard, trio.current_time())
 
     async def _writer(self) -> None:
         async for work in self._inbox:
@@ -402,6 +425,19 @@ class Peer:
     async def _resyncer(self) -> None:
         await self._every(self.mesh.sync_interval, self._queue_resync)
 
+    async def _keepalive(self) -> None:
+        every = self.mesh.keepalive_interval
+        if every is None:
+            return
+        while True:
+            await trio.sleep(every)
+            quiet = trio.current_time() - self._heard
+            if quiet > self.mesh.link_timeout and not self._ingesting:
+                raise LinkError(f"the peer stopped answering (nothing for {quiet:.1f} s)")
+            idle = trio.current_time() - self._sent
+            if idle >= 0.75 * every and self.session is not None and self.session.ready:
+                self._outbox.send_nowait(self.session.ping(self.mesh.wall_ms()))
+
     # ---- actions
 
     async def _carry_out(self, action: Action) -> None:
@@ -419,7 +455,9 @@ class Peer:
                 self._established(node)
             case Pong(offset_ms, rtt_ms):
                 self.state.offset_ms, self.state.rtt_ms = offset_ms, rtt_ms
-                self.mesh.report(self.state)
+                if self._report_pong:  # a keepalive's pong is not worth a stored row
+                    self._report_pong = False
+                    self.mesh.report(self.state)
             case PeerVersionMismatch():
                 self._ended(action.message)
             case Closed(reason):
@@ -456,12 +494,13 @@ class Peer:
 
     def _ping(self) -> None:
         if self.session is not None and self.session.ready:
+            self._report_pong = True
             self._outbox.send_nowait(self.session.ping(self.mesh.wall_ms()))
 
     async def _resync(self) -> None:
         """Re-read the log first, so even a change nobody notified us of goes out."""
         assert self.session is not None
-        await self._push_changes()
+        await self._push_changes(fresh=True)
         for data in self.session.resync():
             await self._send(data)
 
@@ -472,9 +511,9 @@ class Peer:
             for data in self.session.send_events(items, push=True):
                 await self._send(data)
 
-    async def _push_changes(self) -> None:
+    async def _push_changes(self, *, fresh: bool = False) -> None:
         assert self.session is not None
-        vv = await self.mesh.log.version_vector()
+        vv = await self.mesh.vector(fresh=fresh)
         for action in self.session.local_changed(vv):
             if isinstance(action, NeedRanges):
                 await self._send_ranges(action)
@@ -490,6 +529,7 @@ class Peer:
     async def _send(self, data: bytes) -> None:
         async with self._send_lock:
             await self.channel.send(data)
+            self._sent = trio.current_time()
 
     async def _send_last(self, data: bytes) -> None:
         """A goodbye: sent from the receiver, since the writer stops with the link."""
@@ -534,6 +574,8 @@ class Mesh:
         sync_interval: float | None = None,
         wall_ms: Callable[[], int] = wall_clock_ms,
         on_link_change: Callable[[LinkState], None] | None = None,
+        keepalive_interval: float | None = DEFAULT_KEEPALIVE,
+        link_timeout: float = DEFAULT_LINK_TIMEOUT,
     ) -> None:
         self.node = node
         self.log = log
@@ -542,8 +584,15 @@ class Mesh:
         self.sync_interval = ping_interval if sync_interval is None else sync_interval
         self.wall_ms = wall_ms
         self.on_link_change = on_link_change
+        self.keepalive_interval = keepalive_interval  # None: no keepalives (the seed's way)
+        self.link_timeout = link_timeout
         self.links: dict[str, LinkState] = {}
         self._peers: dict[str, Peer] = {}
+        # The log's vector, read once for every peer's push after a change (not once per
+        # peer): valid until the next notify_local_change, for the floors it was read with.
+        self._vector: tuple[int, Any, VersionVector] | None = None
+        self._generation = 0
+        self._reading: trio.Event | None = None
 
     async def run_peer(
         self, name: str, channel: Channel, *, expected_node: str | None = None
@@ -563,8 +612,33 @@ class Mesh:
 
     def notify_local_change(self) -> None:
         """The log gained events: every connected peer gets what it lacks, at once."""
+        self._generation += 1
+        self._vector = None
         for peer in list(self._peers.values()):
             peer.local_changed()
+
+    async def vector(self, *, fresh: bool = False) -> VersionVector:
+        """The log's version vector: one read shared by the peers that push after one change
+        (a periodic resync reads afresh, so a change nobody announced still goes out)."""
+        while True:
+            floors = dict(getattr(self.log, "floors", {}))
+            cached = self._vector
+            if not fresh and cached is not None and cached[:2] == (self._generation, floors):
+                return cached[2]
+            if self._reading is None or fresh:
+                break
+            await self._reading.wait()  # another peer is reading it now: share its result
+        generation = self._generation
+        done = self._reading = trio.Event()
+        try:
+            vv = await self.log.version_vector()
+        finally:
+            if self._reading is done:
+                self._reading = None
+            done.set()
+        if generation == self._generation:
+            self._vector = (generation, floors, vv)
+        return vv
 
     def spread(self, items: Sequence[Item]) -> None:
         """Send fork evidence to every connected peer, so each can settle the fork too."""

@@ -17,14 +17,19 @@ machine: disconnect, reconnect, commitdetail, clustercheck, rekey). See service.
 
 Links. Every node dials every other member it may link with (``fanout=k``: the k members
 first in the order of sha256(my key || their key)), with exponential backoff and seeded
-jitter. When two links to one peer cross, the one dialled by the lower key stays. A link that
-hears nothing for 2.5 ping intervals is dropped. Link states go to the ``links`` table, and
-transitions (down, up again, clock offset past the threshold, refusals) to ``alerts``.
+jitter. When two links to one peer cross, the one dialled by the lower key stays. A quiet
+link is kept alive by pings every second, and one that hears nothing for 3 s is dropped
+(gossip.py), as is one with no answer to the seed's ping for 2.5 ping intervals. Link states
+go to the ``links`` table, and transitions (down, up again, clock offset past the threshold,
+refusals) to ``alerts``.
 
-Changes. Commits by other processes are noticed by polling ``PRAGMA data_version`` every
-100 ms; events from peers by the log wrapper below. Both tell the mesh (which pushes to every
-peer at once) and refresh the membership view, which decides which links may exist: a removed
-or detached machine's links are cut as soon as this node learns of it. Every second, held-back
+Changes. Commits by other processes are announced on the home's change signal
+(storage/notify.py): the node waits on its listener's socket and pushes at once, and reads
+``PRAGMA data_version`` only as a fallback (every second, or every 100 ms where the signal
+cannot work); events from peers by the log wrapper below. Both tell the mesh (which pushes to
+every peer at once, no batching timer) and refresh the membership view, which decides which
+links may exist: a removed or detached machine's links are cut as soon as this node learns
+of it. Every second, held-back
 events whose time has come are released.
 
 Restored homes. Before a link carries anything, both sides compare what they hold of each
@@ -57,11 +62,19 @@ from evstore.core.events import Event
 from evstore.core.state import SETTINGS_KINDS, Machine
 from evstore.core.sync import HelloMsg, Item, SyncError, VVMsg, decode_message
 from evstore.net import preauth, restore, wire
-from evstore.net.gossip import DEFAULT_PING_INTERVAL, LinkState, Mesh, ThreadedLog
+from evstore.net.gossip import (
+    DEFAULT_KEEPALIVE,
+    DEFAULT_LINK_TIMEOUT,
+    DEFAULT_PING_INTERVAL,
+    LinkState,
+    Mesh,
+    ThreadedLog,
+)
 from evstore.net.linkbook import LinkBook, peer_vv_of
 from evstore.net.transport import HANDSHAKE_TIMEOUT, SecureChannel, handshake
 from evstore.ops import logins, membership, secrets
 from evstore.ops.node import DB_NAME, Node, now_ms, parse_hostport
+from evstore.storage import notify
 from evstore.storage.connect import open_db
 
 __all__ = ["HomeLock", "NodeConfig", "NodeHandle", "View", "load_view", "peer_vv_of", "run_node",
@@ -72,6 +85,7 @@ log = logging.getLogger("evstore.node")
 # A service run beside the node, started with ``nursery.start``: it reports its URLs.
 Beside = Callable[..., Awaitable[Any]]
 T = TypeVar("T")
+PUSH_FIRST = 0.02  # s: a commit's pushes take the database thread before a membership re-read
 HIDDEN = 1 << 62  # a floor above any seq: the origin is left out of our version vector
 LINK_ERRORS = (EvstoreError, OSError, trio.TooSlowError, trio.BrokenResourceError,
                trio.ClosedResourceError)
@@ -82,6 +96,8 @@ class NodeConfig:
     """Knobs of a serving node; the defaults are the contract's."""
 
     ping_interval: float = DEFAULT_PING_INTERVAL
+    keepalive_interval: float | None = DEFAULT_KEEPALIVE  # quiet links are pinged this often
+    link_timeout: float = DEFAULT_LINK_TIMEOUT  # a link silent this long is down
     sync_interval: float | None = None  # periodic anti-entropy; min(ping, 10 s) by default
     fanout: int | None = None  # None: full mesh (the seed's); k: dial k members only
     clock_alert_ms: int = 5_000
@@ -91,7 +107,8 @@ class NodeConfig:
     backoff_min: float = 0.25
     backoff_max: float = 30.0
     seed: int | None = None  # jitter; by default derived from the host key
-    poll_interval: float = 0.1
+    poll_interval: float = 0.1  # where the home's change signal cannot work
+    fallback_poll_interval: float = 1.0  # beside it: a committer that does not announce
     release_interval: float = 1.0
     dial_timeout: float = 5.0
     max_strangers: int = 128  # unauthenticated connections in all (preauth.Gate)
@@ -354,6 +371,8 @@ class Runtime:
         self.mesh = Mesh(node=self.view.origin, log=self.log, version=config.version,
                          ping_interval=config.ping_interval,
                          sync_interval=config.resync_interval,
+                         keepalive_interval=config.keepalive_interval,
+                         link_timeout=config.link_timeout,
                          on_link_change=self._link_changed)
         self.live: dict[str, LiveLink] = {}
         self.dialers: dict[str, Dialer] = {}
@@ -437,17 +456,43 @@ class Runtime:
     # ------------------------------------------------------------------ noticing changes
 
     async def _poll(self) -> None:
-        """Commits by other processes: ``PRAGMA data_version`` moves when they commit."""
+        """Commits by other processes on this home: their announcement (storage/notify.py)
+        wakes the node, which pushes at once; ``PRAGMA data_version`` (which our own
+        connection's commits do not move) is read after every announcement, and every
+        ``poll_interval`` where announcements cannot work here, else every
+        ``fallback_poll_interval`` (a committer that does not announce is still seen)."""
+        listener = notify.listen(self.home)
+        own = b" %d" % os.getpid()
+        heard: list[bytes] = []
         last = -1
-        while True:
-            with _survive("watching the database"):
-                version = await self.db(self._data_version)
-                if version != last:
-                    if last != -1:
-                        await self.refresh()
+        with _survive("watching the database"):
+            last = await self.db(self._data_version)
+        try:
+            while True:
+                if listener is None:
+                    await trio.sleep(self.config.poll_interval)
+                else:
+                    with trio.move_on_after(self.config.fallback_poll_interval):
+                        await trio.lowlevel.wait_readable(listener.fileno())
+                    heard = [h for h in listener.drain() if not h.endswith(own)]
+                    # Our own commits (ingests) were pushed already: only the database is
+                    # looked at then, so nodes that share one process (tests) see each
+                    # other's commits, and a steady stream of our own never starves it.
+                    if heard:
+                        # push first: the peers' writers read the log before this task asks
+                        # the database thread whether the membership has to be re-read
                         self.mesh.notify_local_change()
-                    last = version
-            await trio.sleep(self.config.poll_interval)
+                        await trio.sleep(PUSH_FIRST)
+                with _survive("watching the database"):
+                    version = await self.db(self._data_version)
+                    if version != last:
+                        last = version
+                        if not heard:
+                            self.mesh.notify_local_change()
+                        await self.refresh()
+        finally:
+            if listener is not None:
+                listener.close()
 
     def _data_version(self) -> int:
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
