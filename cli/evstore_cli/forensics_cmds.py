@@ -154,7 +154,8 @@ def _render_diff(d: dict[str, Any]) -> None:
 
 @handled
 def replay(
-    db_file: Annotated[Path, typer.Argument(help="A copy of any node's evstore.db (never modified).")],
+    db_file: Annotated[Path, typer.Argument(help="A backup of any node's database (`evstore backup FILE`) or a home's evstore.db "
+                                                     "(never modified).")],
     until: Annotated[str | None, typer.Option("--until", help="As of this time. " + TimeHelp)] = None,
     at: Annotated[str | None, typer.Option("--at", help="Just after this event (id or prefix).")] = None,
     machine: MachineOpt = None,

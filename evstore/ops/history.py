@@ -148,7 +148,8 @@ def open_copy(path: Path) -> sqlite3.Connection:
     if path.is_dir():
         path = path / "evstore.db"
     if not path.is_file():
-        raise InvalidInput(f"{path}: no such database file; give a copy of a home's evstore.db")
+        raise InvalidInput(f"{path}: no such database file; give a backup made with "
+                           "`evstore backup FILE`, or a home's evstore.db")
     mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     try:
         shm = path.with_name(path.name + "-shm")
@@ -160,7 +161,7 @@ def open_copy(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         mem.close()
         raise InvalidInput(f"{path} is not a readable evstore database ({e}); give a home's "
-                           "evstore.db or a copy made with SQLite's backup API") from None
+                           "evstore.db or a backup made with `evstore backup FILE`") from None
     except BaseException:
         mem.close()
         raise
