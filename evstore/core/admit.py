@@ -342,6 +342,16 @@ def _role_check(ev: Event, users: UsersState) -> None:
                                            else ""))
 
 
+def role_reason(ev: Event, users: UsersState) -> str | None:
+    """``reason`` for an event already known to pass ``static_reason`` (cheaper: no catalog
+    checks): what a store asks again of the events after a late change of the users."""
+    try:
+        _role_check(ev, users)
+    except Inadmissible as e:
+        return str(e)
+    return None
+
+
 def reason(ev: Event, users: UsersState) -> str | None:
     """Why ``ev`` is inadmissible given the user database before it, or None: admissible."""
     try:
@@ -417,6 +427,12 @@ class Authority:
         if ev.id in self.verdicts:
             return self.verdicts[ev.id]
         return reason(ev, self.users_before(ev.order_key))
+
+    def judge_role(self, ev: Event) -> str | None:
+        """``judge`` for an event that passes ``static_reason``."""
+        if ev.id in self.verdicts:
+            return self.verdicts[ev.id]
+        return role_reason(ev, self.users_before(ev.order_key))
 
 
 def judge_all(events: Iterable[Event], cutoffs: Mapping[str, int] | None = None

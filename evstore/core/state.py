@@ -694,7 +694,8 @@ def _admissible(store: Store, evs: list[Event]) -> tuple[list[Event], set[Reg]]:
         for ev in store.judged_after(min(e.order_key for e in auth_new)):
             if ev.id in batch:
                 continue
-            was, now = store.verdict_of(ev.id), auth.judge(ev)
+            was = store.verdict_of(ev.id)  # None: it passed the static checks before
+            now = auth.judge_role(ev) if was is None else auth.judge(ev)
             if (was is None) != (now is None):
                 if now is None:
                     ok.append(ev)

@@ -346,8 +346,10 @@ class SqliteStore:
                              "SELECT 1 FROM authority_events WHERE clock=? AND event=?",
                              (ev.id, ev.clock, ev.id)).fetchone():
             return True
-        pairs = self._pairs_of(ev.id, ev.origin, ev.kind, ev.raw) \
-            if admissibility.static_reason(ev) is None else {}
+        try:  # the pairs it wrote if it was applied (a malformed event wrote none)
+            pairs = self._pairs_of(ev.id, ev.origin, ev.kind, ev.raw)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            pairs = {}
         for scope, section in pairs:
             return self.conn.execute(
                 "SELECT 1 FROM section_events WHERE scope=? AND section=? AND clock=? AND event=?",
