@@ -223,7 +223,6 @@ class _Asyncio(_Backend):
             names = await r.names()
             if f.begin(None if tag is None else str(tag), newest, await r.oldest()):
                 return f.initial(await r.effective(f.machine), names)
-            f.seed(await r.changes(feed.AS_OF_SQL, (f.machine, f.position)))
             rows = await r.changes(feed.FEED_SQL, (f.position, newest, f.machine))
             return f.advance(rows, newest, names)
 

@@ -65,8 +65,16 @@ class Follower:
     """What a watch has reported, and where it is in the feed; pure (rows in, changes out).
 
     The drivers (``Config.watch``, evstore/consume/aio.py) read the rows in one read
-    transaction per step and hand them over: ``begin`` then either ``initial`` or ``seed``
-    and ``advance``, then ``advance`` for every later step.
+    transaction per step and hand them over: ``begin``, then ``initial`` or ``advance``,
+    then ``advance`` for every later step.
+
+    From a cursor, nothing counts as reported yet: every watched section with a row after the
+    cursor is reported (its last row). Guessing what the earlier watcher printed from the rows
+    before the cursor would be wrong when a burst was coalesced across it (a section's early
+    row in a burst is reported only with that section's last row, after the cursors of other
+    sections' changes), and would lose a change; the price is, rarely, a section reported
+    again with settings equal to what the earlier watcher printed (a rebuild's churn after the
+    cursor).
     """
 
     machine: str
@@ -109,11 +117,6 @@ class Follower:
                 out.append(self._change(r, names, at, initial=True))
         return out
 
-    def seed(self, rows: list[Row]) -> None:
-        """What was last reported per section, as of the start cursor (the rows still kept)."""
-        for r in rows:
-            self.reported[r.section] = (r.settings, r.source)
-
     def advance(self, rows: list[Row], newest: int, names: Names) -> list[Change]:
         """The changes among ``rows`` (the feed after ``position`` up to ``newest``)."""
         self.position = max(self.position, newest)
@@ -140,7 +143,6 @@ def first_step(conn: sqlite3.Connection, f: Follower) -> list[Change]:
         names = feed.names(conn)
         if resync:
             return f.initial(feed.effective(conn, f.machine), names)
-        f.seed(feed.as_of(conn, f.machine, f.position))
         newest = feed.newest(conn)
         return f.advance(feed.changes(conn, f.machine, f.position, newest), newest, names)
 

@@ -52,11 +52,6 @@ FEED_SQL = (
     "SELECT id, section, value, source, event, at FROM feed "
     "WHERE id > ? AND id <= ? AND machine = ? ORDER BY id"
 )
-AS_OF_SQL = (
-    "SELECT f.id, f.section, f.value, f.source, f.event, f.at FROM feed AS f "
-    "JOIN (SELECT section, max(id) AS id FROM feed WHERE machine = ? AND id <= ? "
-    "GROUP BY section) AS last ON last.id = f.id ORDER BY f.id"
-)
 DATA_VERSION_SQL = "PRAGMA data_version"
 SCHEMA_SQL = "PRAGMA user_version"
 
@@ -254,8 +249,3 @@ def effective(conn: sqlite3.Connection, mid: str) -> list[Row]:
 def changes(conn: sqlite3.Connection, mid: str, after: int, upto: int) -> list[Row]:
     """The machine's feed rows in ``(after, upto]``, oldest first."""
     return [row_of(r) for r in conn.execute(FEED_SQL, (after, upto, mid))]
-
-
-def as_of(conn: sqlite3.Connection, mid: str, upto: int) -> list[Row]:
-    """Per section, the machine's last feed row at or before ``upto`` (those still kept)."""
-    return [row_of(r) for r in conn.execute(AS_OF_SQL, (mid, upto))]

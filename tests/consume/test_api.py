@@ -249,3 +249,44 @@ def test_a_home_where_no_shared_memory_file_can_be_made_still_reads(home: Path) 
         assert cfg.get("dns") == {"servers": []}
         first = next(iter(cfg.watch(["dns"])))
         assert first.initial and first.settings == {"servers": []}
+
+
+def test_resuming_inside_a_coalesced_burst_loses_nothing() -> None:
+    """A burst [A@5=Y, B@7, A@9 absent, A@10=Y] (a change, then a rebuild's churn) is reported
+    as B (cursor 7) then A (cursor 10). A watcher killed after B and resumed from 7 must still
+    report A=Y, though A's row 5 (before the cursor) already held Y."""
+    names = Names({"m1": {"hostname": "alpha"}}, {})
+    burst = [Row(5, "a", {"v": "Y"}, "cluster", "e1", 1), Row(7, "b", {"v": 1}, "cluster", "e2", 1),
+             Row(9, "a", None, None, None, 1), Row(10, "a", {"v": "Y"}, "cluster", "e1", 1)]
+    first = Follower("m1", None, None)
+    first.begin("t", 4, 1)
+    first.initial([Row(0, "a", {"v": "X"}, "cluster", "e0", 0)], names)
+    out = first.advance(burst, 10, names)
+    assert [(c.section, c.cursor) for c in out] == [("b", "t-7"), ("a", "t-10")]
+    resumed = Follower("m1", None, "t-7")
+    assert not resumed.begin("t", 10, 1)
+    again = resumed.advance([r for r in burst if r.id > 7], 10, names)
+    assert [(c.section, c.settings, c.cursor) for c in again] == [("a", {"v": "Y"}, "t-10")]
+
+
+def test_resuming_inside_a_burst_on_a_real_home(home: Path) -> None:
+    from evstore.consume import watching
+
+    with evstore.open_config(home) as cfg:
+        start, mid = cfg.cursor, cfg.machine_id
+    with open_node(home) as node, transaction(node.conn):
+        c = node.conn
+        c.execute("UPDATE effective SET value = '{\"servers\":[\"Y\"]}' WHERE section = 'dns'")
+        c.execute("UPDATE effective SET value = '{\"servers\":[\"Z\"]}' WHERE section = 'ntp'")
+        row = c.execute("SELECT * FROM effective WHERE section = 'dns'").fetchone()
+        c.execute("DELETE FROM effective WHERE section = 'dns'")
+        c.execute("INSERT INTO effective VALUES (?,?,?,?,?)", tuple(row))
+    conn = feed.open_reader(home)
+    try:
+        out = watching.first_step(conn, Follower(mid, frozenset({"dns", "ntp"}), start))
+        assert [c.section for c in out] == ["ntp", "dns"]
+        resumed = watching.first_step(conn, Follower(mid, frozenset({"dns", "ntp"}),
+                                                     out[0].cursor))
+        assert [(c.section, c.settings) for c in resumed] == [("dns", {"servers": ["Y"]})]
+    finally:
+        conn.close()
