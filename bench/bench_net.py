@@ -454,6 +454,44 @@ def peers_results(quick: bool) -> list[Result]:
             if etcd is not None:
                 etcd.__exit__(None, None, None)
     out += _frozen(quick)
+    for size in (3,) if quick else (10, 30):
+        out += scale_vs_serf(size, 5 if quick else 20)
+    return out
+
+
+def scale_vs_serf(size: int, rounds: int, fanout: int | None = None) -> list[Result]:
+    """Commit to applied on all ``size`` machines (library commit on the first, every
+    database polled), beside a Serf user event to all ``size`` agents (handlers stamping the
+    time they ran), one after the other on the same machine."""
+    mode = "full mesh" if fanout is None else f"fan-out {fanout}"
+    log(f"  {size} machines ({mode}): {rounds} commits; then Serf, {size} agents")
+    with workdir(f"scale{size}") as root:
+        cluster = nb.Cluster(root, size, fanout=fanout)
+        try:
+            setup = cluster.build()
+            time.sleep(3.0)
+            idle = cluster.cpu_rate(nb.IDLE_WINDOW)
+            lat = nb.library_commit_latency(cluster, rounds, None, root)
+        finally:
+            cluster.close()
+        serf: list[float] = []
+        if nb.have("serf"):
+            with nb.Serf(root / "serf", size) as agents:
+                serf = [agents.event_to_all(i) * 1000 for i in range(rounds)]
+    ms = lat.evstore_ms
+    out = []
+    for p in (50, 99):
+        theirs = nb.percentile(serf, p) if serf else float("nan")
+        out.append(Result(
+            f"commit to applied on all, {size} machines ({mode}): p{p}", nb.percentile(ms, p),
+            "ms", ms, target="report" if size != 30 or p != 99 else "<= Serf's p99",
+            baseline=f"Serf user event {theirs:.0f} ms" if serf else "Serf not installed",
+            ratio=nb.percentile(ms, p) / theirs if serf else None,
+            passed=(nb.percentile(ms, p) <= theirs) if (serf and size == 30 and p == 99)
+            else None,
+            note="" if p == 99 else f"set-up {setup.total:.1f} s ({setup.describe()}); idle "
+            f"CPU of all nodes {idle:.3f} cores; Serf: `serf event -coalesce=false` on agent "
+            "0, until every agent's handler had run"))
     return out
 
 
@@ -523,8 +561,14 @@ def _frozen(quick: bool) -> list[Result]:
     with nb.running_cluster("frozen", 3) as cluster:
         time.sleep(2.0)
         downs, back = nb.frozen_peer(cluster)
+    serf = float("nan")
+    if nb.have("serf"):
+        with workdir("serf-frozen") as root, nb.Serf(root, 3) as agents:
+            serf = agents.frozen()
     return [Result("a frozen peer (SIGSTOP), reported down by every other node", max(downs),
                    "s", downs, target=f"< {FROZEN_TARGET_S:.0f} s",
+                   baseline=f"Serf {serf:.1f} s" if serf == serf else "Serf not installed",
+                   ratio=max(downs) / serf if serf == serf else None,
                    passed=max(downs) < FROZEN_TARGET_S,
                    note=f"each node's link row (what `status --json` shows) polled every 20 "
                    f"ms; back up {back:.1f} s after SIGCONT; keepalives every 1 s, a link "

@@ -929,3 +929,99 @@ def frozen_peer(cluster: Cluster, timeout: float = 120.0) -> tuple[list[float], 
     wait_until("the thawed peer to come back", lambda: all(
         links_state(m, mid) == "up" for m in others), timeout, 0.05)
     return sorted(downs.values()), time.perf_counter() - t1
+
+
+class Serf:
+    """``size`` Serf agents (LAN profile) on loopback, each with a user-event handler that
+    appends the time it ran to a file; joined into one cluster. ``with Serf(root, n) as s:``"""
+
+    def __init__(self, root: Path, size: int) -> None:
+        self.root = root
+        self.size = size
+        self.bind = [free_port() for _ in range(size)]
+        self.rpc = [free_port() for _ in range(size)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def seen_file(self, i: int) -> Path:
+        return self.root / f"serf{i}.seen"
+
+    def __enter__(self) -> Serf:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for i in range(self.size):
+            handler = self.root / f"handler{i}.sh"
+            handler.write_text(f"#!/bin/sh\ndate +%s.%N >> {self.seen_file(i)}\n")
+            handler.chmod(0o755)
+            cmd = ["serf", "agent", f"-node=s{i}", f"-bind=127.0.0.1:{self.bind[i]}",
+                   f"-rpc-addr=127.0.0.1:{self.rpc[i]}", "-profile=lan",
+                   f"-event-handler=user:bench={handler}"]
+            with open(self.root / f"serf{i}.log", "ab") as out:
+                self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                                   stdin=subprocess.DEVNULL))
+        wait_until("serf agents to answer", lambda: all(
+            self._cli(i, "members", check=False).returncode == 0 for i in range(self.size)),
+            60, 0.2)
+        for i in range(1, self.size):  # each joins through the one before it
+            self._cli(i, "join", f"127.0.0.1:{self.bind[i - 1]}")
+        wait_until("serf to see every member alive", lambda: all(
+            self.alive(i) == self.size for i in (0, self.size - 1)), 120, 0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def _cli(self, i: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        done = subprocess.run(["serf", args[0], f"-rpc-addr=127.0.0.1:{self.rpc[i]}", *args[1:]],
+                              capture_output=True, timeout=60, check=False)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"serf {' '.join(args)}: {done.stderr[-300:]!r}")
+        return done
+
+    def members(self, i: int) -> dict[str, str]:
+        out = json.loads(self._cli(i, "members", "-format=json").stdout)
+        return {m["name"]: m["status"] for m in out.get("members", [])}
+
+    def alive(self, i: int) -> int:
+        return sum(1 for s in self.members(i).values() if s == "alive")
+
+    def event_to_all(self, n: int) -> float:
+        """Send user event ``bench`` from agent 0; seconds until every handler has run."""
+        counts = [self._lines(i) for i in range(self.size)]
+        t0 = time.time()
+        self._cli(0, "event", "-coalesce=false", "bench", f"e{n}")
+        deadline = time.monotonic() + 60
+        while True:
+            if all(self._lines(i) > counts[i] for i in range(self.size)):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("a serf event did not reach every agent within 60 s")
+            time.sleep(0.005)
+        last = max(float(self.seen_file(i).read_text().split()[-1]) for i in range(self.size))
+        return last - t0
+
+    def _lines(self, i: int) -> int:
+        try:
+            return len(self.seen_file(i).read_text().split())
+        except FileNotFoundError:
+            return 0
+
+    def frozen(self, timeout: float = 120.0) -> float:
+        """SIGSTOP the last agent; seconds until the first two report it failed."""
+        victim = self.procs[-1]
+        name = f"s{self.size - 1}"
+        t0 = time.perf_counter()
+        victim.send_signal(signal.SIGSTOP)
+        try:
+            wait_until("serf to report a frozen agent failed", lambda: all(
+                self.members(i).get(name) == "failed" for i in (0, 1)), timeout, 0.1)
+        finally:
+            victim.send_signal(signal.SIGCONT)
+        return time.perf_counter() - t0
