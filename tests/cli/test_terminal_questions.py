@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from typing import Any as Cli
@@ -21,6 +22,7 @@ from evstore.ops import check, membership, settings
 from evstore.ops.node import init_home, now_ms, open_node
 from evstore_cli import output
 from evstore_cli.app import app
+from tests.cli.test_cluster_menu import Terminal
 
 PASS = "correct horse battery"
 
@@ -180,3 +182,22 @@ def test_clustercheck_choice_forces_the_other_version(cli: Cli,
     zone = cli(lab, "show", "timezone", "--mode", "cluster", "--json")["settings"]["zone"]
     assert zone == row["loser"]["value"]
     assert _check(cli, lab)["superseded"] == []
+
+
+@pytest.fixture
+def ptys() -> Iterator[list[Terminal]]:
+    opened: list[Terminal] = []
+    yield opened
+    for t in opened:
+        t.stop()
+
+
+def test_bare_clustermode_on_a_real_terminal(cli: Cli, ptys: list[Terminal]) -> None:
+    """The same question through a pseudo-terminal (the program sees a real tty)."""
+    lab = _cluster(cli)
+    t = Terminal("--home", str(lab), "clustermode")
+    ptys.append(t)
+    t.answer("[]> ", "1")
+    t.expect("(Cluster Lab)> mode cluster")
+    assert t.exit_code() == 0
+    assert _mode(cli, lab) == "cluster"
