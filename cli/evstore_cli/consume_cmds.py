@@ -47,7 +47,22 @@ def _warn(message: str) -> None:
     sys.stderr.flush()
 
 
+HIDDEN = "(hidden)"
+
+
+def hide_hashes(data: "Any") -> "Any":
+    """The CLI never prints a passphrase hash: evstore_cli.output.hide_hashes's rule, here
+    because that module imports typer (a test checks that both agree)."""
+    if isinstance(data, dict):
+        return {k: (HIDDEN if k == "passphrase_hash" and v is not None else hide_hashes(v))
+                for k, v in data.items()}
+    if isinstance(data, list):
+        return [hide_hashes(v) for v in data]
+    return data
+
+
 def _dump(value: "Any", pretty: bool) -> str:
+    value = hide_hashes(value)
     if pretty:
         return json.dumps(value, indent=2, ensure_ascii=False)
     return json.dumps(value, ensure_ascii=False)
@@ -63,7 +78,7 @@ def get(home: str | None, section: str, key: str | None, machine: str | None,
 
     try:
         with consume.open_config(home, machine) as cfg:
-            settings = cfg.get(section)
+            settings = hide_hashes(cfg.get(section))
         if key is None:
             out = _dump(settings, True)
         elif key not in settings:
@@ -128,7 +143,7 @@ class Runner:
         import subprocess
 
         env = dict(os.environ, EVSTORE_SECTION=change.section, EVSTORE_CURSOR=change.cursor)
-        data = (json.dumps(change.to_json(), ensure_ascii=False) + "\n").encode()
+        data = (json.dumps(hide_hashes(change.to_json()), ensure_ascii=False) + "\n").encode()
         self.runs += 1
         try:
             self.child = subprocess.Popen(["/bin/sh", "-c", self.command], stdin=subprocess.PIPE,
@@ -149,9 +164,8 @@ class Runner:
 def line_of(change: "Change", as_json: bool) -> str:
     """One line of ``watch`` output."""
     if as_json:
-        return json.dumps(change.to_json(), ensure_ascii=False)
-    what = "absent" if change.settings is None else json.dumps(change.settings,
-                                                               ensure_ascii=False)
+        return json.dumps(hide_hashes(change.to_json()), ensure_ascii=False)
+    what = "absent" if change.settings is None else _dump(change.settings, False)
     label = "now" if change.initial else "changed"
     return (f"{change.cursor} {change.machine} {change.section} {label} "
             f"(from {change.source or '-'}): {what}")

@@ -194,3 +194,15 @@ def test_anything_else_is_left_to_typer(argv: list[str]) -> None:
     from evstore_cli.consume_cmds import parse
 
     assert parse(argv) is None
+
+
+def test_get_and_watch_never_print_a_passphrase_hash(home: Path) -> None:
+    from evstore_cli import consume_cmds, output
+
+    sample = {"users": [{"name": "a", "passphrase_hash": "$argon2id$x"}], "n": [1, {"x": None}]}
+    assert consume_cmds.hide_hashes(sample) == output.hide_hashes(sample)  # one rule
+    done = run(home, "get", "users")
+    assert done.returncode == 0 and "argon2" not in done.stdout and "(hidden)" in done.stdout
+    with Child(home, "watch", "users", "--json") as w:
+        line = w.out.wait_for(lambda ls: len(ls) >= 1)[0]
+    assert "argon2" not in line and json.loads(line)["section"] == "users"
