@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from evstore._version import __version__
 from evstore.core import catalog, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, group_id_of, machine_mode
@@ -242,8 +243,20 @@ def become_standalone(node: Node, user: str) -> None:
 # ---------------------------------------------------------------------- listing
 
 
+RUNNING_VERSION = __version__
+
+
+def _versions_now(node: Node, st: state.Structure) -> dict[str, str]:
+    """The version each machine runs now, where it is known: this machine's own, and that of
+    every machine linked to it now (machines of different versions refuse to link); the others
+    keep the version they last announced (at their join)."""
+    up = {p["hostname"] for p in node.peers(st) if p["state"] == "up"}
+    return {m.mid: RUNNING_VERSION for m in st.members() if m.mid == node.mid or m.hostname in up}
+
+
 def list_cluster(node: Node, detail: bool = False) -> dict[str, Any]:
     st = node.structure()
+    now = _versions_now(node, st) if detail else {}
     groups = []
     for gid, gname in sorted(st.groups.items(), key=lambda kv: kv[1]):
         if gid in st.deleted:
@@ -255,7 +268,7 @@ def list_cluster(node: Node, detail: bool = False) -> dict[str, Any]:
             entry: dict[str, Any] = {"hostname": m.hostname, "serial": m.serial}
             if detail:
                 entry.update({
-                    "listen": m.listen, "ccs": m.ccs, "version": m.version,
+                    "listen": m.listen, "ccs": m.ccs, "version": now.get(m.mid, m.version),
                     "fingerprint": _fp(m.key or m.mid), "detached": m.detached,
                     "joined": _joined(node, m.mid),
                 })

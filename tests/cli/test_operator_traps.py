@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any as Cli
 
+import pytest
+
 
 def _cluster(cli: Cli) -> Path:
     lab: Path = cli.init("lab1")
@@ -263,3 +265,14 @@ def test_a_group_added_on_a_detached_machine_warns(cli: Cli, tmp_path: Path) -> 
     for home, group in ((lab, "West"), (other, "East")):
         res = cli(home, "clusterconfig", "addgroup", group)
         assert "get this change only on reconnect" in res.stderr, home
+
+
+def test_listdetail_shows_the_version_a_machine_runs_now(cli: Cli,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from evstore.ops import cluster as cluster_ops
+
+    lab = _cluster(cli)
+    joined = cli(lab, "clusterconfig", "listdetail", "--json")["groups"][0]["machines"][0]
+    monkeypatch.setattr(cluster_ops, "RUNNING_VERSION", "99.0.0")  # as after an upgrade
+    now = cli(lab, "clusterconfig", "listdetail", "--json")["groups"][0]["machines"][0]
+    assert joined["version"] != "99.0.0" and now["version"] == "99.0.0"
