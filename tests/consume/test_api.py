@@ -290,3 +290,16 @@ def test_resuming_inside_a_burst_on_a_real_home(home: Path) -> None:
         assert [(c.section, c.settings) for c in resumed] == [("dns", {"servers": ["Y"]})]
     finally:
         conn.close()
+
+
+def test_the_consumer_package_imports_no_event_loop_web_or_network_code() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, evstore, evstore.consume, evstore.consume.watching, "
+             "evstore.consume.aio; evstore.open_config; print(' '.join(sys.modules))")
+    loaded = set(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                check=True, timeout=60).stdout.split())
+    for banned in ("trio", "aiosqlite", "typer", "starlette", "hypercorn", "jinja2", "nacl",
+                   "evstore.net", "evstore.web", "evstore.ops"):
+        assert not {m for m in loaded if m == banned or m.startswith(banned + ".")}, banned
