@@ -24,6 +24,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 # only for tables and progress bars. The characters rich drops from plain text are dropped here
 # too, so a line reads the same either way.
 _DROPPED = dict.fromkeys(map(ord, "\x07\x08\x0b\x0c\x0d"))
+# Text from stored data (names, comments, values) never reaches a terminal raw: any other
+# control character (ESC starts the sequences that clear or spoof a screen), DEL, the C1
+# controls and the bidi controls (which reorder what a line appears to say) are shown as
+# visible escapes instead (\x1b, \u202e).
+_ESCAPED = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]
+            if chr(c) not in "\n\t\x07\x08\x0b\x0c\x0d"}
+_ESCAPED.update({c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+                                              *range(0x2066, 0x206A)]})
+
+
+def printable(text: str) -> str:
+    """``text`` as it may be written to a terminal (see ``_ESCAPED``); newlines and tabs
+    stay."""
+    return text.translate(_DROPPED).translate(_ESCAPED)
 _consoles: dict[str, Console] = {}
 
 
@@ -40,7 +54,7 @@ def __getattr__(name: str) -> Any:
 
 
 def _line(text: str, stream: TextIO) -> None:
-    stream.write(text.translate(_DROPPED) + "\n")
+    stream.write(printable(text) + "\n")
     stream.flush()
 
 
@@ -103,11 +117,14 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.table import Table
 
     console = __getattr__("console")
-    t = Table(title=title, show_lines=False, show_header=any(columns))
+    from rich.markup import escape
+
+    t = Table(title=escape(printable(title)) if title else None, show_lines=False,
+              show_header=any(columns))
     for c in columns:
         t.add_column(c)
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r])
+    for r in rows:  # stored text: no raw control characters, no rich markup
+        t.add_row(*["" if v is None else escape(printable(str(v))) for v in r])
     if not console.is_terminal:  # piped: nothing is cut to an assumed 80 columns
         from rich.console import Console
 
