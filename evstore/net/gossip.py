@@ -26,6 +26,10 @@ transport.SecureChannel in production, a framed memory stream in the simulation)
 When events enter the log (a local commit reported by ``notify_local_change``, or events a
 peer sent us) every peer is told, and each session pushes what its peer is not known to hold:
 that one rule gives immediate pushes of local commits and relaying to the other peers alike.
+In a full mesh (``relay_from_origin=False``) events that came straight from their own origin
+are not relayed: the origin pushed them to every peer itself, and relaying them made every
+node push every commit to every other (work growing with the square of the cluster); a peer
+whose link to the origin is down gets them at the next anti-entropy round instead.
 Anti-entropy runs on every (re)connect (the hello exchange) and every ``sync_interval``.
 
 The log is reached through :class:`LogAccess`. :class:`ThreadedLog` runs the SQLite work in a
@@ -467,7 +471,10 @@ class Peer:
         applied = await self.mesh.log.ingest(items)
         self.state.events_in += len(items)
         if applied:
-            self.mesh.notify_local_change()
+            if self.mesh.relay_from_origin or any(e.origin != self.state.node for e in applied):
+                self.mesh.notify_local_change()
+            else:
+                self.mesh.log_changed()  # straight from their origin, which pushed to all
         evidence = self.mesh.log.take_evidence()
         if evidence:
             self.mesh.spread(evidence)
@@ -576,6 +583,7 @@ class Mesh:
         on_link_change: Callable[[LinkState], None] | None = None,
         keepalive_interval: float | None = DEFAULT_KEEPALIVE,
         link_timeout: float = DEFAULT_LINK_TIMEOUT,
+        relay_from_origin: bool = True,
     ) -> None:
         self.node = node
         self.log = log
@@ -586,6 +594,7 @@ class Mesh:
         self.on_link_change = on_link_change
         self.keepalive_interval = keepalive_interval  # None: no keepalives (the seed's way)
         self.link_timeout = link_timeout
+        self.relay_from_origin = relay_from_origin  # False: a full mesh (module docstring)
         self.links: dict[str, LinkState] = {}
         self._peers: dict[str, Peer] = {}
         # The log's vector, read once for every peer's push after a change (not once per
@@ -612,10 +621,14 @@ class Mesh:
 
     def notify_local_change(self) -> None:
         """The log gained events: every connected peer gets what it lacks, at once."""
-        self._generation += 1
-        self._vector = None
+        self.log_changed()
         for peer in list(self._peers.values()):
             peer.local_changed()
+
+    def log_changed(self) -> None:
+        """The log gained events that need not be pushed now: forget the vector read."""
+        self._generation += 1
+        self._vector = None
 
     async def vector(self, *, fresh: bool = False) -> VersionVector:
         """The log's version vector: one read shared by the peers that push after one change

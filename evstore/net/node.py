@@ -373,6 +373,7 @@ class Runtime:
                          sync_interval=config.resync_interval,
                          keepalive_interval=config.keepalive_interval,
                          link_timeout=config.link_timeout,
+                         relay_from_origin=config.fanout is not None,
                          on_link_change=self._link_changed)
         self.live: dict[str, LiveLink] = {}
         self.dialers: dict[str, Dialer] = {}
