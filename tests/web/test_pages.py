@@ -316,6 +316,9 @@ def test_clear_discards_staged_changes(browser: Browser, home: Path) -> None:
 def test_a_conflict_shows_both_versions_and_discard_commits_the_rest(
     browser: Browser, home: Path
 ) -> None:
+    with open_node(home) as node:  # another operator (an event needs a user who exists)
+        users.new_user(node, "admin", "other", "operator", "pw-other")
+        settings.commit(node, "admin", "add other")
     browser.login()
     browser.post("/cluster/dns", "/cluster/dns/set", {"assignments": 'servers=["10.0.0.1"]'})
     browser.post("/cluster/ntp", "/cluster/ntp/set", {"assignments": 'servers=["ntp.example"]'})
