@@ -17,7 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiosqlite
+try:
+    import aiosqlite
+except ImportError as e:  # an optional part: say which to install
+    raise ImportError("evstore.aio needs the asyncio extra: pip install 'evstore[asyncio]'") from e
 
 from evstore.storage import audit as index
 

@@ -171,3 +171,15 @@ def test_a_command_needing_a_missing_extra_names_it(tmp_path: Path, args: list[s
     assert err.strip().splitlines() == [
         f"error: {what[args[0] if args[0] == 'gui' else args[1]]} needs the {extra} extra "
         f"({module} missing): pip install 'evstore[{extra}]'"]
+
+
+def test_the_asyncio_api_without_its_extra_names_it() -> None:
+    probe = ("import sys\n"
+             "sys.modules['aiosqlite'] = None\n"
+             "try:\n"
+             "    import evstore.aio\n"
+             "except ImportError as e:\n"
+             "    print(e)\n")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=60)
+    assert "pip install 'evstore[asyncio]'" in res.stdout
