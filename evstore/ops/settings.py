@@ -434,7 +434,7 @@ def _commit_one(node: Node, user: str, mode: str, section: str,
         cur, base = current(node, mode, section)
         value = make(cur)
         if value is not None:
-            value = catalog.validate(section, value)
+            value = accept(section, value, before=cur)  # as every value entering
         change = _change_of(Staged(mode, section, value, cur, base), cur, base)
         if change is None:
             return {"committed": False, "commit": None, "changes": [], "discarded": []}

@@ -52,3 +52,18 @@ def test_set_names_the_nearest_key() -> None:
     assert str(e.value) == "ldap.servers[x].hots: unknown key; did you mean host?"
     with pytest.raises(InvalidInput, match=r"ldap.servers\[a\].prot: unknown key; did you mean port"):
         catalog.apply_assignments("ldap", {}, ['servers=[{"name": "a", "host": "h", "prot": 1}]'])
+
+
+def test_one_change_commits_refuse_unknown_keys_too(tmp_path: Any) -> None:
+    from evstore.ops import settings
+    from evstore.ops.node import init_home, open_node
+
+    init_home(tmp_path / "h", hostname="lab1", passphrase="pw", serial="S1")
+    with open_node(tmp_path / "h") as node:
+        me = node.mode_of("admin")
+        with pytest.raises(InvalidInput, match="dns.server: unknown key; did you mean servers"):
+            settings.commit_change(node, "admin", me, "dns", {"server": ["10.0.0.1"]})
+        with pytest.raises(InvalidInput, match="not a time zone"):
+            settings.commit_set(node, "admin", me, "timezone", ["zone=Not/AZone"])
+        assert settings.commit_set(node, "admin", me, "timezone", ["zone=Europe/Paris"])[
+            "committed"]
