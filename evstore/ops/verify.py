@@ -253,24 +253,27 @@ def _check_waiting(rep: _Report, conn: sqlite3.Connection) -> None:
                 rep.add(got[0], origin, seq, f"{table} event: {got[1]}")
 
 
-def scoped_events(conn: sqlite3.Connection) -> list[events.Event]:
+def scoped_events(conn: sqlite3.Connection) -> Iterator[events.Event]:
     """The events that make up the database owner's configuration now (its scope: its
-    cluster's chains from their anchors, or its own standalone chain), as replay reads them."""
+    cluster's chains from their anchors, or its own standalone chain), as replay reads them,
+    one chunk at a time."""
     log = EventLog(conn)
     _, chains = history.scope_at(log, owner_keys(conn), history.EVERYTHING)
     try:
-        return list(history.events_in(log, chains, history.EVERYTHING))
+        yield from history.events_in(log, chains, history.EVERYTHING)
     except OperationalError:  # damaged bytes: reported as altered by the byte checks
-        return []
+        return
 
 
-def _check_admissible(rep: _Report, scoped: list[events.Event]) -> None:
-    by_id = {e.id: e for e in scoped}
-    for event_id, why in sorted(admit.judge_all(scoped).items(),
-                                key=lambda kv: by_id[kv[0]].order_key):
-        ev = by_id[event_id]
-        rep.add("invalid", ev.origin, ev.seq, f"{ev.kind} by user {ev.user!r}, applied "
-                f"nowhere: {why}")
+def _check_admissible(rep: _Report, conn: sqlite3.Connection) -> None:
+    """Two passes over the scoped events (memory stays flat): the user database from the
+    events that change it, then each event's verdict (evstore/core/admit.py)."""
+    auth = admit.Authority(e for e in scoped_events(conn) if admit.writes_users(e))
+    for ev in scoped_events(conn):
+        why = auth.judge(ev)
+        if why is not None:
+            rep.add("invalid", ev.origin, ev.seq, f"{ev.kind} by user {ev.user!r}, applied "
+                    f"nowhere: {why}")
 
 
 _VIEW_SQL = {
@@ -354,11 +357,10 @@ def verify_conn(conn: sqlite3.Connection, progress: Progress | None = None, *,
     _check_heads(rep, conn)
     _check_forks(rep, conn)
     _check_waiting(rep, conn)
-    scoped = scoped_events(conn)
-    _check_admissible(rep, scoped)
+    _check_admissible(rep, conn)
     out = rep.finish()
     if views_too:
-        extra = check_views(conn, scoped)
+        extra = check_views(conn, list(scoped_events(conn)))
         out["problems"] = out["problems"] + extra
         out["ok"] = out["ok"] and not extra
     return out
