@@ -796,8 +796,16 @@ class EventLog:
         first = not any(r.reason == reason for r in tx.result.rejected)
         tx.result.rejected.append(Rejected(event.id, reason, event.origin, event.seq))
         if first:
-            alerts.add(self.conn, tx.now_ms, f"{table}_cap", reason)
+            self._alert_once(tx, f"{table}_cap", reason)
         return False
+
+    def _alert_once(self, tx: _Tx, kind: str, detail: str) -> None:
+        """Add an alert unless the newest one of its kind says the same (a cap stays reached
+        while the member keeps sending, and held events are retried every second)."""
+        last = self.conn.execute("SELECT detail FROM alerts WHERE kind = ? ORDER BY id DESC "
+                                 "LIMIT 1", (kind,)).fetchone()
+        if last is None or last[0] != detail:
+            alerts.add(self.conn, tx.now_ms, kind, detail)
 
     def _hold(self, tx: _Tx, event: Event) -> None:
         ahead = clock.wall_ms_of(event.clock) - tx.now_ms

@@ -71,6 +71,8 @@ def test_pending_events_are_capped_per_origin_and_overall(
     assert len(r.pending) == 3 and len(r.rejected) == 3
     assert "pending events of member" in r.rejected[0].reason
     assert [k for k, _ in _alerts(conn)] == ["pending_cap"]
+    r = log.ingest(wire(chain[2:]), now_ms=T0)  # sent again, still no room: no new alert
+    assert len(r.rejected) == 3 and [k for k, _ in _alerts(conn)] == ["pending_cap"]
     r = log.ingest(wire(chain[1:2]), now_ms=T0)  # the gap is filled
     r = log.ingest(wire(chain[2:]), now_ms=T0)  # offered again
     assert log.version_vector()[chain[0].origin] == 8
