@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from evstore_cli import completion
-from evstore_cli.common import GLOBAL, HomeOpt
+from evstore_cli.common import GLOBAL, HomeOpt, JsonOpt
 from evstore_cli.output import handled
 
 if TYPE_CHECKING:
@@ -44,8 +44,12 @@ def render(
         "--exec", help="Run this with sh -c after each write that changed FILE.",
         show_default=False)] = None,
     home: HomeOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Write FILE from TEMPLATE over the effective settings (settings, machine, group, cluster)."""
+    """Write FILE from TEMPLATE over the effective settings (settings, machine, group, cluster).
+
+    With --json: one JSON document ({out, changed, bytes, cursor}, and the text with --check);
+    with --watch, one such line (JSON Lines) per render."""
     from evstore.consume import open_config
     from evstore.core.errors import InvalidInput
     from evstore.ops import render as ops
@@ -61,6 +65,9 @@ def render(
     with open_config(home or GLOBAL.home, machine) as config:
         if check:
             result = ops.render_once(config, tpl, None)
+            if json_out:
+                _report(result, None, config.cursor, with_text=True)
+                return
             sys.stdout.write(result.text)
             sys.stdout.flush()
             return
@@ -69,11 +76,15 @@ def render(
             result = ops.render_once(config, tpl, out, mode)
             if result.changed and exec_cmd:
                 ops.run_exec(exec_cmd, out, config.cursor)
+            if json_out:
+                _report(result, out, config.cursor)
             return
         _log_to_stderr()
         _stop_on_sigterm()
 
         def said(result: RenderResult, cursor: str | None) -> None:
+            if json_out:
+                _report(result, out, cursor, indent=None)
             if result.changed:
                 logging.getLogger("evstore.render").info("wrote %s (at %s)", out, cursor)
 
@@ -81,6 +92,19 @@ def render(
             ops.follow(config, tpl, out, mode, exec_cmd, on_render=said)
         except KeyboardInterrupt:
             return
+
+
+def _report(result: RenderResult, out: Path | None, cursor: str | None, *,
+            with_text: bool = False, indent: int | None = 2) -> None:
+    import json
+
+    doc: dict[str, object] = {"out": str(out) if out is not None else None,
+                              "changed": result.changed, "bytes": len(result.text.encode()),
+                              "cursor": cursor}
+    if with_text:
+        doc["text"] = result.text
+    sys.stdout.write(json.dumps(doc, indent=indent, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def _stop_on_sigterm() -> None:

@@ -8,6 +8,7 @@ FILE untouched), an unwritable --out (exit 1, the old file stays), --check, --fi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -101,6 +102,18 @@ def test_check_prints_and_writes_nothing(home: Path, tmp_path: Path) -> None:
     done = evstore(home, "render", str(template(tmp_path)), "--out", str(out), "--check")
     assert "server a.example iburst" in done.stdout
     assert not out.exists()
+
+
+def test_json_reports_what_was_written(home: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ntp.conf"
+    tpl = str(template(tmp_path))
+    first = json.loads(evstore(home, "render", tpl, "--out", str(out), "--json").stdout)
+    assert first["out"] == str(out) and first["changed"] is True and first["cursor"]
+    assert first["bytes"] == len(out.read_bytes())
+    again = json.loads(evstore(home, "render", tpl, "--out", str(out), "--json").stdout)
+    assert again["changed"] is False
+    checked = json.loads(evstore(home, "render", tpl, "--check", "--json").stdout)
+    assert checked["text"] == out.read_text() and checked["out"] is None
 
 
 @pytest.mark.parametrize(("text", "line", "word"), [
