@@ -28,12 +28,14 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
-# The inner loop (under a minute on two cores): lint, types, and every test not marked slow
-# or browser (the 100-node simulation, crash loops and multi-process clusters are slow).
+# The inner loop (under a minute on two quiet cores): lint, types, and every test not marked
+# slow or browser (tests/conftest.py lists the slow ones: simulations, multi-process
+# clusters, long property tests), with fewer hypothesis examples.
 check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not slow and not browser" $(PYTEST_ARGS)
+	EVSTORE_HYPOTHESIS_PROFILE=check $(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) \
+	  -m "not slow and not browser" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
