@@ -123,6 +123,11 @@ ITEMS: dict[str, tuple[str, Callable[[int, int], dict[str, Any]]]] = {
         "key": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{v:040d} admin{j}@example.com"}),
     "prepjoin": ("hosts", lambda j, v: {
         "name": f"pending{j}.example.com", "serial": f"S{v:010d}", "key": f"{v + j:064x}"}),
+    "routes": ("routes", lambda j, v: {
+        "name": f"route{j}", "destination": f"10.{j}.{v % 256}.0/24",
+        "gateway": f"192.168.{j}.{1 + v % 250}"}),
+    "ethernet": ("ports", lambda j, v: {
+        "name": f"eth{j}", "media": "auto", "mtu": 576 + v % 8000}),
 }
 # For the others: one plain key and its value from the variant.
 SCALARS: dict[str, tuple[str, Callable[[int], Any]]] = {
@@ -131,6 +136,8 @@ SCALARS: dict[str, tuple[str, Callable[[int], Any]]] = {
     "timezone": ("zone", lambda v: _ZONES[v % len(_ZONES)]),
     "hostname": ("hostname", lambda v: f"mail{v % 1000}.example.com"),
     "time": ("ntp_sync", lambda v: v % 2 == 0),
+    "access": ("gui", lambda v: v % 2 == 0),
+    "gateway": ("ipv4", lambda v: f"192.168.{v // 250 % 256}.{1 + v % 250}"),
 }
 _EXTRA: dict[str, dict[str, Any]] = {
     "ldap": {"servers": [{"name": "corp", "host": "ldap.example.com", "port": 389}]},
@@ -160,7 +167,11 @@ def patch_fields(section: str, v: int, j: int) -> dict[str, Any]:
 
 
 def check_values() -> None:
-    """Every value this workload writes is valid for the catalog."""
+    """Every value this workload writes is valid for the catalog, and every section of the
+    catalog has one (a section added to the catalog needs its line in ITEMS or SCALARS)."""
+    missing = sorted(set(catalog.SECTIONS) - set(ITEMS) - set(SCALARS))
+    if missing:
+        raise SystemExit(f"bench_views: no workload value for section(s) {', '.join(missing)}")
     for section in catalog.SECTIONS:
         for v in (0, 1, 999, 12345):
             catalog.validate(section, define_value(section, v))
