@@ -62,7 +62,7 @@ STRUCTURE_KINDS = frozenset({"cluster.setname", "group.add", "group.rename", "gr
 ANY_USER_KINDS = frozenset({"machine.detach"})
 KINDS = SETTINGS_KINDS | LIFECYCLE_KINDS | STRUCTURE_KINDS | ANY_USER_KINDS
 
-# What each role may do (the same table as evstore/ops/users.py enforces before staging).
+# What each role may do: the one table (evstore/ops/users.py refuses with it before staging).
 CAN: dict[str, frozenset[str]] = {
     "admin": frozenset({"settings", "users", "cluster", "own_passphrase"}),
     "operator": frozenset({"settings", "own_passphrase"}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from evstore.core import admit
 from evstore.core.errors import InvalidInput
 from evstore.core.modes import CLUSTER, machine_mode
 from evstore.ops import secrets
@@ -12,13 +13,9 @@ from evstore.ops import settings as st_ops
 from evstore.ops.node import Node
 
 ROLES = ("admin", "operator", "readonly", "guest")
-# what each role may do: change settings, administer users and the cluster
-CAN = {
-    "admin": {"settings", "users", "cluster", "own_passphrase"},
-    "operator": {"settings", "own_passphrase"},
-    "readonly": set(),
-    "guest": {"own_passphrase"},
-}
+# what each role may do (settings, users, the cluster, its own passphrase): the one table,
+# evstore/core/admit.py's, which also judges every event on every node
+CAN = admit.CAN
 
 
 def _mode(node: Node) -> str:
@@ -35,7 +32,7 @@ def role_of(node: Node, user: str) -> str:
 def require(node: Node, user: str, what: str) -> None:
     """Refuse an action the user's role does not allow."""
     role = role_of(node, user)
-    if what not in CAN.get(role, set()):
+    if what not in CAN.get(role, frozenset()):
         raise InvalidInput(f"user {user!r} has role {role}, which may not do this ({what}); "
                            "ask an admin")
 
