@@ -110,6 +110,8 @@ def _check_level(node: Node, section: str, internal: str, *, explicit: bool, swi
     from evstore.core import catalog
     from evstore.core.modes import level_of
 
+    if section not in catalog.SECTIONS:
+        return internal  # the operation refuses it, or removes it (admit.removable_unknown)
     sec = catalog.get(section)
     if not node.in_cluster() or level_of(internal) in sec.levels:
         return internal

@@ -285,6 +285,7 @@ def saveconfig(
     """Export the whole configuration (all levels) as XML."""
     with node_for(home) as node:
         data = xmlconfig.saveconfig(node, file, machine)
+    _warn_skipped(data["skipped"], "left out of the file")
     output.emit(data, json_out, lambda d: output.say(
         f"saved the configuration to {d['file']} ({d['bytes']} bytes; it holds passphrase "
         "hashes: keep it private)"))
@@ -316,6 +317,12 @@ def loadconfig(
         output.warn(f"{m['hostname']} lacks interface(s) the loaded listeners use: "
                     + ", ".join(m["interfaces"]))
     output.emit(data, json_out, _render_load)
+
+
+def _warn_skipped(skipped: list[dict[str, str]], what: str) -> None:
+    """One line on stderr per part the catalog cannot interpret (xmlconfig.Skipped)."""
+    for s in skipped:
+        output.warn(f"skipped {s['section']} at {s['mode']}: {s['reason']}; {what}")
 
 
 def _render_load(d: dict[str, Any]) -> None:

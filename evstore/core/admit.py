@@ -10,7 +10,8 @@ detection) but writes no register, on any node.
 The rule
 --------
 ``static_reason(event)`` looks at the event alone: a known kind, a payload of the shape its
-kind needs, every settings value valid for its catalog section (keys the catalog does not
+kind needs, a section of the catalog (or the removal of one it does not know: see
+``removable_unknown``), every settings value valid for its catalog section (keys the catalog does not
 name are kept, as ``catalog.validate`` keeps them: events already signed keep their meaning).
 
 ``reason(event, users)`` adds the acting user: ``users`` is the user database *before* the
@@ -44,6 +45,7 @@ late (evstore/core/state.py).
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -69,7 +71,8 @@ CAN: dict[str, frozenset[str]] = {
     "readonly": frozenset(),
     "guest": frozenset({"own_passphrase"}),
 }
-GUARDED = {"users": "users", "prepjoin": "cluster"}  # section -> what a change of it needs
+GUARDED = {"users": "users", "prepjoin": "cluster"}
+_SECTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")  # what a section's name looks like  # section -> what a change of it needs
 
 UsersState = Mapping[str, Mapping[str, Any]]
 """Scope -> the ``users`` section's value defined there (scopes that do not define it absent)."""
@@ -91,13 +94,44 @@ def _mode_ok(mode: Any) -> bool:
     return bool(sep) and level in ("group", "machine") and bool(ident)
 
 
-def _section_value(section: Any, value: Any, where: str) -> None:
+def value_reason(section: Any, value: Any) -> str | None:
+    """Why a section's value cannot be interpreted (a section the catalog does not know, a
+    value it refuses), or None. What the views hold passed this when its event was admitted;
+    an older home's views (or a hand-edited row) may not, and what shows or saves the views
+    skips such a part with this reason instead of failing (evstore/ops/xmlconfig.py, show)."""
     if not isinstance(section, str) or section not in catalog.SECTIONS:
-        raise Inadmissible(f"{where}: unknown section {section!r}")
+        return f"unknown section {section!r}"
     try:
         catalog.validate(section, value)
     except InvalidInput as e:
-        raise Inadmissible(f"{where}: {e}") from None
+        return str(e)
+    return None
+
+
+def _section_value(section: Any, value: Any, where: str) -> None:
+    why = value_reason(section, value)
+    if why is not None:
+        raise Inadmissible(f"{where}: {why}")
+
+
+def removable_unknown(section: Any) -> bool:
+    """May ``section``, which the catalog does not know, be removed? Yes when it is a plain
+    section name: a removal writes no value, so it needs no catalog to mean something, and it
+    is the only way out for a section an older home or a newer member left defined. The one
+    rule for it: ``delete`` stages such a removal (evstore/ops/settings.py) and every node
+    admits it (``section_op_reason``)."""
+    return isinstance(section, str) and section not in catalog.SECTIONS \
+        and _SECTION_NAME.fullmatch(section) is not None
+
+
+def section_op_reason(section: Any, op: Any) -> str | None:
+    """Why a change ``op`` of ``section`` is inadmissible for its section alone, or None: a
+    section of the catalog, or the removal of a section it does not know."""
+    if isinstance(section, str) and section in catalog.SECTIONS:
+        return None
+    if op == "delete" and removable_unknown(section):
+        return None
+    return f"unknown section {section!r}"
 
 
 def _settings_map(value: Any, where: str) -> None:
@@ -135,8 +169,9 @@ def _change(ch: Any, where: str) -> None:
     mode, section, op = ch.get("mode"), ch.get("section"), ch.get("op")
     if not _mode_ok(mode):
         raise Inadmissible(f"{where}: {mode!r} is not a mode")
-    if not isinstance(section, str) or section not in catalog.SECTIONS:
-        raise Inadmissible(f"{where}: unknown section {section!r}")
+    why = section_op_reason(section, op)
+    if why is not None or not isinstance(section, str):
+        raise Inadmissible(f"{where}: {why}")
     where = f"{where} ({section} at {mode})"
     from evstore.core import state  # state imports this module
 

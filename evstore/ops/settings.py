@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from evstore.core import catalog, encoding, events, state
+from evstore.core import admit, catalog, encoding, events, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
@@ -59,8 +59,11 @@ def _load(s: str | None) -> Any:
 # ---------------------------------------------------------------------- reads
 
 
-def check_allowed(node: Node, section: str, mode: str) -> None:
-    """Refuse a section at a mode its catalog entry does not allow (standalone: anything)."""
+def check_allowed(node: Node, section: str, mode: str, *, removal: bool = False) -> None:
+    """Refuse a section at a mode its catalog entry does not allow (standalone: anything).
+    A section the catalog does not know may only be removed (admit.removable_unknown)."""
+    if removal and admit.removable_unknown(section):
+        return
     sec = catalog.get(section)
     if not node.in_cluster():
         return
@@ -87,7 +90,8 @@ def inherited(node: Node, mode: str, section: str) -> tuple[Value, str]:
         chain = [CLUSTER]
     else:
         chain = []
-    levels = catalog.get(section).levels
+    levels = catalog.SECTIONS[section].levels if section in catalog.SECTIONS \
+        else catalog.ANY_LEVEL
     for m in chain:
         if level_of(m) in levels:
             v = node.store.section_value(m, section)
@@ -123,6 +127,21 @@ def view(node: Node, user: str, mode: str, section: str) -> tuple[Value | None, 
         return row.value, row.value is not None
     value, _ = current(node, mode, section)
     return value, value is not None
+
+
+def uninterpretable(node: Node, section: str | None = None) -> list[dict[str, str]]:
+    """What the views define that the catalog cannot interpret (a section it does not know,
+    a value it refuses: admit.value_reason), {mode, section, reason}: what show, saveconfig
+    and loadconfig skip and report (``section``: that section's only)."""
+    out = []
+    for mode, name in node.store.defined_sections():
+        if section is not None and name != section:
+            continue
+        value = node.store.section_value(mode, name)
+        why = admit.value_reason(name, value) if value is not None else None
+        if why is not None:
+            out.append({"mode": node.to_display(mode), "section": name, "reason": why})
+    return out
 
 
 def live_mode(node: Node, st: state.Structure, mode: str) -> bool:
@@ -164,7 +183,7 @@ def not_affected(node: Node, mode: str, section: str) -> list[str]:
 
 def stage(node: Node, user: str, mode: str, section: str, value: Value | None) -> Value | None:
     """Stage the whole new value of a section at a mode (None: delete, inherit again)."""
-    check_allowed(node, section, mode)
+    check_allowed(node, section, mode, removal=value is None)
     if value is not None:
         value = catalog.validate(section, value)
     row = _staged(node, user, mode, section)
@@ -429,10 +448,12 @@ def commit_set(node: Node, user: str, mode: str, section: str, assignments: list
 
 def _commit_one(node: Node, user: str, mode: str, section: str,
                 make: Callable[[Value | None], Value | None], comment: str) -> dict[str, Any]:
-    check_allowed(node, section, mode)
+    check_allowed(node, section, mode, removal=admit.removable_unknown(section))
     with transaction(node.conn):
         cur, base = current(node, mode, section)
         value = make(cur)
+        if value is not None:
+            check_allowed(node, section, mode)  # a section the catalog does not know: refused
         if value is not None:
             value = accept(section, value, before=cur)  # as every value entering
         change = _change_of(Staged(mode, section, value, cur, base), cur, base)

@@ -48,7 +48,7 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 
 from evstore import __version__
-from evstore.core import catalog, encoding, state
+from evstore.core import admit, catalog, encoding, state
 from evstore.core.errors import EncodingError, InvalidInput
 from evstore.core.modes import CLUSTER, group_mode, level_of, machine_mode
 from evstore.core.timeparse import format_iso
@@ -77,37 +77,50 @@ def _section_elements(parent: ET.Element, sections: Sections) -> None:
                              separators=(",", ":"))
 
 
-def _defined(node: Node, mode: str) -> Sections:
+Skipped = list[dict[str, str]]
+"""What could not be interpreted, skipped: {mode, section, reason} (admit.value_reason)."""
+
+
+def _defined(node: Node, mode: str, skipped: Skipped | None = None) -> Sections:
     out: Sections = {}
     for m, section in node.store.defined_sections():
         value = node.store.section_value(m, section) if m == mode else None
         if value is not None:
+            why = admit.value_reason(section, value)
+            if why is not None:
+                if skipped is not None:
+                    skipped.append({"mode": node.to_display(mode), "section": section,
+                                    "reason": why})
+                continue
             out[section] = value
     return out
 
 
-def _machine_element(parent: ET.Element, node: Node, m: state.Machine) -> None:
+def _machine_element(parent: ET.Element, node: Node, m: state.Machine,
+                     skipped: Skipped | None = None) -> None:
     el = ET.SubElement(parent, "machine", {"hostname": m.hostname, "serial": m.serial})
-    _section_elements(el, _defined(node, machine_mode(m.mid)))
+    _section_elements(el, _defined(node, machine_mode(m.mid), skipped))
 
 
-def _cluster_tree(node: Node, root: ET.Element, only: str | None) -> None:
+def _cluster_tree(node: Node, root: ET.Element, only: str | None,
+                  skipped: Skipped | None = None) -> None:
     st = node.structure()
     _section_elements(ET.SubElement(root, "cluster", {"name": st.name or ""}),
-                      _defined(node, CLUSTER))
+                      _defined(node, CLUSTER, skipped))
     for gid, gname in sorted(st.groups.items(), key=lambda kv: kv[1]):
         members = [m for m in st.members() if st.group_of(m.mid) == gid]
         if gid in st.deleted or (only and only not in {m.mid for m in members}):
             continue
         group = ET.SubElement(root, "group", {"name": gname})
-        _section_elements(group, _defined(node, group_mode(gid)))
+        _section_elements(group, _defined(node, group_mode(gid), skipped))
         for m in members:
             if only is None or m.mid == only:
-                _machine_element(group, node, m)
+                _machine_element(group, node, m, skipped)
 
 
-def render(node: Node, machine: str | None = None) -> bytes:
-    """The configuration as XML bytes (one machine's levels only, with ``machine``)."""
+def render(node: Node, machine: str | None = None, skipped: Skipped | None = None) -> bytes:
+    """The configuration as XML bytes (one machine's levels only, with ``machine``). What
+    the catalog cannot interpret is left out, and added to ``skipped`` when given."""
     st = node.structure()
     standalone = st.name is None
     only = _member(node, machine) if machine else None
@@ -116,9 +129,9 @@ def render(node: Node, machine: str | None = None) -> bytes:
         "saved": format_iso(now_ms()), "host": node.identity().hostname, "version": __version__,
     })
     if standalone:
-        _machine_element(root, node, st.machines[node.mid])
+        _machine_element(root, node, st.machines[node.mid], skipped)
     else:
-        _cluster_tree(node, root, only)
+        _cluster_tree(node, root, only, skipped)
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data + b"\n"
@@ -150,8 +163,10 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def saveconfig(node: Node, file: str | Path, machine: str | None = None) -> dict[str, Any]:
-    """Export the whole configuration (all levels) as XML into ``file``."""
-    data = render(node, machine)
+    """Export the whole configuration (all levels) as XML into ``file``; ``skipped`` lists
+    what the catalog cannot interpret, left out of the file."""
+    skipped: Skipped = []
+    data = render(node, machine, skipped)
     try:
         write_private(Path(file), data)
     except OSError as e:
@@ -159,7 +174,7 @@ def saveconfig(node: Node, file: str | Path, machine: str | None = None) -> dict
     parsed = parse(data, str(file))
     return {"file": str(file), "standalone": parsed.standalone, "cluster": parsed.cluster,
             "groups": sorted(parsed.groups), "machines": sorted(parsed.machines),
-            "bytes": len(data)}
+            "bytes": len(data), "skipped": skipped}
 
 
 def backup(node: Node) -> Path:
@@ -323,7 +338,8 @@ def _converge(node: Node, mode: str, wanted: Sections, *, keep: Iterable[str] = 
     kept = set(keep) | NEVER_DELETED
     out: list[Target] = [(mode, s, v) for s, v in sorted(wanted.items())]
     for m, section in node.store.defined_sections():
-        if m == mode and section not in wanted and section not in kept:
+        if m == mode and section not in wanted and section not in kept \
+                and section in catalog.SECTIONS:  # an unknown one is skipped (reported)
             out.append((mode, section, None))
     return out
 
@@ -483,4 +499,8 @@ def load(node: Node, user: str, cfg: ConfigFile, source: str, *, cluster: bool =
         _member(node, machine) if st.name is not None else node.mid]
     return {"file": source, "backup": str(saved), "staged": staged,
             "file_cluster": cfg.cluster, "cluster": st.name,
-            "missing_interfaces": missing_interfaces(node, user, mids)}
+            "missing_interfaces": missing_interfaces(node, user, mids),
+            "skipped": [{**s, "reason": f"{s['reason']}; left as it is (`evstore delete "
+                                       f"{s['section']}` removes it)"}
+                        for s in settings_ops.uninterpretable(node)
+                        if s["section"] not in catalog.SECTIONS]}
