@@ -126,6 +126,7 @@ class Node:
                                      cannot_affect_admission=settings_only)
         self.store = SqliteStore(conn)
         self._key: nacl.signing.SigningKey | None = None
+        self.rejudge_after_upgrade()  # here: every opener (commands, `evstore run`, metrics)
 
     # ------------------------------------------------------------------ forks
 
@@ -143,16 +144,27 @@ class Node:
 
     def rejudge_after_upgrade(self) -> None:
         """Schema 9 (admissibility) marks a home whose views were made before the rule: they
-        are rebuilt once, so that what inadmissible events wrote disappears (issue 15)."""
+        are rebuilt once, so that what inadmissible events wrote disappears (issue 15).
+
+        Called by the constructor, the one path every opener of a home takes (``open_node``,
+        ``evstore run``'s runtime, the metrics of a home served elsewhere), so a served home
+        is cleaned too. A home this process cannot write keeps its mark for the next writer."""
         mark = "SELECT 1 FROM meta WHERE key = 'views_rejudge'"
-        if self.conn.execute(mark).fetchone() is None:
+        try:
+            if self.conn.execute(mark).fetchone() is None:
+                return
+        except sqlite3.OperationalError:  # no meta table: a database not made by migrate
             return
         from evstore.ops.cluster import rebuild_views  # ops.cluster imports this module
 
-        with transaction(self.conn):
-            if self.conn.execute(mark).fetchone() is not None:
-                rebuild_views(self)
-                self.conn.execute("DELETE FROM meta WHERE key = 'views_rejudge'")
+        try:
+            with transaction(self.conn):
+                if self.conn.execute(mark).fetchone() is not None:
+                    rebuild_views(self)
+                    self.conn.execute("DELETE FROM meta WHERE key = 'views_rejudge'")
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e).replace("-", "").replace(" ", "").lower():
+                raise
 
     # ------------------------------------------------------------------ identity
 
@@ -431,7 +443,6 @@ def open_node(home: Path) -> Iterator[Node]:
     conn = open_db(db)
     try:
         node = Node(home, conn)
-        node.rejudge_after_upgrade()
         node.log.release_held(now_ms())
         yield node
     finally:
