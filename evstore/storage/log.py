@@ -63,6 +63,10 @@ _BROKEN_CHAIN = "broken hash chain"
 MAX_HELD_PER_ORIGIN = 1_000
 MAX_PENDING_PER_ORIGIN = 50_000
 MAX_PENDING_TOTAL = 200_000
+# ``rejected`` keeps validly signed events that are refused (a non-member's, a fork's losing
+# branch) as evidence; past these caps a refused event is still refused but not kept.
+MAX_REJECTED_PER_ORIGIN = 1_000
+MAX_REJECTED_TOTAL = 20_000
 
 Admit = Callable[[sqlite3.Connection, Event], bool | None]
 OnApply = Callable[[sqlite3.Connection, list[Event]], None]
@@ -78,6 +82,7 @@ _EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
 
 # Where an event comes from when it is placed; also the table it leaves when it moves on.
 _NEW, _PENDING, _HELD = "new", "pending", "held"
+_REJECTED = "rejected"
 
 
 def _home_of(conn: sqlite3.Connection) -> str:
@@ -247,6 +252,8 @@ class EventLog:
         self.held_cap = MAX_HELD_PER_ORIGIN
         self.pending_cap = MAX_PENDING_PER_ORIGIN
         self.pending_total_cap = MAX_PENDING_TOTAL
+        self.rejected_cap = MAX_REJECTED_PER_ORIGIN
+        self.rejected_total_cap = MAX_REJECTED_TOTAL
 
     # ------------------------------------------------------------------ writes
 
@@ -720,6 +727,22 @@ class EventLog:
             self.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (winner.id,))
 
     def _keep_rejected(self, tx: _Tx, event: Event, reason: str) -> None:
+        """Keep a refused event as evidence, within the caps (per origin and overall): past
+        them it is not kept, and an alert names the origin (not repeated while unchanged)."""
+        known = self.conn.execute("SELECT 1 FROM rejected WHERE id = ?", (event.id,)).fetchone()
+        if known is None:
+            mine = self._parked(tx, _REJECTED, event.origin)
+            total = self._parked(tx, _REJECTED, "*")
+            if mine >= self.rejected_cap or total >= self.rejected_total_cap:
+                limit = self.rejected_cap if mine >= self.rejected_cap \
+                    else self.rejected_total_cap
+                whose = f"origin {self.who(event.origin)}" if mine >= self.rejected_cap \
+                    else f"every origin together (the last refused: {self.who(event.origin)})"
+                self._alert_once(tx, "rejected_cap", f"rejected events kept as evidence of "
+                                 f"{whose} reached the cap of {limit}; later ones are refused "
+                                 "without being kept")
+                return
+            self._count_parked(tx, _REJECTED, event.origin, 1)
         self.conn.execute(
             "INSERT OR REPLACE INTO rejected (id, origin, seq, reason, raw, sig, rejected_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -848,11 +871,7 @@ class EventLog:
         """Refuse an event; ``keep`` stores it as evidence (non-members), never applied."""
         self._leave(source, event.id, tx, event.origin)
         if keep:
-            self.conn.execute(
-                "INSERT OR REPLACE INTO rejected (id, origin, seq, reason, raw, sig, rejected_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (event.id, event.origin, event.seq, reason, event.raw, event.sig, tx.now_ms),
-            )
+            self._keep_rejected(tx, event, reason)
         tx.result.rejected.append(Rejected(event.id, reason, event.origin, event.seq))
 
     def _leave(self, source: str, event_id: str, tx: _Tx, origin: str) -> None:

@@ -81,3 +81,31 @@ def test_pending_events_are_capped_per_origin_and_overall(
     r = log.ingest(wire(other[1:]), now_ms=T0)
     assert len(r.pending) == 4 and len(r.rejected) == 3
     assert "every origin together" in r.rejected[0].reason
+
+
+def test_rejected_evidence_is_capped_per_origin_and_overall(conn: sqlite3.Connection) -> None:
+    """Validly signed events of non-members are refused and kept as evidence, within caps:
+    past them they are refused without being kept, and one alert names the origin (not
+    repeated while the cap stays reached)."""
+    strangers = {key_of(n).verify_key.encode().hex() for n in ("s1", "s2", "s3")}
+    log = EventLog(conn, admit=lambda _c, ev: ev.origin not in strangers)
+    log.rejected_cap, log.rejected_total_cap = 3, 5
+    # six different first events of one stranger (each is refused at its position)
+    s1 = [make_chain(key_of("s1"), 1, t0=T0 + i)[0] for i in range(6)]
+    r = log.ingest(wire(s1), now_ms=T0)
+    assert len(r.rejected) == 6 and r.applied == []  # all refused ...
+    assert conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0] == 3  # ... 3 kept
+    got = [d for k, d in _alerts(conn) if k == "rejected_cap"]
+    fp = events.fingerprint(s1[0].origin)[:23]
+    assert len(got) == 1 and fp in got[0] and "cap of 3" in got[0]
+    log.ingest(wire(s1), now_ms=T0)  # sent again: nothing new kept, no new alert
+    assert [k for k, _ in _alerts(conn)].count("rejected_cap") == 1
+    assert conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0] == 3
+    log.ingest(wire([make_chain(key_of("s2"), 1, t0=T0 + i)[0] for i in range(3)]),
+               now_ms=T0)  # overall cap: 5
+    assert conn.execute("SELECT COUNT(*) FROM rejected").fetchone()[0] == 5
+    last = [d for k, d in _alerts(conn) if k == "rejected_cap"][-1]
+    assert "every origin together" in last and "cap of 5" in last
+    # a member's events are not affected
+    r = log.ingest(wire(make_chain(C, 3)), now_ms=T0)
+    assert len(r.applied) == 3
