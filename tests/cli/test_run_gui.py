@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,18 +12,13 @@ import urllib.request
 from pathlib import Path
 
 from evstore.ops.node import init_home
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.net.cluster_helpers import free_port
 
 
 def test_run_gui_serves_the_pages_beside_the_node(tmp_path: Path) -> None:
     home = tmp_path / "h"
-    init_home(home, hostname="g1", passphrase="pw", listen=f"127.0.0.1:{_free_port()}")
-    gui = f"127.0.0.1:{_free_port()}"
+    init_home(home, hostname="g1", passphrase="pw", listen=f"127.0.0.1:{free_port()}")
+    gui = f"127.0.0.1:{free_port()}"
     proc = subprocess.Popen(
         [sys.executable, "-c", "from evstore_cli.app import main; main()", "--home", str(home),
          "run", "--gui", gui, "--ping-interval", "1"],

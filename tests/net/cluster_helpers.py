@@ -8,6 +8,8 @@ for a fixed time.
 
 from __future__ import annotations
 
+import os
+import random
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -32,8 +34,25 @@ FAST = NodeConfig(ping_interval=0.5, handshake_timeout=1.0, request_timeout=2.0,
                   join_wait=5.0)
 
 
+# Ports for the nodes of tests: below the kernel's ephemeral range (32768-60999 here), so that
+# no outgoing connection (the flood tests hold hundreds) can take one between this check and
+# the node's bind; each pytest-xdist worker draws from its own slice, in a per-process order.
+_SLICE = 1500
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_BASE = 20000 + (int(_WORKER) % 8 if _WORKER.isdigit() else 0) * _SLICE
+_order = random.Random(os.getpid())
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    for _ in range(200):
+        port = _BASE + _order.randrange(_SLICE)
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # the slice is full: any port the kernel gives
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
