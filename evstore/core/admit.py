@@ -406,51 +406,104 @@ def _users_writes(ev: Event) -> list[Any]:
     return [w for w in state.writes_of(ev) if w.section == USERS]
 
 
+def cutoffs_of(ev: Event) -> dict[str, int]:
+    """The per-origin seq cutoffs ``ev`` declares (a removal's, a rekey's retired key): the
+    same ``@cutoff`` writes the fold takes (evstore/core/state.py), read from the payload."""
+    p = ev.payload
+    out: dict[str, int] = {}
+    try:
+        if ev.kind == "machine.remove" and isinstance(p.get("cutoffs"), dict):
+            for origin, seq in p["cutoffs"].items():
+                out[str(origin)] = int(seq)
+        elif ev.kind == "cluster.admit" and "replaces" in p and "cutoff" in p:
+            out[str(p["replaces"])] = int(p["cutoff"])
+    except (TypeError, ValueError):
+        return {}
+    return out
+
+
+def is_authority(ev: Event) -> bool:
+    """Does the user database that judges events depend on ``ev``: it writes a ``users``
+    section, or it declares cutoffs (past which a removed origin's writes count nowhere)?"""
+    return writes_users(ev) or bool(cutoffs_of(ev))
+
+
 class Authority:
     """The user database at every point of the total order, from the authority events.
 
-    Built from every event that writes a ``users`` section (``writes_users``), admissible or
-    not, and the cutoffs of removed origins (their later writes count nowhere). Each is judged
-    in order against the database before it; the admissible ones' writes are folded with the
-    register rules of evstore/core/state.py (a register is its greatest write, a section its
-    registers since its last reset), so the database after the last of them is exactly what
-    the ``users`` registers hold.
+    Built from every event that writes a ``users`` section or declares cutoffs
+    (``is_authority``), admissible or not, plus ``cutoffs`` given in advance. Each is judged
+    in order against the database before it; the admissible ones' ``users`` writes are folded
+    with the register rules of evstore/core/state.py (a register is its greatest write that
+    counts, a section its registers since its last reset), so the database after the last of
+    them is exactly what the ``users`` registers hold.
+
+    Cutoffs, as the fold applies them: a removed origin's writes past its cutoff count nowhere,
+    whenever they are ordered, so a removed machine cannot reach back before its removal (a
+    backdated change of the users) to change a verdict. Which removals count depends on the
+    users (their signer's role), so it is found in a first pass along the order: a cutoff
+    event is judged against the database before it, without the writes past the cutoffs known
+    so far *and its own* (what its signer had not seen cannot have decided it); an admissible
+    one adds its cutoffs. The second pass folds the users writes with every admissible
+    cutoff, and judges the rest. Both passes depend only on the set of events, so every node
+    holding it gives the same verdicts; the database after the last event is what the fold's
+    ``users`` registers hold.
     """
 
     def __init__(self, events: Iterable[Event], cutoffs: Mapping[str, int] | None = None) -> None:
-        from evstore.core import state
-
-        cut = dict(cutoffs or {})
         evs = sorted({e.id: e for e in events}.values(), key=lambda e: e.order_key)
+        self.verdicts: dict[str, str | None] = {}
+        # pass 1: which cutoff events count (each judged as described above)
+        cut = dict(cutoffs or {})
+        fold = _UsersFold(cut)
+        if any(cutoffs_of(ev) for ev in evs):
+            for ev in evs:
+                own = cutoffs_of(ev)
+                if own:
+                    wider = _merged(cut, own)
+                    why = reason(ev, fold.under(wider))
+                    self.verdicts[ev.id] = why
+                    if why is None and wider != cut:
+                        cut = wider
+                        fold.recut(cut)
+                elif reason(ev, fold.now) is None:  # a users writer
+                    fold.add(ev)
+            fold = _UsersFold(cut)
+        self.cutoffs = cut
+        # pass 2: the users writes under every cutoff that counts; snapshots along the order
         self.orders: list[tuple[int, str, str]] = []
         self.snapshots: list[dict[str, dict[str, Any]]] = []
-        self.verdicts: dict[str, str | None] = {}
-        regs: dict[str, dict[str, Any]] = {}  # scope -> field -> Write
-        current: dict[str, dict[str, Any]] = {}
+        self._seqs: list[tuple[str, int]] = []
         for ev in evs:
-            why = reason(ev, current)
-            self.verdicts[ev.id] = why
-            if why is None:
-                touched = set()
-                for w in _users_writes(ev):
-                    if state.excluded(w, cut):
-                        continue
-                    regs.setdefault(w.scope, {})[w.field] = w  # ascending order: the max
-                    touched.add(w.scope)
-                if touched:
-                    current = dict(current)
-                    for scope in touched:
-                        value = state.materialize(USERS, regs[scope])
-                        if value is None:
-                            current.pop(scope, None)
-                        else:
-                            current[scope] = value
+            if ev.id in self.verdicts:  # a cutoff event: its pass-1 verdict
+                why = self.verdicts[ev.id]
+            else:
+                why = reason(ev, fold.now)
+                self.verdicts[ev.id] = why
+            if why is None and writes_users(ev):
+                fold.add(ev)
             self.orders.append(ev.order_key)
-            self.snapshots.append(current)
+            self.snapshots.append(fold.now)
+            self._seqs.append((ev.origin, ev.seq))
 
     @property
     def last_order(self) -> tuple[int, str, str] | None:
         return self.orders[-1] if self.orders else None
+
+    def first_affected(self, new: Iterable[Event]) -> tuple[int, str, str] | None:
+        """Where verdicts may change once the authority events ``new`` are added: the first
+        of them, or earlier, the first authority event their cutoffs exclude."""
+        new = list(new)
+        out = min((e.order_key for e in new), default=None)
+        cut: dict[str, int] = {}
+        for e in new:
+            cut = _merged(cut, cutoffs_of(e))
+        if cut:
+            for order, (origin, seq) in zip(self.orders, self._seqs, strict=True):
+                if origin in cut and seq > cut[origin]:
+                    out = order if out is None else min(out, order)
+                    break
+        return out
 
     def users_before(self, order: tuple[int, str, str]) -> dict[str, dict[str, Any]]:
         """The user database after every authority event ordered before ``order``."""
@@ -470,11 +523,75 @@ class Authority:
         return role_reason(ev, self.users_before(ev.order_key))
 
 
+def _merged(cut: Mapping[str, int], more: Mapping[str, int]) -> dict[str, int]:
+    out = dict(cut)
+    for origin, seq in more.items():
+        out[origin] = max(out.get(origin, seq), seq)  # a cutoff register is its greatest
+    return out
+
+
+class _UsersFold:
+    """The admissible ``users`` writes so far and the database they make under one set of
+    cutoffs, kept up to date write by write (the order is ascending: a register's newest
+    write that counts wins, the last of an event's writes to it as in the fold); another set
+    of cutoffs recomputes it from the writes (rare: a removal)."""
+
+    def __init__(self, cut: Mapping[str, int]) -> None:
+        self.cut = dict(cut)
+        self.history: list[Any] = []
+        self.regs: dict[str, dict[str, Any]] = {}  # scope -> field -> winning Write
+        self.now: dict[str, dict[str, Any]] = {}
+
+    def add(self, ev: Event) -> None:
+        from evstore.core import state
+
+        touched = set()
+        for w in _users_writes(ev):
+            self.history.append(w)
+            if not state.excluded(w, self.cut):
+                self.regs.setdefault(w.scope, {})[w.field] = w
+                touched.add(w.scope)
+        if touched:
+            self.now = dict(self.now)
+            for scope in touched:
+                value = state.materialize(USERS, self.regs[scope])
+                if value is None:
+                    self.now.pop(scope, None)
+                else:
+                    self.now[scope] = value
+
+    def under(self, cut: Mapping[str, int]) -> dict[str, dict[str, Any]]:
+        """The database these writes make under ``cut``."""
+        if dict(cut) == self.cut:
+            return self.now
+        return self._fold(cut)[1]
+
+    def recut(self, cut: Mapping[str, int]) -> None:
+        if dict(cut) != self.cut:
+            self.cut = dict(cut)
+            self.regs, self.now = self._fold(cut)
+
+    def _fold(self, cut: Mapping[str, int]
+              ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        from evstore.core import state
+
+        regs: dict[str, dict[str, Any]] = {}
+        for w in self.history:
+            if not state.excluded(w, cut):
+                regs.setdefault(w.scope, {})[w.field] = w
+        now = {}
+        for scope in sorted(regs):
+            value = state.materialize(USERS, regs[scope])
+            if value is not None:
+                now[scope] = value
+        return regs, now
+
+
 def judge_all(events: Iterable[Event], cutoffs: Mapping[str, int] | None = None
               ) -> dict[str, str]:
     """{event id: reason} for every inadmissible event of a set of events (a full rebuild)."""
     evs = list(events)
-    auth = Authority([e for e in evs if writes_users(e)], cutoffs)
+    auth = Authority([e for e in evs if is_authority(e)], cutoffs)
     out: dict[str, str] = {}
     for ev in evs:
         why = auth.judge(ev)

@@ -683,15 +683,16 @@ def _admissible(store: Store, evs: list[Event]) -> tuple[list[Event], set[Reg]]:
     from their history), one that now is gets its writes added like a new event's.
     """
     store.remember(evs)
-    auth_new = [e for e in evs if admit.writes_users(e)]
+    auth_new = [e for e in evs if admit.is_authority(e)]
     if auth_new:
         store.add_authority(auth_new)
     auth = store.authority()
     ok: list[Event] = []
     gone: set[Reg] = set()
     batch = {e.id for e in evs}
-    if auth_new:
-        for ev in store.judged_after(min(e.order_key for e in auth_new)):
+    start = auth.first_affected(auth_new) if auth_new else None
+    if start is not None:
+        for ev in store.judged_after(start):
             if ev.id in batch:
                 continue
             was = store.verdict_of(ev.id)  # None: it passed the static checks before

@@ -268,7 +268,7 @@ def scoped_events(conn: sqlite3.Connection) -> Iterator[events.Event]:
 def _check_admissible(rep: _Report, conn: sqlite3.Connection) -> None:
     """Two passes over the scoped events (memory stays flat): the user database from the
     events that change it, then each event's verdict (evstore/core/admit.py)."""
-    auth = admit.Authority(e for e in scoped_events(conn) if admit.writes_users(e))
+    auth = admit.Authority(e for e in scoped_events(conn) if admit.is_authority(e))
     for ev in scoped_events(conn):
         why = auth.judge(ev)
         if why is not None:

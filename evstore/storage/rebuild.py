@@ -343,7 +343,7 @@ def fold_stored(conn: sqlite3.Connection, skip: frozenset[str] = frozenset()) ->
 class Admission:
     """The verdicts of evstore/core/admit.py on a set of events: the inadmissible ones
     (``inadmissible`` rows: event, clock, reason) and the authority events (the events that
-    write a ``users`` section: ``authority_events`` rows, clock and event)."""
+    write a ``users`` section or declare cutoffs: ``authority_events`` rows, clock and event)."""
 
     invalid: list[tuple[str, int, str]] = field(default_factory=list)
     authority: list[tuple[int, str]] = field(default_factory=list)
@@ -360,7 +360,7 @@ def admission(evs: Iterable[Event]) -> Admission:
     clocks = {e.id: e.clock for e in evs}
     return Admission(
         sorted((e, clocks[e], r) for e, r in verdicts.items()),
-        sorted({(e.clock, e.id) for e in evs if admit.writes_users(e)}),
+        sorted({(e.clock, e.id) for e in evs if admit.is_authority(e)}),
     )
 
 

@@ -2,8 +2,9 @@
 
 ``inadmissible`` names every event the admissibility rule (evstore/core/admit.py) refused,
 with its clock and the reason: such an event stays in ``events`` (signed and chained) and
-writes no register. ``authority_events`` names the events that write a ``users`` section,
-admissible or not: the user database that judges every other event is folded from them.
+writes no register. ``authority_events`` names the events that write a ``users`` section
+or declare cutoffs (a removal's, a rekey's), admissible or not: the user database that judges
+every other event is folded from them.
 Both are views (a rebuild empties and refills them).
 
 An existing log's authority events are found here, so that events applied after the upgrade
@@ -12,7 +13,7 @@ rebuilds its views (applying the rule to the events applied before) when next op
 (evstore/ops/node.py, ``open_node``).
 The test is this step's own copy of the rule (a ``users`` section written by a settings
 change, a node's or cluster's initial settings, a join's machine settings or a group
-deletion's copies), so the step means the same whatever the code becomes. Never edit once
+deletion's copies; the cutoffs of a removal or of a rekey's admission), so the step means the same whatever the code becomes. Never edit once
 released: add a new step instead.
 """
 
@@ -58,6 +59,14 @@ def _writes_users(kind: str, p: Any) -> bool:
     return False
 
 
+def _declares_cutoffs(kind: str, p: Any) -> bool:
+    if not isinstance(p, dict):
+        return False
+    if kind == "machine.remove":
+        return isinstance(p.get("cutoffs"), dict) and bool(p["cutoffs"])
+    return kind == "cluster.admit" and "replaces" in p and "cutoff" in p
+
+
 def apply(conn: sqlite3.Connection) -> None:
     for statement in SQL.split(";"):
         if statement.strip():
@@ -68,7 +77,7 @@ def apply(conn: sqlite3.Connection) -> None:
             payload = json.loads(raw).get("payload")
         except (ValueError, AttributeError):
             continue
-        if _writes_users(kind, payload):
+        if _writes_users(kind, payload) or _declares_cutoffs(kind, payload):
             rows.append((clock, event_id))
     conn.executemany("INSERT OR IGNORE INTO authority_events (clock, event) VALUES (?,?)", rows)
     if conn.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None:

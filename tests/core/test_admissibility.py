@@ -274,3 +274,64 @@ def test_a_late_deletion_retracts_what_the_user_did_after_it() -> None:
         if conn is not None:
             conn.execute("COMMIT")
             conn.close()
+
+
+# --------------------------------------------------------------------------- removal cutoffs
+
+
+def test_a_removed_machines_users_change_past_its_cutoff_counts_nowhere() -> None:
+    """Machine 2 is removed with cutoff 1 (its first event counts); its key then signs a
+    change of the users (seq 2, past the cutoff) stamped *before* its removal, making 'eve'
+    an admin. The fold ignores that write; the user database that judges must too, so an
+    event in eve's name (signed by machine 1) is inadmissible, on every path and batching."""
+    gen = _genesis()
+    first = _ev(2, 1, 5 << 16, "config.commit", _commit(_dns()))
+    backdated = _ev(2, 2, 6 << 16, "config.commit", _commit(
+        _user_patch("eve", role="admin", passphrase_hash="h-eve")))
+    by_eve = _ev(1, 1, 8 << 16, "config.commit", _commit(
+        _dns(value={"servers": ["6.6.6.6"]})), user="eve")
+    removal = _ev(0, 4, 9 << 16, "machine.remove", {
+        "machine": ORIGINS[2], "cutoffs": {ORIGINS[2]: 1}})
+    evs = [*gen, first, backdated, by_eve, removal]
+    verdicts = admit.judge_all(evs)
+    assert "user 'eve' does not exist" in verdicts[by_eve.id]
+    assert removal.id not in verdicts and first.id not in verdicts
+    # the database after everything is what the fold's users registers hold
+    auth = admit.Authority([e for e in evs if admit.is_authority(e)])
+    ref = state.MemoryStore()
+    state.apply(ref, evs)
+    assert auth.users_before((1 << 62, "", "")) == {"cluster": ref.section_value("cluster",
+                                                                               "users")}
+    assert ref.section_value("cluster", "dns") == {"servers": ["9.9.9.9"]}  # first's
+    want = _full(ref)
+    # the removal arriving last (the others already applied) gives the same
+    late = state.MemoryStore()
+    state.apply(late, [*gen, first, backdated, by_eve])
+    assert late.section_value("cluster", "dns") == {"servers": ["6.6.6.6"]}  # eve counted
+    state.apply(late, [removal])
+    assert _full(late) == want
+    conn = open_db(":memory:")
+    keep_events(conn, evs)
+    sq = SqliteStore(conn)
+    conn.execute("BEGIN")
+    for e in reversed(evs):
+        state.apply(sq, [e])
+    conn.execute("COMMIT")
+    assert _full(sq) == want
+    assert _rebuilt(evs) == want
+
+
+def test_a_removal_is_judged_without_what_it_cuts_off() -> None:
+    """The removed machine cannot undo its removal by reaching back: a backdated demotion of
+    the remover, past its cutoff, does not make the removal inadmissible."""
+    gen = _genesis()
+    demote = _ev(2, 1, 6 << 16, "config.commit", _commit(
+        _user_patch("admin", role="readonly", passphrase_hash="h-admin")))
+    removal = _ev(0, 4, 9 << 16, "machine.remove", {
+        "machine": ORIGINS[2], "cutoffs": {ORIGINS[2]: 0}})
+    verdicts = admit.judge_all([*gen, demote, removal])
+    assert removal.id not in verdicts
+    ref = state.MemoryStore()
+    state.apply(ref, [*gen, demote, removal])
+    admin = [u for u in ref.section_value("cluster", "users")["users"] if u["name"] == "admin"]
+    assert admin[0]["role"] == "admin"
