@@ -75,8 +75,35 @@ def handled(fn: F) -> F:
             raise fail(str(e), e.exit_code) from None
         except KeyboardInterrupt:
             raise fail("interrupted", 130) from None
+        except Exception as e:  # sqlite3's errors, without importing it for every command
+            if not (isinstance(e, OSError) or type(e).__module__ == "sqlite3"):
+                raise
+            mapped = _storage_failure(e)
+            if mapped is e:
+                raise
+            raise mapped from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _storage_failure(e: BaseException) -> BaseException:
+    """A full disk or a read-only home, met while writing: one line, exit 1; anything else
+    is raised as it was (a bug: its traceback is wanted)."""
+    import sqlite3
+
+    from evstore.core.errors import OperationalError
+    from evstore.storage import space
+    from evstore_cli.common import GLOBAL
+
+    where = Path(GLOBAL.home or os.environ.get("EVSTORE_HOME") or ".")
+    full = space.explain(e, where)
+    if full is not None:
+        return fail(str(full), 1)
+    if isinstance(e, sqlite3.OperationalError) and "readonly database" in str(e):
+        err = OperationalError(f"the home {where} is read-only: reading works, but this "
+                               "command writes; make the home writable and retry")
+        return fail(str(err), 1)
+    return e
 
 
 HIDDEN = "(hidden)"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from evstore._version import __version__
-from evstore.core import catalog, state
+from evstore.core import catalog, names, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, group_id_of, machine_mode
 from evstore.ops.node import Node, iso, now_ms
@@ -104,8 +104,8 @@ def _now() -> int:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not name or any(c.isspace() for c in name) or len(name) > 64:
-        raise InvalidInput(f"{name!r} is not a usable {what} name: use 1-64 characters, no spaces")
+    names.check(name, what)  # the user-name rule: no escapes, bidi controls or '/'
+
 
 
 def _need_cluster(node: Node) -> state.Structure:

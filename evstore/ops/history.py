@@ -44,6 +44,7 @@ from evstore.core.events import Event
 from evstore.core.modes import CLUSTER
 from evstore.core.state import Order, Reg, Write
 from evstore.ops.node import Node, digest_of
+from evstore.storage import space
 from evstore.storage.log import EventLog
 from evstore.storage.migrate import migrate
 
@@ -158,8 +159,13 @@ def open_copy(path: Path) -> sqlite3.Connection:
         else:
             _backup_from(_connect_ro(path), mem)
         migrate(mem, label=f"the in-memory copy of {path} (the file is not changed)")
-    except sqlite3.DatabaseError as e:
+    except (sqlite3.DatabaseError, OSError) as e:
         mem.close()
+        full = space.explain(e, path.parent)  # a full disk is no bad input (exit 1)
+        if full is not None:
+            raise full from None
+        if isinstance(e, OSError):
+            raise
         raise InvalidInput(f"{path} is not a readable evstore database ({e}); give a home's "
                            "evstore.db or a backup made with `evstore backup FILE`") from None
     except BaseException:

@@ -19,7 +19,7 @@ from typing import Any
 import nacl.signing
 
 from evstore import __version__
-from evstore.core import catalog, encoding, state
+from evstore.core import catalog, encoding, names, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event
 from evstore.core.modes import machine_mode
@@ -59,6 +59,7 @@ def admit(node: Node, user: str, request: dict[str, Any], *, passphrase: str | N
         raise OperationalError(f"version mismatch: this cluster runs evstore {__version__}, "
                                f"the joining machine runs {version}; upgrade it first")
     key = str(request.get("key", ""))
+    names.check(str(request.get("hostname", "")), "host")  # a joiner's name is shown too
     check_credentials(node, str(request.get("hostname", "")), key, passphrase=passphrase,
                       preshared=preshared)
     check_naming(node, str(request.get("listen", "")))

@@ -12,8 +12,10 @@ import functools
 import hashlib
 import os
 import secrets as pyrandom
+import shutil
 import socket
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,13 +26,14 @@ from typing import Any
 import nacl.signing
 
 from evstore._version import __version__
-from evstore.core import catalog, encoding, state
+from evstore.core import catalog, encoding, names, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event, fingerprint
 from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
 from evstore.storage import alerts as alert_table
-from evstore.storage.connect import open_db, transaction
+from evstore.storage import space
+from evstore.storage.connect import is_read_only, open_db, transaction
 from evstore.storage.log import EventLog
 from evstore.storage.views import SqliteStore, admit, invalid_count, on_apply
 
@@ -443,7 +446,8 @@ def open_node(home: Path) -> Iterator[Node]:
     conn = open_db(db)
     try:
         node = Node(home, conn)
-        node.log.release_held(now_ms())
+        if not is_read_only(conn):  # a read-only home still serves every read
+            node.log.release_held(now_ms())
         yield node
     finally:
         conn.close()
@@ -461,8 +465,7 @@ def init_home(
     """Make a standalone machine: keys, database, identity and its first, anchoring event."""
     if (home / DB_NAME).exists() or (home / "host.key").exists():
         raise InvalidInput(f"{home} already holds an evstore home: refusing to overwrite it")
-    if not hostname or any(c.isspace() for c in hostname):
-        raise InvalidInput("--hostname must be a non-empty name without spaces")
+    names.check(hostname, "host")  # shown everywhere: the user-name rule
     listen = listen or DEFAULT_LISTEN
     parse_hostport(listen)
     if ccs:
@@ -470,7 +473,42 @@ def init_home(
         if ":" not in ccs:
             ccs = f"{ccs}:{DEFAULT_CCS_PORT}"
     phash = secrets.hash_passphrase(passphrase)
-    home.mkdir(parents=True, exist_ok=True)
+    # all or nothing: the home is made in a folder beside it and put in place at the end; a
+    # failure (a full disk, say) leaves nothing behind, so `init` can simply be run again
+    home.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{home.name}.init-", dir=home.parent))
+    except OSError as e:
+        raise space.explain(e, home.parent) or OperationalError(
+            f"cannot make the home {home}: {e.strerror or e}") from None
+    try:
+        _make_home(work, hostname, phash, serial, listen, ccs)
+        _put_in_place(work, home)
+    except BaseException as e:
+        shutil.rmtree(work, ignore_errors=True)
+        full = space.explain(e, home.parent)
+        if full is not None:
+            raise full from None
+        raise
+    with open_node(home) as node:
+        return node.status()
+
+
+def _put_in_place(work: Path, home: Path) -> None:
+    """Move the finished home from ``work`` to ``home`` (an empty folder there is replaced;
+    one holding other files keeps them, and receives the home's)."""
+    try:
+        os.rename(work, home)
+    except OSError:
+        home.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(work.iterdir(), key=lambda p: p.name == DB_NAME):  # the db last
+            os.rename(entry, home / entry.name)
+        work.rmdir()
+    os.chmod(home, 0o700)
+
+
+def _make_home(home: Path, hostname: str, phash: str, serial: str | None, listen: str,
+               ccs: str | None) -> None:
     os.chmod(home, 0o700)
     key = secrets.new_signing_key(home)
     secrets.new_transport_key(home)
@@ -490,7 +528,6 @@ def init_home(
         node.append("admin", "node.init", {
             "machine": ident.announce(node.transport_pub), "settings": settings,
         })
-        return node.status()
 
 
 def _create_db(home: Path) -> Path:

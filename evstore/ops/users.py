@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from evstore.core import admit
+from evstore.core import names
 from evstore.core.errors import InvalidInput
 from evstore.core.modes import CLUSTER, machine_mode
 from evstore.ops import secrets
@@ -114,6 +115,7 @@ def _prep_value(node: Node, user: str) -> dict[str, Any]:
 
 def prepjoin_new(node: Node, actor: str, host: str, serial: str, key: str) -> dict[str, Any]:
     require(node, actor, "cluster")
+    names.check(host, "host")  # an entry's name is shown (prepjoin list): the user-name rule
     if not node.in_cluster():
         raise InvalidInput("prepjoin new runs on a cluster member: create or join a cluster first")
     try:

@@ -39,7 +39,7 @@ from evstore.core.events import fingerprint
 from evstore.core.modes import group_id_of
 from evstore.core.state import SETTINGS_KINDS
 from evstore.core.timeparse import format_iso, parse_time
-from evstore.storage.connect import transaction
+from evstore.storage.connect import is_read_only, transaction
 
 COLUMNS = "event, idx, time, clock, origin, user, kind, section, mode, summary"
 ORDER = "time, clock, origin, event, idx"
@@ -404,7 +404,15 @@ def finish(rows: Iterable[Row], names: Names, query: Query) -> list[dict[str, An
 
 
 def run(conn: sqlite3.Connection, now_ms: int, **filters: Any) -> list[dict[str, Any]]:
-    """Bring the index up to date, then answer one audit query (oldest first)."""
+    """Bring the index up to date, then answer one audit query (oldest first). On a
+    read-only home whose index is behind, both happen on a copy in memory."""
+    if is_read_only(conn) and _top(conn) != position(conn):
+        mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            conn.backup(mem)
+            return run(mem, now_ms, **filters)
+        finally:
+            mem.close()
     catch_up(conn)
     names = load_names(conn)
     query = plan(names, now_ms=now_ms, **filters)

@@ -19,10 +19,12 @@ Durability holds only as far as the disk honours flushes (docs/PITFALLS #13).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 from evstore.core.errors import OperationalError
+from evstore.storage import space
 from evstore.storage.migrate import migrate
 from evstore.storage.transactions import (  # noqa: F401 (re-exported: the one way to write)
     _ROLLBACK_HOOKS,
@@ -47,9 +49,13 @@ def configure(conn: sqlite3.Connection) -> None:
 def open_db(path: str | Path) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
+    A database this process may not write (a read-only file, folder or mount) is opened
+    read-only instead (``open_read_only``): every read works, writes fail and say why.
     Raises ``OperationalError`` when the file is not an SQLite database, stays locked past
-    the busy timeout, or was written by a newer evstore.
+    the busy timeout, was written by a newer evstore, or the disk is full (named as such).
     """
+    if _read_only(Path(path)):
+        return open_read_only(Path(path))
     conn = sqlite3.connect(
         str(path),
         isolation_level=None,
@@ -61,6 +67,9 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         migrate(conn)
     except sqlite3.DatabaseError as e:
         conn.close()
+        full = space.explain(e, Path(path).parent)
+        if full is not None:
+            raise full from e
         raise OperationalError(
             f"cannot open the database {path}: {e}; check that it is an evstore database and "
             "that no other process holds it locked"
@@ -69,3 +78,43 @@ def open_db(path: str | Path) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _read_only(path: Path) -> bool:
+    """An existing database this process cannot write (file, folder or a read-only mount)."""
+    return path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK))
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open an existing database for reading only (``query_only``). Where its folder cannot
+    be written either, no other process can write it (WAL needs the folder), so SQLite is
+    told the file is immutable and needs none of its side files."""
+    immutable = not os.access(path.parent, os.W_OK)
+    uri = path.resolve().as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.DatabaseError as e:
+        raise OperationalError(f"cannot open the read-only database {path}: {e}") from e
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only = ON")
+        migrate(conn)  # writes nothing when the schema is current
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        if "readonly" in str(e) or "read-only" in str(e):
+            raise OperationalError(
+                f"{path} cannot be written and its schema is older than this evstore's: "
+                "make the home writable once (it is upgraded on opening), then read-only "
+                "again") from e
+        raise OperationalError(f"cannot read the database {path}: {e}; check that it is an "
+                               "evstore database") from e
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def is_read_only(conn: sqlite3.Connection) -> bool:
+    """Was ``conn`` opened by ``open_read_only`` (nothing may be written through it)?"""
+    return bool(conn.execute("PRAGMA query_only").fetchone()[0])

@@ -11,13 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Cli
 
 from evstore.core import names
 from evstore.core.errors import InvalidInput
 from evstore.ops import settings
 from evstore.ops.node import init_home, open_node
 from evstore_cli.output import printable
+from tests.cli.conftest import Cli
 
 BAD = ["evil\x1b[2J\x1b[H", "admin\u202etxt.exe", "a/b", "two words", "", "-dash",
        "x" * 65, "bell\x07"]
