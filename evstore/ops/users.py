@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evstore.core import admit
-from evstore.core import names
+from evstore.core import admit, names
 from evstore.core.errors import InvalidInput
 from evstore.core.modes import CLUSTER, machine_mode
 from evstore.ops import secrets
