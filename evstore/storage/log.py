@@ -63,8 +63,8 @@ _BROKEN_CHAIN = "broken hash chain"
 MAX_HELD_PER_ORIGIN = 1_000
 MAX_PENDING_PER_ORIGIN = 50_000
 MAX_PENDING_TOTAL = 200_000
-# ``rejected`` keeps validly signed events that are refused (a non-member's, a fork's losing
-# branch) as evidence; past these caps a refused event is still refused but not kept.
+# ``rejected`` keeps validly signed events of non-members as evidence (and a fork's losing
+# branch, uncapped); past these caps a non-member's event is still refused but not kept.
 MAX_REJECTED_PER_ORIGIN = 1_000
 MAX_REJECTED_TOTAL = 20_000
 
@@ -726,18 +726,24 @@ class EventLog:
         if where == "applied":
             self.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (winner.id,))
 
-    def _keep_rejected(self, tx: _Tx, event: Event, reason: str) -> None:
-        """Keep a refused event as evidence, within the caps (per origin and overall): past
-        them it is not kept, and an alert names the origin (not repeated while unchanged)."""
+    def _keep_rejected(self, tx: _Tx, event: Event, reason: str, *, capped: bool = False) -> None:
+        """Keep a refused event as evidence. ``capped`` (a non-member's event): within the caps
+        (per origin and overall), past which it is not kept and an alert names the origin (not
+        repeated while unchanged). A fork's losing branch is always kept: a rekey issues this
+        machine's own again from it (``set_aside``)."""
         known = self.conn.execute("SELECT 1 FROM rejected WHERE id = ?", (event.id,)).fetchone()
-        if known is None:
+        if known is not None:
+            pass
+        elif not capped:
+            self._count_parked(tx, _REJECTED, event.origin, 1)
+        else:
             mine = self._parked(tx, _REJECTED, event.origin)
             total = self._parked(tx, _REJECTED, "*")
             if mine >= self.rejected_cap or total >= self.rejected_total_cap:
                 limit = self.rejected_cap if mine >= self.rejected_cap \
                     else self.rejected_total_cap
                 whose = f"origin {self.who(event.origin)}" if mine >= self.rejected_cap \
-                    else f"every origin together (the last refused: {self.who(event.origin)})"
+                    else "every origin together"  # not naming each: one alert, not one per key
                 self._alert_once(tx, "rejected_cap", f"rejected events kept as evidence of "
                                  f"{whose} reached the cap of {limit}; later ones are refused "
                                  "without being kept")
@@ -871,7 +877,7 @@ class EventLog:
         """Refuse an event; ``keep`` stores it as evidence (non-members), never applied."""
         self._leave(source, event.id, tx, event.origin)
         if keep:
-            self._keep_rejected(tx, event, reason)
+            self._keep_rejected(tx, event, reason, capped=True)
         tx.result.rejected.append(Rejected(event.id, reason, event.origin, event.seq))
 
     def _leave(self, source: str, event_id: str, tx: _Tx, origin: str) -> None:
