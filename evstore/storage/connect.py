@@ -26,14 +26,14 @@ from pathlib import Path
 from evstore.core.errors import OperationalError
 from evstore.storage import space
 from evstore.storage.migrate import migrate
-from evstore.storage.transactions import (  # noqa: F401 (re-exported: the one way to write)
-    _ROLLBACK_HOOKS,
-    begin_write,
-    on_rollback,
-    rolled_back,
-    transaction,
-    write_transaction_id,
+from evstore.storage.transactions import (  # re-exported: the one way to write
+    _ROLLBACK_HOOKS as _ROLLBACK_HOOKS,
 )
+from evstore.storage.transactions import begin_write as begin_write
+from evstore.storage.transactions import on_rollback as on_rollback
+from evstore.storage.transactions import rolled_back as rolled_back
+from evstore.storage.transactions import transaction as transaction
+from evstore.storage.transactions import write_transaction_id as write_transaction_id
 
 BUSY_TIMEOUT_MS = 10_000
 
