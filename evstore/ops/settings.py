@@ -259,6 +259,7 @@ def stage_override(node: Node, user: str, mode: str, section: str,
 def stage_delete(node: Node, user: str, mode: str, section: str) -> None:
     _, defined = view(node, user, mode, section)
     if not defined:
+        catalog.get(section)  # a name the catalog does not know: its error, naming the known
         raise InvalidInput(f"{section} is not defined at {node.to_display(mode)}: nothing to delete")
     stage(node, user, mode, section, None)
 

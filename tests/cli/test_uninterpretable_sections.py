@@ -48,7 +48,9 @@ def test_delete_removes_a_section_the_catalog_does_not_know(
     # only a removal: anything else of an unknown section is still refused (exit 2)
     res = cli(home, "set", FUTURE, "knob=2", code=2)
     assert "unknown section" in res.stderr
-    res = cli(home, "delete", FUTURE, code=2)
+    res = cli(home, "delete", FUTURE, code=2)  # gone: a name the catalog does not know
+    assert "unknown section" in res.stderr
+    res = cli(home, "delete", "ntp", code=2)  # known, defined nowhere here
     assert "not defined" in res.stderr
 
 
