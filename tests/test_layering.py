@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "evstore"
 LAYER = {"core": 0, "storage": 1, "ops": 2, "aio": 2, "consume": 2, "net": 3, "web": 3}
 CORE_BANNED = {"sqlite3", "trio", "typer", "aiosqlite", "sqlite_utils", "socket", "os", "time",
-               "random", "secrets", "threading", "asyncio", "subprocess", "datetime", "pathlib"}
+               "random", "secrets", "threading", "asyncio", "subprocess", "datetime", "pathlib",
+               "starlette", "hypercorn", "jinja2", "rich", "evstore_cli"}
 
 
 def _imports(path: Path) -> set[str]:
