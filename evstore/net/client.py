@@ -486,9 +486,10 @@ def commit_detail(node: Node, ref: str | None) -> tuple[dict[str, Any], dict[str
     own = node.conn.execute("SELECT received_at FROM events WHERE id = ?", (ev.id,)).fetchone()
     machines = [{"hostname": node.identity().hostname, "arrived": True, "at": iso(own[0])}]
     reach = Reach()
-    others = trio.run(_arrivals, Caller(node), _others(node), ev, reach)
-    machines.extend(_arrival_fallback(node, m, ev) if m.hostname in reach.unreachable
-                    else others[m.hostname] for m in _others(node))
+    targets = _others(node)  # once: a machine joining meanwhile is not asked, nor listed
+    others = trio.run(_arrivals, Caller(node), targets, ev, reach)
+    machines.extend(others[m.hostname] if m.hostname in others
+                    else _arrival_fallback(node, m, ev) for m in targets)
     doc = {
         "commit": ev.id, "user": ev.user, "time": iso(ev.wall),
         "comment": ev.payload.get("comment", ""), "origin": _host_of(node, ev.origin),
