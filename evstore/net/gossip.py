@@ -12,16 +12,24 @@ transport.SecureChannel in production, a framed memory stream in the simulation)
   socket buffers are full); what it wants sent goes to the outbox.
 * the *writer* drains the outbox: bytes to send, ranges to read from the log and send, and
   "the log changed" marks (coalesced) that turn into pushes.
-* the *timer* pings (clock offset, liveness) and resyncs (periodic anti-entropy).
-* the *keepalive* (``keepalive_interval``, 1 s by default): when this side has sent nothing
-  for about that long it sends a ping (whose pong is not reported: a keepalive is not a
-  clock reading), so the peer hears from it every second; and when nothing at all has come
-  from the peer for ``link_timeout`` (3 s) it ends the link, so a peer that stops answering
+* the *timers*: the seed's ping (clock offset, liveness), the periodic resync (anti-entropy)
+  and the keepalive. They are not tasks of their own: the mesh has ONE ticker for all its
+  links (run by one peer's task at a time, handed on when that link ends), which sleeps
+  until the earliest thing due, so an idle node wakes about once a second whatever its
+  number of links.
+* the *keepalive* (``keepalive_interval``, 1 s by default), on each ticker tick: when this
+  side has sent nothing for about that long it sends a ping (whose pong is not reported: a
+  keepalive is not a clock reading), so the peer hears from it every second and a link
+  that carries other traffic carries no keepalives; and when nothing at all has come from
+  the peer for ``link_timeout`` (3 s) it ends the link, so a peer that stops answering
   without closing its socket (a frozen process, a dropped route) is found down within about
   4 s, whatever the seed's ping interval. On a quiet link one side usually pings and the
   other's pong is its own sign of life; a node taking a long catch-up keeps pinging the
   sender, whose pings wait behind the batches in the stream. Time spent waiting for our own
-  log to take the peer's events does not count as the peer's silence.
+  log to take the peer's events does not count as the peer's silence, nor does time our own
+  loop could not run: how late the ticker wakes (``Mesh.stalled``: a starved or stalled
+  process) is added to every link's deadline, so an overloaded machine does not drop live
+  links, while a frozen peer (our loop on time) is still dropped within the timeout.
 
 When events enter the log (a local commit reported by ``notify_local_change``, or events a
 peer sent us) every peer is told, and each session pushes what its peer is not known to hold:
@@ -157,11 +165,12 @@ def _read(event_log: EventLog, ranges: Sequence[Range]) -> list[Item]:
 
 
 def _ingest(event_log: EventLog, items: Sequence[Item], now_ms: int
-            ) -> tuple[list[Event], list[Item], list[str]]:
+            ) -> tuple[list[Event], list[Item], list[str], bool]:
     result = event_log.ingest(items, now_ms=now_ms)
     if result.rejected or result.forks:
         log.warning("ingest refused events: %s", result.counts())
-    return result.applied, _fork_evidence(event_log, result.forks), result.diverged
+    return (result.applied, _fork_evidence(event_log, result.forks), result.diverged,
+            bool(result.held))
 
 
 def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str] | None,
@@ -204,6 +213,7 @@ class InlineLog:
         self.floors: dict[str, int] = dict(floors or {})
         self.evidence: list[Item] = []
         self.diverged: set[str] = set()
+        self.held_seen = False  # an ingest held events back for their clock (node: release)
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
@@ -215,8 +225,9 @@ class InlineLog:
         return await self._call(_read, self.log, list(ranges))
 
     async def ingest(self, items: Sequence[Item]) -> list[Event]:
-        applied, evidence, diverged = await self._call(_ingest, self.log, list(items),
-                                                       self.now_ms())
+        applied, evidence, diverged, held = await self._call(_ingest, self.log, list(items),
+                                                             self.now_ms())
+        self.held_seen = self.held_seen or held
         self.evidence += evidence
         self.diverged.update(diverged)
         return applied
@@ -327,6 +338,9 @@ class Peer:
         self._heard = trio.current_time()  # when the peer last sent anything (trio clock)
         self._sent = trio.current_time()  # when we last sent it anything
         self._ingesting = False  # our log is taking a batch: the peer's silence is ours
+        start = trio.current_time()
+        self._ping_at = start + mesh.ping_interval  # the seed's ping (clock reading)
+        self._resync_at = start + mesh.sync_interval  # periodic anti-entropy
         self._report_pong = False  # the next pong answers a clock ping (not a keepalive)
 
     # ---- entry points
@@ -369,8 +383,7 @@ class Peer:
         for data in self.session.start():
             self._outbox.send_nowait(data)
         async with trio.open_nursery() as nursery:
-            for task in (self._receiver, self._ingester, self._writer, self._pinger,
-                         self._resyncer, self._keepalive):
+            for task in (self._receiver, self._ingester, self._writer, self._timers):
                 nursery.start_soon(self._until_done, task, nursery.cancel_scope)
 
     async def _until_done(
@@ -423,24 +436,36 @@ class Peer:
                 self._resync_queued = False
                 await self._resync()
 
-    async def _pinger(self) -> None:
-        await self._every(self.mesh.ping_interval, self._ping)
+    async def _timers(self) -> None:
+        """This link's timers run on the mesh's one ticker (``Mesh._tick_duty``)."""
+        await self.mesh._tick_duty(self)
 
-    async def _resyncer(self) -> None:
-        await self._every(self.mesh.sync_interval, self._queue_resync)
+    def _due(self) -> float:
+        return min(self._ping_at, self._resync_at)
 
-    async def _keepalive(self) -> None:
+    def _on_timers(self, now: float) -> None:
+        """The seed's ping and the periodic anti-entropy, when their time has come."""
+        if now >= self._ping_at:
+            self._ping_at = max(self._ping_at + self.mesh.ping_interval, now)
+            self._ping()
+        if now >= self._resync_at:
+            self._resync_at = max(self._resync_at + self.mesh.sync_interval, now)
+            self._queue_resync()
+
+    def _on_keepalive(self, now: float, stalled: float) -> None:
+        """One keepalive tick. ``stalled``: how late our own loop ran the tick, time in
+        which we could not have read the peer either, so it is not the peer's silence."""
         every = self.mesh.keepalive_interval
-        if every is None:
+        assert every is not None
+        self._heard = min(now, self._heard + stalled)
+        quiet = now - self._heard
+        if quiet > self.mesh.link_timeout and not self._ingesting:
+            self._ended(f"LinkError: the peer stopped answering (nothing for {quiet:.1f} s)")
+            self.cancel_scope.cancel()
             return
-        while True:
-            await trio.sleep(every)
-            quiet = trio.current_time() - self._heard
-            if quiet > self.mesh.link_timeout and not self._ingesting:
-                raise LinkError(f"the peer stopped answering (nothing for {quiet:.1f} s)")
-            idle = trio.current_time() - self._sent
-            if idle >= 0.75 * every and self.session is not None and self.session.ready:
-                self._outbox.send_nowait(self.session.ping(self.mesh.wall_ms()))
+        idle = now - self._sent
+        if idle >= 0.75 * every and self.session is not None and self.session.ready:
+            self._outbox.send_nowait(self.session.ping(self.mesh.wall_ms()))
 
     # ---- actions
 
@@ -507,7 +532,7 @@ class Peer:
     async def _resync(self) -> None:
         """Re-read the log first, so even a change nobody notified us of goes out."""
         assert self.session is not None
-        await self._push_changes(fresh=True)
+        await self._push_changes(fresh=self.mesh.resync_reads_log())
         for data in self.session.resync():
             await self._send(data)
 
@@ -542,11 +567,6 @@ class Peer:
         """A goodbye: sent from the receiver, since the writer stops with the link."""
         with trio.move_on_after(BYE_TIMEOUT):
             await self._send(data)
-
-    async def _every(self, interval: float, fn: Callable[[], None]) -> None:
-        while True:
-            await trio.sleep(interval)
-            fn()
 
     # ---- state
 
@@ -584,6 +604,7 @@ class Mesh:
         keepalive_interval: float | None = DEFAULT_KEEPALIVE,
         link_timeout: float = DEFAULT_LINK_TIMEOUT,
         relay_from_origin: bool = True,
+        watched: bool = False,
     ) -> None:
         self.node = node
         self.log = log
@@ -595,6 +616,15 @@ class Mesh:
         self.keepalive_interval = keepalive_interval  # None: no keepalives (the seed's way)
         self.link_timeout = link_timeout
         self.relay_from_origin = relay_from_origin  # False: a full mesh (module docstring)
+        # True: the caller reports every change to the log (notify_local_change, log_changed),
+        # so a periodic resync uses the vector read after the last change instead of reading
+        # the log again (an idle node then reads nothing); False: a change nobody reported
+        # still leaves at the next resync.
+        self.watched = watched
+        self.stalled = 0.0  # s: how late, in all, our loop ran the ticker (loop lag)
+        self._ticker: Peer | None = None  # the peer whose task runs the ticker now
+        self._ticker_free = trio.Event()
+        self._read_at = -math.inf  # trio time of the last read of the log's vector
         self.links: dict[str, LinkState] = {}
         self._peers: dict[str, Peer] = {}
         # The log's vector, read once for every peer's push after a change (not once per
@@ -618,6 +648,51 @@ class Mesh:
         finally:
             if self._peers.get(name) is peer:
                 del self._peers[name]
+
+    async def _tick_duty(self, peer: Peer) -> None:
+        """Every peer runs this; one at a time runs the ticker, and when its link ends the
+        ticker passes to another. Waiting peers sleep on an event: no wake-ups."""
+        while True:
+            if self._ticker is None:
+                self._ticker = peer
+                try:
+                    await self._tick_loop()
+                finally:
+                    self._ticker = None
+                    free, self._ticker_free = self._ticker_free, trio.Event()
+                    free.set()
+            else:
+                await self._ticker_free.wait()
+
+    async def _tick_loop(self) -> None:
+        """One timer for all the links: it sleeps until the earliest of the next keepalive
+        tick and every peer's ping and resync. Every peer has the same intervals, so a link
+        that comes up later is never due before the ticker wakes. How late the loop wakes is
+        time this process could not listen (a stalled or starved loop): it is not counted as
+        any peer's silence."""
+        every = self.keepalive_interval
+        next_keep = trio.current_time() + every if every is not None else math.inf
+        while True:
+            due = min([next_keep, *(p._due() for p in self._peers.values())])
+            await trio.sleep_until(due)
+            now = trio.current_time()
+            stalled = max(0.0, now - due)
+            self.stalled += stalled
+            peers = list(self._peers.values())
+            if now >= next_keep:
+                next_keep = now + (every or 0.0)
+                for p in peers:
+                    p._on_keepalive(now, stalled)
+            elif stalled:
+                for p in peers:
+                    p._heard = min(now, p._heard + stalled)
+            for p in peers:
+                p._on_timers(now)
+
+    def resync_reads_log(self) -> bool:
+        """Whether a periodic resync reads the log afresh: always, unless ``watched``; then
+        only when no read was made for six sync intervals (a safety net, not the path)."""
+        return not self.watched or trio.current_time() - self._read_at >= 6 * self.sync_interval
 
     def notify_local_change(self) -> None:
         """The log gained events: every connected peer gets what it lacks, at once."""
@@ -645,6 +720,7 @@ class Mesh:
         done = self._reading = trio.Event()
         try:
             vv = await self.log.version_vector()
+            self._read_at = trio.current_time()
         finally:
             if self._reading is done:
                 self._reading = None

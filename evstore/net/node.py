@@ -374,6 +374,7 @@ class Runtime:
                          keepalive_interval=config.keepalive_interval,
                          link_timeout=config.link_timeout,
                          relay_from_origin=config.fanout is not None,
+                         watched=True,  # _poll, ingests and releases report every change
                          on_link_change=self._link_changed)
         self.live: dict[str, LiveLink] = {}
         self.dialers: dict[str, Dialer] = {}
@@ -488,6 +489,7 @@ class Runtime:
                     version = await self.db(self._data_version)
                     if version != last:
                         last = version
+                        self.log.held_seen = True  # another process may have held events
                         if not heard:
                             self.mesh.notify_local_change()
                         await self.refresh()
@@ -499,13 +501,24 @@ class Runtime:
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     async def _release(self) -> None:
+        """Held events whose time has come, every ``release_interval`` while any may be held
+        (one was at the last look, or an ingest or another process's commit may have held
+        one); an idle node does not touch its database for it."""
+        self.log.held_seen = True  # held before we started?
         while True:
             await trio.sleep(self.config.release_interval)
+            if not self.log.held_seen:
+                continue
+            self.log.held_seen = False
             with _survive("releasing held-back events"):
-                applied = await self.db(self.node.log.release_held, now_ms())
+                applied, still = await self.db(self._release_held)
+                self.log.held_seen = self.log.held_seen or still
                 if applied:
                     await self.ingested(applied)
                     self.mesh.notify_local_change()
+
+    def _release_held(self) -> tuple[list[Event], bool]:
+        return self.node.log.release_held(now_ms()), bool(self.node.log.held())
 
     async def ingested(self, applied: list[Event]) -> None:
         """Follow-ups of events that entered the log from a peer (or were released)."""
