@@ -38,6 +38,10 @@ In a full mesh (``relay_from_origin=False``) events that came straight from thei
 are not relayed: the origin pushed them to every peer itself, and relaying them made every
 node push every commit to every other (work growing with the square of the cluster); a peer
 whose link to the origin is down gets them at the next anti-entropy round instead.
+With ``relay_to=k`` (the node's ``--fanout k``) a node relays what it received to k of its
+other links only, picked with a seeded generator: an epidemic whose work per commit grows
+with the cluster's size times k, not with its links; a node no relay reached gets the events
+at the next resync.
 Anti-entropy runs on every (re)connect (the hello exchange) and every ``sync_interval``.
 
 The log is reached through :class:`LogAccess`. :class:`ThreadedLog` runs the SQLite work in a
@@ -55,6 +59,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -497,7 +502,7 @@ class Peer:
         self.state.events_in += len(items)
         if applied:
             if self.mesh.relay_from_origin or any(e.origin != self.state.node for e in applied):
-                self.mesh.notify_local_change()
+                self.mesh.relay(self)
             else:
                 self.mesh.log_changed()  # straight from their origin, which pushed to all
         evidence = self.mesh.log.take_evidence()
@@ -605,6 +610,8 @@ class Mesh:
         link_timeout: float = DEFAULT_LINK_TIMEOUT,
         relay_from_origin: bool = True,
         watched: bool = False,
+        relay_to: int | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.node = node
         self.log = log
@@ -621,6 +628,11 @@ class Mesh:
         # the log again (an idle node then reads nothing); False: a change nobody reported
         # still leaves at the next resync.
         self.watched = watched
+        # k: events from a peer are relayed to k of the other links only, chosen with ``rng``
+        # (seeded by the caller); None: to every other link. A link not chosen gets them from
+        # another peer, or at the next resync at the latest.
+        self.relay_to = relay_to
+        self.rng = rng if rng is not None else random.Random(0)
         self.stalled = 0.0  # s: how late, in all, our loop ran the ticker (loop lag)
         self._ticker: Peer | None = None  # the peer whose task runs the ticker now
         self._ticker_free = trio.Event()
@@ -698,6 +710,17 @@ class Mesh:
         """The log gained events: every connected peer gets what it lacks, at once."""
         self.log_changed()
         for peer in list(self._peers.values()):
+            peer.local_changed()
+
+    def relay(self, source: Peer) -> None:
+        """Events from ``source`` entered the log: push them on to the other links (all of
+        them, or ``relay_to`` of them picked at random), not back to where they came from
+        (its session knows the peer holds them, so it would send nothing anyway)."""
+        self.log_changed()
+        others = [p for name, p in sorted(self._peers.items()) if p is not source]
+        if self.relay_to is not None and len(others) > self.relay_to:
+            others = self.rng.sample(others, self.relay_to)
+        for peer in others:
             peer.local_changed()
 
     def log_changed(self) -> None:
