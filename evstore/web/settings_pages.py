@@ -10,7 +10,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from evstore.core import catalog, encoding
+from evstore.core import admit, catalog, encoding, state
 from evstore.core.errors import EvstoreError, InvalidInput
 from evstore.core.modes import split
 from evstore.ops import settings as ops
@@ -112,6 +112,9 @@ def _settings_of(node: Node, user: str, internal: str, name: str) -> dict[str, A
                            web_support.MANAGED_ELSEWHERE.get(name)}
     if defined:
         out["value"] = value
+        why = admit.value_reason(name, value)
+        if why is not None:  # an older home's views: skipped, said, and replaceable
+            out.update(value=state.default_of(name), skipped=why)
     else:
         inherited, source = ops.inherited(node, internal, name)
         out.update(inherited=inherited, source=node.to_display(source))
