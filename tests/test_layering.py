@@ -164,7 +164,6 @@ KNOWN_SQL_DEBT = {
     "evstore/ops/membership.py",
     "evstore/ops/node.py",
     "evstore/ops/sessions.py",
-    "evstore/ops/settings.py",
     "evstore/ops/verify.py",
 }
 

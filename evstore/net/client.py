@@ -43,6 +43,7 @@ from evstore.net.transport import (
 from evstore.ops import check, membership, secrets
 from evstore.ops.node import Node, iso, parse_hostport
 from evstore.ops.settings import describe_changes
+from evstore.storage import nodetable
 from evstore.storage.connect import transaction
 
 __all__ = [
@@ -720,8 +721,7 @@ def _switch_key(node: Node, user: str, new_key: nacl.signing.SigningKey, prefix:
     old = node.origin
     mid = node.mid
     with transaction(node.conn):
-        node.conn.execute("INSERT OR IGNORE INTO node (key, value) VALUES ('machine_id', ?)",
-                          (mid,))
+        nodetable.insert_new(node.conn, "machine_id", mid)
     losing = restore.adopt_branch(node, old, prefix, originals)
     if other:  # kept as evidence here too, so that every link carries the fork (gossip)
         with transaction(node.conn):
@@ -732,9 +732,9 @@ def _switch_key(node: Node, user: str, new_key: nacl.signing.SigningKey, prefix:
                                f"{result.rejected[0].reason}")
     membership.swap_key_files(node.home, old, new_key)
     node._key = new_key
-    row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
     node.log.append(new_key, user=user, kind="node.rekey", payload={
-        "cluster": row[0] if row else None, "machine_id": mid, "replaces": old,
+        "cluster": nodetable.get(node.conn, nodetable.CLUSTER_CREATE), "machine_id": mid,
+        "replaces": old,
         "machine": node.identity().announce(node.transport_pub)}, now_ms=_now())
     reissued = restore.reissue(node, new_key, [*losing, *other])
     restore.clear_mark(node)

@@ -36,6 +36,7 @@ from evstore.net import preauth, restore, wire
 from evstore.net.transport import LinkClosed, ProtocolError, SecureChannel
 from evstore.ops import access, check, logins, membership, secrets
 from evstore.ops.node import Node, parse_hostport
+from evstore.storage import nodetable
 
 if TYPE_CHECKING:
     from evstore.net.node import Runtime
@@ -282,7 +283,7 @@ def _admit_rekey(node: Node, m: Machine, new_key: str, user: str) -> Event:
     st = node.structure()
     machine = {k: getattr(m, k) for k in ("hostname", "serial", "listen", "ccs", "version",
                                            "transport_key") if getattr(m, k)}
-    row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
+    create_id = nodetable.get(node.conn, nodetable.CLUSTER_CREATE)
     # The old key's events past what this member holds of it now no longer count, anywhere
     # (``@cutoff``, as for a removed machine): whoever still has the old key (the copy the
     # machine was restored from, say) can no longer change the cluster's settings with it.
@@ -290,7 +291,7 @@ def _admit_rekey(node: Node, m: Machine, new_key: str, user: str) -> Event:
     cutoff = restore.head_of(node.log, m.key)[0] or None
     payload = {
         "machine_id": m.mid, "key": new_key, "replaces": m.key, "machine": machine,
-        "group": st.group_of(m.mid), "cluster": row[0] if row else None, "via": "rekey",
+        "group": st.group_of(m.mid), "cluster": create_id, "via": "rekey",
     }
     return node.append(user, "cluster.admit",
                        payload if cutoff is None else {**payload, "cutoff": cutoff})
@@ -470,8 +471,8 @@ def _admit(node: Node, request: dict[str, Any], passphrase: str | None, preshare
 
 def scope_ranges(node: Node) -> list[Range]:
     """The member's in-scope events as per-origin ranges (cluster.in_scope_events, streamed)."""
-    row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
-    create = node.log.get(row[0]) if row else None
+    create_id = nodetable.get(node.conn, nodetable.CLUSTER_CREATE)
+    create = node.log.get(create_id) if create_id is not None else None
     if create is None:
         return []
     anchors = {create.origin: create.seq}

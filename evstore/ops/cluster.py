@@ -21,7 +21,7 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, group_id_of, machine_mode
 from evstore.ops.node import Node, iso, now_ms
 from evstore.ops.settings import current, inherited
-from evstore.storage import rebuild
+from evstore.storage import nodetable, rebuild
 
 ANCHORS = ("node.init", "node.standalone", "cluster.create", "cluster.join", "node.rekey")
 
@@ -33,11 +33,11 @@ def _base_of(node: Node, scope: str, fld: str) -> list[Any] | None:
 
 def in_scope_events(node: Node) -> list[Any]:
     """The events that make up this node's configuration now (see the module docstring)."""
-    row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
-    if row is None:
+    create_id = nodetable.get(node.conn, nodetable.CLUSTER_CREATE)
+    if create_id is None:
         anchor = node.log.latest_anchor(node.origin) or 1
         return [e for e in node.log.read_range(node.origin, anchor, 1 << 62)]
-    create = node.log.get(row[0])
+    create = node.log.get(create_id)
     if create is None:
         return []
     out = [create]
@@ -86,8 +86,7 @@ def _append_create(node: Node, user: str, name: str, cs: dict[str, Any],
         ev_id = node.conn.execute(
             "SELECT id FROM events WHERE origin=? ORDER BY seq DESC LIMIT 1", (node.origin,)
         ).fetchone()[0]
-        node.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES ('cluster_create', ?)",
-                          (ev_id,))
+        nodetable.put(node.conn, nodetable.CLUSTER_CREATE, ev_id)
         rebuild_views(node)
 
     return node.log.append(
@@ -229,7 +228,7 @@ def become_standalone(node: Node, user: str) -> None:
     announce = node.identity().announce(node.transport_pub)
 
     def switch_scope() -> None:
-        node.conn.execute("DELETE FROM node WHERE key='cluster_create'")
+        nodetable.delete(node.conn, nodetable.CLUSTER_CREATE)
         rebuild_views(node)
 
     node.log.append(

@@ -44,7 +44,7 @@ from evstore.core.events import Event
 from evstore.core.modes import CLUSTER
 from evstore.core.state import Order, Reg, Write
 from evstore.ops.node import Node, digest_of
-from evstore.storage import space
+from evstore.storage import nodetable, space
 from evstore.storage.log import EventLog
 from evstore.storage.migrate import migrate
 
@@ -180,11 +180,11 @@ def owner_keys(conn: sqlite3.Connection) -> set[str]:
     A database holds one ``node.init`` at seq 1 of its own machine, first applied; the one
     whose hostname is the ``node`` table's wins if a stranger's was slipped in.
     """
-    host_row = conn.execute("SELECT value FROM node WHERE key = 'hostname'").fetchone()
+    host = nodetable.get(conn, "hostname")
     rows = conn.execute(
         "SELECT origin, raw FROM events WHERE seq = 1 AND kind = 'node.init' ORDER BY rowid"
     ).fetchall()
-    mine = [o for o, raw in rows if host_row and _init_host(raw) == host_row[0]]
+    mine = [o for o, raw in rows if host is not None and _init_host(raw) == host]
     keys = set((mine or [o for o, _ in rows])[:1])
     # its rekeys, and the fresh keys it took to join again after a removal (in the order it
     # took them: each names the one before)

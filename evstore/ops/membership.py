@@ -26,6 +26,7 @@ from evstore.core.modes import machine_mode
 from evstore.ops import secrets
 from evstore.ops.cluster import rebuild_views
 from evstore.ops.node import Node, now_ms, parse_hostport
+from evstore.storage import nodetable
 
 
 def _is_ip(host: str) -> bool:
@@ -141,10 +142,10 @@ def _use_prepjoin(node: Node, host: str, key: str) -> None:
 
 
 def _create_id(node: Node) -> str:
-    row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
-    if row is None:
+    create_id = nodetable.get(node.conn, nodetable.CLUSTER_CREATE)
+    if create_id is None:
         raise OperationalError("this machine is not in a cluster")
-    return str(row[0])
+    return str(create_id)
 
 
 def join_request(node: Node, group: str | None = None) -> dict[str, Any]:
@@ -181,8 +182,7 @@ def take_up(node: Node, user: str, cluster_events: list[tuple[bytes, bytes]]) ->
         raise OperationalError("the member's log holds no cluster: nothing to join")
 
     def switch_scope() -> None:
-        node.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES ('cluster_create', ?)",
-                          (create.id,))
+        nodetable.put(node.conn, nodetable.CLUSTER_CREATE, create.id)
         rebuild_views(node)
 
     return node.log.append(
@@ -228,8 +228,8 @@ def removed_key(node: Node) -> bool:
 
 def retired_keys(node: Node) -> frozenset[str]:
     """This machine's earlier host keys that a removal retired (their events never leave)."""
-    row = node.conn.execute("SELECT value FROM node WHERE key = ?", (RETIRED_KEY,)).fetchone()
-    return frozenset(str(row[0]).split()) if row else frozenset()
+    retired = nodetable.get(node.conn, RETIRED_KEY)
+    return frozenset(str(retired).split()) if retired is not None else frozenset()
 
 
 def prepare_rejoin(node: Node, user: str = "admin") -> str | None:
@@ -254,8 +254,7 @@ def prepare_rejoin(node: Node, user: str = "admin") -> str | None:
 
     def switch_scope() -> None:
         for key, value in (("machine_id", new_pub), (RETIRED_KEY, retired)):
-            node.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES (?, ?)",
-                              (key, value))
+            nodetable.put(node.conn, key, value)
         rebuild_views(node)
 
     node.log.append(new_key, user=user, kind="node.standalone", payload={

@@ -32,7 +32,7 @@ from evstore.core.events import Event, fingerprint
 from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
 from evstore.storage import alerts as alert_table
-from evstore.storage import space
+from evstore.storage import nodetable, space
 from evstore.storage.connect import is_read_only, open_db, transaction
 from evstore.storage.log import EventLog
 from evstore.storage.views import SqliteStore, admit, invalid_count, on_apply
@@ -102,10 +102,10 @@ class HomeLog(EventLog):
         return super().append(signing_key, **kwargs)
 
     def _check_selfsync(self, origin: str) -> None:
-        row = self.conn.execute("SELECT value FROM node WHERE key = ?", (SELFSYNC_KEY,)).fetchone()
-        if row is None:
+        mark = nodetable.get(self.conn, SELFSYNC_KEY)
+        if mark is None:
             return
-        state, _, marked = str(row[0]).partition(" ")
+        state, _, marked = str(mark).partition(" ")
         if marked and marked != origin:
             return
         if state == "fork":
@@ -186,7 +186,7 @@ class Node:
         return (self.home / "transport.pub").read_text().strip()
 
     def identity(self) -> Identity:
-        rows = dict(self.conn.execute("SELECT key, value FROM node").fetchall())
+        rows = nodetable.values(self.conn)
         return Identity(
             hostname=rows["hostname"], serial=rows["serial"], listen=rows["listen"],
             ccs=rows.get("ccs") or None, version=__version__,
@@ -195,15 +195,15 @@ class Node:
     def set_node_value(self, key: str, value: str | None) -> None:
         with transaction(self.conn):
             if value is None:
-                self.conn.execute("DELETE FROM node WHERE key=?", (key,))
+                nodetable.delete(self.conn, key)
             else:
-                self.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES (?,?)", (key, value))
+                nodetable.put(self.conn, key, value)
 
     @property
     def mid(self) -> str:
         """This machine's id: the key it was first admitted with (survives a rekey)."""
-        row = self.conn.execute("SELECT value FROM node WHERE key='machine_id'").fetchone()
-        return row[0] if row else self.origin
+        mid = nodetable.get(self.conn, "machine_id")
+        return self.origin if mid is None else mid
 
     def fingerprint(self) -> str:
         return fingerprint(self.origin)
@@ -342,8 +342,8 @@ class Node:
 
     def _selfsync(self) -> str | None:
         """``behind`` or ``fork`` while this restored home must catch up with itself."""
-        row = self.conn.execute("SELECT value FROM node WHERE key = ?", (SELFSYNC_KEY,)).fetchone()
-        return None if row is None else str(row[0]).partition(" ")[0]
+        mark = nodetable.get(self.conn, SELFSYNC_KEY)
+        return None if mark is None else str(mark).partition(" ")[0]
 
     def disabled(self, st: state.Structure | None = None) -> list[dict[str, Any]]:
         """Items that reference something a machine lacks, per machine (the seed's
@@ -516,7 +516,7 @@ def _make_home(home: Path, hostname: str, phash: str, serial: str | None, listen
     with open_node(_create_db(home)) as node:
         values = {"hostname": hostname, "serial": serial, "listen": listen, "ccs": ccs or ""}
         with transaction(node.conn):
-            node.conn.executemany("INSERT INTO node (key, value) VALUES (?,?)", values.items())
+            nodetable.insert_all(node.conn, values.items())
         node._key = key
         ident = node.identity()
         settings = {

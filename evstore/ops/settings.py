@@ -21,7 +21,7 @@ from evstore.core import admit, catalog, encoding, events, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
-from evstore.storage import notify
+from evstore.storage import nodetable, notify
 from evstore.storage.connect import begin_write, rolled_back, transaction
 
 Value = dict[str, Any]
@@ -101,12 +101,8 @@ def inherited(node: Node, mode: str, section: str) -> tuple[Value, str]:
 
 
 def staged_rows(node: Node, user: str) -> list[Staged]:
-    cur = node.conn.execute(
-        "SELECT mode, section, value, orig, base FROM staged WHERE user=? ORDER BY mode, section",
-        (user,),
-    )
     out = []
-    for mode, section, value, orig, base in cur.fetchall():
+    for mode, section, value, orig, base in nodetable.staged_of(node.conn, user):
         b = _load(base)
         out.append(Staged(mode, section, _load(value), _load(orig),
                           (b[0], b[1], b[2]) if b else None))
@@ -192,12 +188,9 @@ def stage(node: Node, user: str, mode: str, section: str, value: Value | None) -
     else:
         orig, base = current(node, mode, section)
     with transaction(node.conn):
-        node.conn.execute(
-            "INSERT OR REPLACE INTO staged (user, mode, section, value, orig, base, staged_at)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (user, mode, section, _dump(value), _dump(orig),
-             _dump(list(base)) if base else None, now_ms()),
-        )
+        nodetable.stage(node.conn, user, nodetable.StagedRow(
+            mode, section, _dump(value), _dump(orig), _dump(list(base)) if base else None,
+        ), now_ms())
     return value
 
 
@@ -290,8 +283,8 @@ def clusterset(node: Node, user: str, mode: str, section: str, *, move: bool,
 
 def clear(node: Node, user: str) -> int:
     with transaction(node.conn):
-        cur = node.conn.execute("DELETE FROM staged WHERE user=?", (user,))
-    return cur.rowcount
+        count = nodetable.unstage_all(node.conn, user)
+    return count
 
 
 # ---------------------------------------------------------------------- commit
@@ -388,10 +381,7 @@ def commit(node: Node, user: str, comment: str = "", *, discard: bool = False,
     keys = [(r.mode, r.section) for r in used]
 
     def drop_staged() -> None:
-        node.conn.executemany(
-            "DELETE FROM staged WHERE user=? AND mode=? AND section=?",
-            [(user, m, s) for m, s in keys],
-        )
+        nodetable.unstage(node.conn, user, keys)
 
     ev = node.log.append(
         node.signing_key, user=user, kind="config.commit",
