@@ -453,6 +453,14 @@ class Authority:
     def __init__(self, events: Iterable[Event], cutoffs: Mapping[str, int] | None = None) -> None:
         evs = sorted({e.id: e for e in events}.values(), key=lambda e: e.order_key)
         self.verdicts: dict[str, str | None] = {}
+        static: dict[str, str | None] = {}
+
+        def verdict(ev: Event, users: UsersState) -> str | None:  # ``reason``, static part once
+            if ev.id not in static:
+                static[ev.id] = static_reason(ev)
+            why = static[ev.id]
+            return why if why is not None else role_reason(ev, users)
+
         # pass 1: which cutoff events count (each judged as described above)
         cut = dict(cutoffs or {})
         fold = _UsersFold(cut)
@@ -461,12 +469,12 @@ class Authority:
                 own = cutoffs_of(ev)
                 if own:
                     wider = _merged(cut, own)
-                    why = reason(ev, fold.under(wider))
+                    why = verdict(ev, fold.under(wider))
                     self.verdicts[ev.id] = why
                     if why is None and wider != cut:
                         cut = wider
                         fold.recut(cut)
-                elif reason(ev, fold.now) is None:  # a users writer
+                elif verdict(ev, fold.now) is None:  # a users writer
                     fold.add(ev)
             fold = _UsersFold(cut)
         self.cutoffs = cut
@@ -478,7 +486,7 @@ class Authority:
             if ev.id in self.verdicts:  # a cutoff event: its pass-1 verdict
                 why = self.verdicts[ev.id]
             else:
-                why = reason(ev, fold.now)
+                why = verdict(ev, fold.now)
                 self.verdicts[ev.id] = why
             if why is None and writes_users(ev):
                 fold.add(ev)
