@@ -157,7 +157,6 @@ KNOWN_SQL_DEBT = {
     "evstore/net/gossip.py",
     "evstore/net/linkbook.py",
     "evstore/net/node.py",
-    "evstore/net/restore.py",
     "evstore/net/service.py",
     "evstore/ops/cluster.py",
     "evstore/ops/history.py",

@@ -40,7 +40,7 @@ from evstore.core.events import Event, parse
 from evstore.core.sync import Item
 from evstore.ops.cluster import rebuild_views
 from evstore.ops.node import Node, now_ms
-from evstore.storage import notify
+from evstore.storage import nodetable, notify
 from evstore.storage.connect import transaction
 from evstore.storage.log import ANCHOR_KINDS, EventLog
 
@@ -95,40 +95,30 @@ def verdict(
 
 def head_of(log: EventLog, origin: str) -> tuple[int, str]:
     """The newest event of ``origin`` held here, as ``(seq, id)``; ``(0, "")`` for none."""
-    row = log.conn.execute(
-        "SELECT last_seq, last_id FROM anchors WHERE origin = ?", (origin,)
-    ).fetchone()
-    return (0, "") if row is None else (int(row[0]), str(row[1]))
+    return log.head(origin)
 
 
 def id_at(log: EventLog, origin: str, seq: int) -> str | None:
-    if seq <= 0:
-        return None
-    row = log.conn.execute(
-        "SELECT id FROM events WHERE origin = ? AND seq = ?", (origin, seq)
-    ).fetchone()
-    return None if row is None else str(row[0])
+    return None if seq <= 0 else log.id_at(origin, seq)
 
 
 def read_mark(node: Node) -> tuple[str, str] | None:
     """``(state, origin)`` when the home must catch up with itself first, else None."""
-    row = node.conn.execute("SELECT value FROM node WHERE key = ?", (MARK_KEY,)).fetchone()
-    if row is None:
+    value = nodetable.get(node.conn, MARK_KEY)
+    if value is None:
         return None
-    state, _, origin = str(row[0]).partition(" ")
+    state, _, origin = str(value).partition(" ")
     return state, origin
 
 
 def mark(node: Node, state: str, origin: str) -> None:
     with transaction(node.conn):
-        node.conn.execute(
-            "INSERT OR REPLACE INTO node (key, value) VALUES (?, ?)", (MARK_KEY, f"{state} {origin}")
-        )
+        nodetable.put(node.conn, MARK_KEY, f"{state} {origin}")
 
 
 def clear_mark(node: Node) -> None:
     with transaction(node.conn):
-        node.conn.execute("DELETE FROM node WHERE key = ?", (MARK_KEY,))
+        nodetable.delete(node.conn, MARK_KEY)
 
 
 # ---------------------------------------------------------------------- rekey
@@ -221,7 +211,7 @@ def adopt_branch(node: Node, origin: str, prefix: int, originals: Sequence[Item]
     log = node.log
     with transaction(node.conn):
         losing = log.read_range(origin, prefix + 1, 1 << 62)
-        _drop_after(node, origin, prefix)
+        log.drop_after(origin, prefix)
         result = log.ingest(originals, now_ms=now_ms())
         if result.rejected:
             raise OperationalError(
@@ -235,22 +225,6 @@ def adopt_branch(node: Node, origin: str, prefix: int, originals: Sequence[Item]
     return losing
 
 
-def _drop_after(node: Node, origin: str, prefix: int) -> None:
-    conn = node.conn
-    conn.execute("DELETE FROM forks WHERE origin = ?", (origin,))
-    for table in ("pending", "held"):
-        conn.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
-    last = id_at(node.log, origin, prefix)
-    if last is None:
-        conn.execute("DELETE FROM anchors WHERE origin = ?", (origin,))
-    else:
-        conn.execute(
-            "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?", (prefix, last, origin)
-        )
-    node.log.keep_clock()  # the clock stays past the events deleted here
-    conn.execute("DELETE FROM events WHERE origin = ? AND seq > ?", (origin, prefix))
-
-
 def keep_as_evidence(node: Node, evs: Sequence[Event]) -> None:
     """Keep events of another branch of a fork beside this log's (inside a transaction)."""
     for ev in evs:
@@ -259,21 +233,8 @@ def keep_as_evidence(node: Node, evs: Sequence[Event]) -> None:
 
 
 def _keep_as_evidence(node: Node, ev: Event) -> None:
-    applied = id_at(node.log, ev.origin, ev.seq)
-    if applied is None:
-        node.conn.execute(
-            "INSERT OR REPLACE INTO rejected (id, origin, seq, reason, raw, sig, rejected_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ev.id, ev.origin, ev.seq, "losing branch of a fork: issued again under a new key",
-             ev.raw, ev.sig, now_ms()),
-        )
-        return
-    node.conn.execute(
-        "INSERT OR IGNORE INTO forks (id, origin, seq, applied_id, raw, sig, detected_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (ev.id, ev.origin, ev.seq, applied, ev.raw, ev.sig, now_ms()),
-    )
-    node.conn.execute("UPDATE events SET status = 'forked' WHERE id = ?", (applied,))
+    node.log.keep_as_evidence(ev, reason="losing branch of a fork: issued again under a new key",
+                              now_ms=now_ms())
 
 
 def reissue(node: Node, key: nacl.signing.SigningKey, losing: Sequence[Event]) -> list[Event]:

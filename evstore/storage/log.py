@@ -449,6 +449,51 @@ class EventLog:
             (self.hlc_hwm(),),
         )
 
+    # ------------------------------------------------------------------ adopting a branch
+
+    def head(self, origin: str) -> tuple[int, str]:
+        """The newest applied event of ``origin`` as ``(seq, id)``; ``(0, "")`` for none."""
+        row = self.conn.execute(
+            "SELECT last_seq, last_id FROM anchors WHERE origin = ?", (origin,)
+        ).fetchone()
+        return (0, "") if row is None else (int(row[0]), str(row[1]))
+
+    def id_at(self, origin: str, seq: int) -> str | None:
+        """The id of the event applied at ``(origin, seq)``, or None."""
+        row = self.conn.execute(
+            "SELECT id FROM events WHERE origin = ? AND seq = ?", (origin, seq)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def drop_after(self, origin: str, seq: int) -> None:
+        """Take ``origin``'s events after ``seq`` out of the log, with its fork evidence and its
+        waiting events, and end its chain at ``seq`` (inside the caller's transaction; the
+        views are the caller's to rebuild). A restored home adopting a member's branch of its
+        own origin does this before ingesting that branch (net/restore.py)."""
+        self.conn.execute("DELETE FROM forks WHERE origin = ?", (origin,))
+        for table in (_PENDING, _HELD):
+            self.conn.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
+        last = self.id_at(origin, seq)
+        if last is None:
+            self.conn.execute("DELETE FROM anchors WHERE origin = ?", (origin,))
+        else:
+            self.conn.execute(
+                "UPDATE anchors SET last_seq = ?, last_id = ? WHERE origin = ?", (seq, last, origin)
+            )
+        self.keep_clock()  # the clock stays past the events deleted here
+        self.conn.execute("DELETE FROM events WHERE origin = ? AND seq > ?", (origin, seq))
+
+    def keep_as_evidence(self, event: Event, *, reason: str, now_ms: int) -> None:
+        """Keep ``event`` of another branch (inside the caller's transaction): as fork evidence
+        beside the event applied at its ``(origin, seq)``, or in ``rejected`` (for ``reason``)
+        where nothing is applied there."""
+        tx = _Tx(now_ms, 0)
+        applied = self.id_at(event.origin, event.seq)
+        if applied is None:
+            self._keep_rejected(tx, event, reason)
+        else:
+            self._record_fork(tx, event, applied, _NEW)
+
     # ------------------------------------------------------------------ transaction steps
 
     def _begin(self, now_ms: int, origin: str = "") -> _Tx:
