@@ -64,6 +64,8 @@ def run(quick: bool) -> list[Result]:
         return peers_results(quick)
     if os.environ.get("EVSTORE_BENCH_NET") == "catchup1":  # issue 16, item 5 only
         return bench_catchup(5_000 if quick else 100_000, one_core=True)
+    if os.environ.get("EVSTORE_BENCH_NET") == "idle":  # issue 16, item 1 only
+        return idle_results(quick)
     out: list[Result] = peers_results(quick)
     out += bench_catchup(5_000 if quick else 100_000, one_core=True)
     for size in nb.sizes(quick):
@@ -72,6 +74,34 @@ def run(quick: bool) -> list[Result]:
     out += bench_catchup(5_000 if quick else 100_000)
     out += bench_views(200 if quick else 1_000, 100 if quick else INGEST_BATCH)
     out += bench_antientropy(5_000 if quick else 100_000)
+    return out
+
+
+# ---------------------------------------------------------------------- idle cost (issue 16)
+
+IDLE_PER_NODE_WINDOW = 30.0  # s; /proc/PID/stat counts in 10 ms ticks
+
+
+def idle_results(quick: bool) -> list[Result]:
+    """Idle CPU per node (utime + stime over 30 s, after 5 s of quiet) at several sizes:
+    full mesh at 3, 10, 20 machines and fan-out 4 at 50. Target: a 50-machine cluster under
+    0.1 core in all, i.e. 2 ms of CPU a second per node."""
+    out = []
+    for size, fanout in ((3, None), (10, None)) if quick else ((3, None), (10, None),
+                                                                 (20, None), (50, 4)):
+        mode = "full mesh" if fanout is None else f"fan-out {fanout}"
+        log(f"  idle CPU, {size} machines ({mode})")
+        with nb.running_cluster(f"idle{size}", size, fanout=fanout) as cluster:
+            time.sleep(5.0)
+            per = cluster.cpu_per_node(IDLE_PER_NODE_WINDOW)
+            links = [m.db().links_up() for m in cluster.machines]
+        ms = [x * 1000 for x in per]
+        out.append(Result(
+            f"idle CPU per node, {size} machines ({mode})", median(ms), "ms/s", ms,
+            target="< 2 ms/s (0.1 core for 50)" if size == 50 else "report",
+            passed=(sum(per) < 0.1) if size == 50 else None,
+            note=f"all nodes {sum(per):.3f} cores; {sum(links) / len(links):.1f} links a "
+            f"node; set-up {cluster.setup.total:.1f} s ({cluster.setup.describe()})"))
     return out
 
 

@@ -3,9 +3,10 @@
 Each node is its own ``evstore run`` process with its own home and a free 127.0.0.1 port.
 Homes are made in this process (``init_home``, the library call behind ``evstore init``), the
 first node creates the cluster, and the others join through the library call behind
-``clusterconfig join`` (``client.join``), four at a time in worker threads (a member takes at
-most four joins at once), all through the first node before the others serve; then every
-process starts and the full mesh forms in one go.
+``clusterconfig join`` (``client.join``), eight at a time in worker threads, each through a
+member picked at random (seeded) among those already serving, and each starts serving as soon
+as it has joined (``join="spread"``, the default; ``join="first"``: all through the first
+node, four at a time, before any other serves, then every process at once).
 
 The nodes are observed without disturbing them: read-only SQLite connections to their
 databases, ``/proc/PID/status`` for memory. Every process started here is stopped by its PID
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import sqlite3
@@ -46,6 +48,7 @@ PASS = "bench passphrase"
 EVSTORE = [sys.executable, "-m", "evstore_cli.app"]
 PING_INTERVAL = 600.0  # seconds: keeps pings (and the liveness watchdog) out of the way
 JOIN_WORKERS = 4  # joins in flight at once (a member takes four; two cores take little more)
+SPREAD_WORKERS = 8  # joins in flight at once when each goes through a random serving member
 SERVE_TIMEOUT = 60.0
 JOIN_TIMEOUT = 120.0
 MESH_TIMEOUT = 600.0
@@ -244,26 +247,36 @@ class SetupTimes:
     total: float = 0.0
     join_each: list[float] = field(default_factory=list)
 
+    how: str = "first"  # "first": every join through the first node; "spread": see _join_spread
+    start_each: list[float] = field(default_factory=list)  # a joined node's start to serving
+
     def describe(self) -> str:
         each = statistics.median(self.join_each or [0.0])
+        if self.how == "spread":
+            start = statistics.median(self.start_each or [0.0])
+            how = (f"each through a random serving member, {SPREAD_WORKERS} at a time, each "
+                   f"join {each:.2f} s median, then its process started and serving in "
+                   f"{start:.2f} s median")
+        else:
+            how = (f"all through the first node, {JOIN_WORKERS} at a time, each {each:.2f} s "
+                   f"median; then every process started")
         return (f"homes {self.homes:.1f} s, create + first node {self.first:.1f} s, joins "
-                f"{self.joins:.1f} s (all through the first node, {JOIN_WORKERS} at a time, "
-                f"each {each:.2f} s median; then every process started), full mesh + same "
-                f"logs {self.mesh:.1f} s")
+                f"{self.joins:.1f} s ({how}), links + same logs {self.mesh:.1f} s")
 
 
 class Cluster:
     """``size`` real nodes on loopback; a context manager that stops them all on exit."""
 
     def __init__(self, root: Path, size: int, *, ping_interval: float = PING_INTERVAL,
-                 fanout: int | None = None) -> None:
+                 fanout: int | None = None, join: str = "spread") -> None:
         self.root = root
+        self.join = join
         self.size = size
         self.ping_interval = ping_interval
         self.fanout = fanout
         self.machines = [Machine(f"n{i:02d}", root / f"n{i:02d}", free_port())
                          for i in range(size)]
-        self.setup = SetupTimes()
+        self.setup = SetupTimes(how=join)
         self._lock = threading.Lock()
 
     def __enter__(self) -> Cluster:
@@ -298,7 +311,10 @@ class Cluster:
         self.first.wait_serving()
         self.setup.first = time.perf_counter() - t1
         t2 = time.perf_counter()
-        self._join_all()
+        if self.join == "spread":
+            self._join_spread()
+        else:
+            self._join_all()
         self.setup.joins = time.perf_counter() - t2
         t3 = time.perf_counter()
         self.wait_mesh()
@@ -334,6 +350,36 @@ class Cluster:
         for m in self.machines:
             m.wait_serving()
 
+    def _join_spread(self) -> None:
+        """Joins through different members at once: ``SPREAD_WORKERS`` at a time, each new
+        machine through a member chosen at random (seeded) among those already serving,
+        and started as soon as it has joined, so it serves the joins after it. The first
+        node is no bottleneck, and each joined node links up while the others join."""
+        rng = random.Random(self.size)
+        serving = [self.first]
+        todo = list(self.machines[1:])
+
+        def worker() -> None:
+            while True:
+                with self._lock:
+                    if not todo:
+                        return
+                    m = todo.pop(0)
+                    via = rng.choice(serving)
+                t0 = time.perf_counter()
+                self._join_through(m, via)
+                t1 = time.perf_counter()
+                m.start(self.ping_interval, self.fanout)
+                m.wait_serving()
+                with self._lock:
+                    self.setup.join_each.append(t1 - t0)
+                    self.setup.start_each.append(time.perf_counter() - t1)
+                    serving.append(m)
+
+        with ThreadPoolExecutor(max_workers=SPREAD_WORKERS) as pool:
+            for f in [pool.submit(worker) for _ in range(SPREAD_WORKERS)]:
+                f.result()
+
     def _join_through(self, m: Machine, via: Machine) -> None:
         fp = _fingerprint(via.home)
         opts = client.JoinOptions(address=via.address, passphrase=PASS, fingerprint=fp)
@@ -365,6 +411,15 @@ class Cluster:
 
     def rss_kib(self) -> list[int]:
         return [m.rss_kib() for m in self.machines]
+
+    def cpu_per_node(self, window: float) -> list[float]:
+        """CPU seconds per second of each node over ``window`` seconds, in machine order."""
+        pids = [m.proc.pid for m in self.machines if m.proc is not None]
+        before = [cpu_seconds(p) for p in pids]
+        t0 = time.perf_counter()
+        time.sleep(window)
+        took = time.perf_counter() - t0
+        return [(cpu_seconds(p) - b) / took for p, b in zip(pids, before, strict=True)]
 
     def cpu_rate(self, window: float) -> float:
         """CPU seconds per second that all the nodes together use over ``window`` seconds."""
