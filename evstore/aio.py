@@ -32,7 +32,7 @@ async def _fetch(db: aiosqlite.Connection, sql: str, params: Any = ()) -> list[t
 
 
 async def _has_index(db: aiosqlite.Connection) -> bool:
-    rows = await _fetch(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'")
+    rows = await _fetch(db, index.HAS_INDEX_SQL)
     return bool(rows)
 
 

@@ -150,20 +150,13 @@ SQL = re.compile(
 SQL_HOMES = ("evstore/storage/", "migrations/")
 # Known debt (issue 13 item 1): modules outside storage that still hold SQL statements. This
 # list may only shrink: a module not listed here may not gain SQL, and a listed module that no
-# longer holds any must be struck from it.
+# longer holds any must be struck from it. The three left were being changed by other work
+# (liveness and scale) when the rest moved: their statements go to storage/linktable.py and
+# storage/nodetable.py next.
 KNOWN_SQL_DEBT = {
-    "evstore/aio.py",
-    "evstore/net/client.py",
     "evstore/net/gossip.py",
     "evstore/net/linkbook.py",
     "evstore/net/node.py",
-    "evstore/net/service.py",
-    "evstore/ops/cluster.py",
-    "evstore/ops/history.py",
-    "evstore/ops/membership.py",
-    "evstore/ops/node.py",
-    "evstore/ops/sessions.py",
-    "evstore/ops/verify.py",
 }
 
 

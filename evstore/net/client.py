@@ -43,7 +43,7 @@ from evstore.net.transport import (
 from evstore.ops import check, membership, secrets
 from evstore.ops.node import Node, iso, parse_hostport
 from evstore.ops.settings import describe_changes
-from evstore.storage import nodetable
+from evstore.storage import lookups, nodetable
 from evstore.storage.connect import transaction
 
 __all__ = [
@@ -470,13 +470,10 @@ def find_commit(node: Node, ref: str | None) -> Event:
         if ev.kind not in SETTINGS_KINDS:
             raise InvalidInput(f"event {ev.id[:12]} is a {ev.kind}, not a commit")
         return ev
-    marks = ",".join("?" * len(SETTINGS_KINDS))
-    row = node.conn.execute(
-        f"SELECT id FROM events WHERE kind IN ({marks}) ORDER BY clock DESC, origin DESC, "
-        "id DESC LIMIT 1", sorted(SETTINGS_KINDS)).fetchone()
-    if row is None:
+    newest = lookups.newest_of_kinds(node.conn, sorted(SETTINGS_KINDS))
+    if newest is None:
         raise InvalidInput("no commit yet: nothing to detail")
-    found = node.log.get(row[0])
+    found = node.log.get(newest)
     assert found is not None
     return found
 
@@ -484,8 +481,8 @@ def find_commit(node: Node, ref: str | None) -> Event:
 def commit_detail(node: Node, ref: str | None) -> tuple[dict[str, Any], dict[str, str]]:
     """What a commit changed and, per machine, whether and when it arrived."""
     ev = find_commit(node, ref)
-    own = node.conn.execute("SELECT received_at FROM events WHERE id = ?", (ev.id,)).fetchone()
-    machines = [{"hostname": node.identity().hostname, "arrived": True, "at": iso(own[0])}]
+    own = lookups.received_at(node.conn, ev.id)
+    machines = [{"hostname": node.identity().hostname, "arrived": True, "at": iso(own)}]
     reach = Reach()
     targets = _others(node)  # once: a machine joining meanwhile is not asked, nor listed
     others = trio.run(_arrivals, Caller(node), targets, ev, reach)

@@ -36,7 +36,7 @@ from evstore.net import preauth, restore, wire
 from evstore.net.transport import LinkClosed, ProtocolError, SecureChannel
 from evstore.ops import access, check, logins, membership, secrets
 from evstore.ops.node import Node, parse_hostport
-from evstore.storage import nodetable
+from evstore.storage import lookups, nodetable
 
 if TYPE_CHECKING:
     from evstore.net.node import Runtime
@@ -187,8 +187,7 @@ async def _op_arrival(rt: Runtime, channel: SecureChannel, m: Machine,
 
 
 def _received_at(node: Node, event_id: str) -> int | None:
-    row = node.conn.execute("SELECT received_at FROM events WHERE id = ?", (event_id,)).fetchone()
-    return None if row is None else int(row[0])
+    return lookups.received_at(node.conn, event_id)
 
 
 async def _op_deliver(rt: Runtime, channel: SecureChannel, m: Machine,
@@ -476,9 +475,7 @@ def scope_ranges(node: Node) -> list[Range]:
     if create is None:
         return []
     anchors = {create.origin: create.seq}
-    rows = node.conn.execute(
-        "SELECT origin, seq, raw FROM events WHERE kind IN ('cluster.join', 'node.rekey') "
-        "ORDER BY clock, origin, id")
+    rows = lookups.scope_marks(node.conn)
     for origin, seq, raw in rows:
         payload = encoding.loads_json(raw).get("payload", {})
         if payload.get("cluster") == create.id:

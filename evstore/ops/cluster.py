@@ -21,7 +21,7 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, group_id_of, machine_mode
 from evstore.ops.node import Node, iso, now_ms
 from evstore.ops.settings import current, inherited
-from evstore.storage import nodetable, rebuild
+from evstore.storage import linktable, lookups, nodetable, rebuild
 
 ANCHORS = ("node.init", "node.standalone", "cluster.create", "cluster.join", "node.rekey")
 
@@ -83,9 +83,8 @@ def _append_create(node: Node, user: str, name: str, cs: dict[str, Any],
     """Append the create event and switch the views to the new scope, in one transaction."""
 
     def switch_scope() -> None:
-        ev_id = node.conn.execute(
-            "SELECT id FROM events WHERE origin=? ORDER BY seq DESC LIMIT 1", (node.origin,)
-        ).fetchone()[0]
+        ev_id = lookups.newest_id_of(node.conn, node.origin)
+        assert ev_id is not None  # the create event, appended in this transaction
         nodetable.put(node.conn, nodetable.CLUSTER_CREATE, ev_id)
         rebuild_views(node)
 
@@ -282,7 +281,7 @@ def connstatus(node: Node, now: int | None = None) -> list[dict[str, Any]]:
     link has been in its state (``since``: when it entered it, None when never known)."""
     now = now_ms() if now is None else now
     st = node.structure()
-    since = dict(node.conn.execute("SELECT machine, since FROM links").fetchall())
+    since = linktable.since(node.conn)
     rows = []
     for peer in node.peers(st):
         mid = st.find_machine(peer["hostname"])

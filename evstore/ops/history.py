@@ -44,7 +44,7 @@ from evstore.core.events import Event
 from evstore.core.modes import CLUSTER
 from evstore.core.state import Order, Reg, Write
 from evstore.ops.node import Node, digest_of
-from evstore.storage import nodetable, space
+from evstore.storage import lookups, nodetable, space
 from evstore.storage.log import EventLog
 from evstore.storage.migrate import migrate
 
@@ -95,14 +95,12 @@ def find_event(log: EventLog, ref: str) -> Event:
     if not 6 <= len(ref) <= 64 or any(c not in "0123456789abcdef" for c in ref):
         raise InvalidInput(f"{ref!r} is not an event id: give its hex id (at least 6 digits), "
                            "as `evstore audit` shows it")
-    rows = log.conn.execute(
-        "SELECT id FROM events WHERE id BETWEEN ? AND ? ORDER BY id LIMIT 2", (ref, ref + _TOP)
-    ).fetchall()
+    rows = lookups.ids_between(log.conn, ref, ref + _TOP, 2)
     if not rows:
         raise InvalidInput(f"no event {ref} in this log (see `evstore audit`)")
     if len(rows) > 1:
         raise InvalidInput(f"{ref} names more than one event: give more digits")
-    ev = log.get(rows[0][0])
+    ev = log.get(rows[0])
     assert ev is not None
     return ev
 
@@ -181,16 +179,12 @@ def owner_keys(conn: sqlite3.Connection) -> set[str]:
     whose hostname is the ``node`` table's wins if a stranger's was slipped in.
     """
     host = nodetable.get(conn, "hostname")
-    rows = conn.execute(
-        "SELECT origin, raw FROM events WHERE seq = 1 AND kind = 'node.init' ORDER BY rowid"
-    ).fetchall()
+    rows = lookups.init_events(conn)
     mine = [o for o, raw in rows if host is not None and _init_host(raw) == host]
     keys = set((mine or [o for o, _ in rows])[:1])
     # its rekeys, and the fresh keys it took to join again after a removal (in the order it
     # took them: each names the one before)
-    for origin, kind, raw in conn.execute(
-            "SELECT origin, kind, raw FROM events WHERE kind IN ('node.rekey', 'node.standalone')"
-            " ORDER BY rowid"):
+    for origin, kind, raw in lookups.raws_of_kinds(conn, ("node.rekey", "node.standalone")):
         payload = _payload(raw)
         if payload.get("machine_id" if kind == "node.rekey" else "replaces") in keys:
             keys.add(origin)
@@ -215,13 +209,7 @@ def _init_host(raw: bytes) -> str | None:
 
 
 def _owner_anchor(log: EventLog, owners: set[str], bound: Bound) -> Event | None:
-    marks = ",".join("?" * len(owners))
-    rows = log.conn.execute(
-        f"SELECT id, clock, origin FROM events WHERE origin IN ({marks}) AND kind IN "
-        f"({','.join('?' * len(SCOPE_KINDS))}) AND clock <= ? ORDER BY clock DESC, origin DESC, "
-        "id DESC",
-        (*sorted(owners), *SCOPE_KINDS, bound.max_clock),
-    )
+    rows = lookups.newest_scope_anchors(log.conn, owners, SCOPE_KINDS, bound.max_clock)
     for event_id, clk, origin in rows:
         if bound.admits((clk, origin, event_id)):
             return log.get(event_id)
@@ -230,11 +218,8 @@ def _owner_anchor(log: EventLog, owners: set[str], bound: Bound) -> Event | None
 
 def _cluster_anchors(log: EventLog, create: Event, bound: Bound) -> dict[str, int]:
     firsts = {create.origin: create.seq}
-    rows = log.conn.execute(
-        "SELECT id FROM events WHERE kind IN ('cluster.join', 'node.rekey') AND clock <= ?",
-        (bound.max_clock,),
-    ).fetchall()
-    for (event_id,) in rows:
+    rows = lookups.ids_of_kinds_until(log.conn, ("cluster.join", "node.rekey"), bound.max_clock)
+    for event_id in rows:
         ev = log.get(event_id)
         if ev and ev.payload.get("cluster") == create.id and bound.admits(ev.order_key):
             firsts[ev.origin] = min(firsts.get(ev.origin, ev.seq), ev.seq)
@@ -261,18 +246,13 @@ def events_in(log: EventLog, chains: list[tuple[str, int]], bound: Bound) -> Ite
     One origin's clocks grow with its seq, so its chain stops at the first event past the bound.
     """
     for origin, first in chains:
-        top = log.conn.execute("SELECT MAX(seq) FROM events WHERE origin = ?", (origin,))
-        last = int(top.fetchone()[0] or 0)
+        last = lookups.max_seq(log.conn, origin)
         for seq in range(first, last + 1, CHUNK):
             chunk = _read_chunk(log.conn, origin, seq, seq + CHUNK - 1)
             kept = [ev for ev in chunk if bound.admits(ev.order_key)]
             yield from kept
             if len(kept) < len(chunk):
                 break
-
-
-_CHUNK_SQL = ("SELECT id, origin, seq, prev, clock, wall, user, kind, raw, sig FROM events "
-              "WHERE origin = ? AND seq BETWEEN ? AND ? ORDER BY seq")
 
 
 def _read_chunk(conn: sqlite3.Connection, origin: str, first: int, last: int) -> list[Event]:
@@ -282,8 +262,8 @@ def _read_chunk(conn: sqlite3.Connection, origin: str, first: int, last: int) ->
     is about four times faster than a full canonical decode, which matters on long replays.
     """
     out = []
-    for event_id, orig, seq, prev, clk, wall, user, kind, raw, sig in conn.execute(
-        _CHUNK_SQL, (origin, first, last)
+    for event_id, orig, seq, prev, clk, wall, user, kind, raw, sig in lookups.applied_in_range(
+        conn, origin, first, last
     ):
         out.append(Event(raw=raw, sig=sig, id=event_id, origin=orig, seq=seq, prev=prev,
                          clock=clk, wall=wall, user=user, kind=kind, payload=_body(event_id, raw)))
@@ -306,11 +286,7 @@ def count_in(log: EventLog, chains: list[tuple[str, int]], bound: Bound) -> int:
     """About how many events ``events_in`` yields (for a progress bar)."""
     total = 0
     for origin, first in chains:
-        row = log.conn.execute(
-            "SELECT COUNT(*) FROM events WHERE origin = ? AND seq >= ? AND clock <= ?",
-            (origin, first, bound.max_clock),
-        ).fetchone()
-        total += int(row[0])
+        total += lookups.count_from(log.conn, origin, first, bound.max_clock)
     return total
 
 
@@ -318,10 +294,8 @@ def cutoffs_in(log: EventLog, chains: list[tuple[str, int]], bound: Bound) -> di
     """The removal cutoffs the scoped events carry (the greatest per origin)."""
     firsts = dict(chains)
     out: dict[str, int] = {}
-    rows = log.conn.execute(
-        "SELECT id FROM events WHERE kind = 'machine.remove' AND clock <= ?", (bound.max_clock,)
-    ).fetchall()
-    for (event_id,) in rows:
+    rows = lookups.ids_of_kinds_until(log.conn, ("machine.remove",), bound.max_clock)
+    for event_id in rows:
         ev = log.get(event_id)
         if ev is None or ev.seq < firsts.get(ev.origin, 1 << 62) or not bound.admits(ev.order_key):
             continue

@@ -26,7 +26,7 @@ from evstore.core.modes import machine_mode
 from evstore.ops import secrets
 from evstore.ops.cluster import rebuild_views
 from evstore.ops.node import Node, now_ms, parse_hostport
-from evstore.storage import nodetable
+from evstore.storage import lookups, nodetable
 
 
 def _is_ip(host: str) -> bool:
@@ -117,10 +117,9 @@ def awaiting_join(node: Node, key: str) -> Event | None:
     st = node.structure()
     if not any(m.key == key and not m.removed for m in st.members()):
         return None
-    if node.conn.execute("SELECT 1 FROM events WHERE origin = ? LIMIT 1", (key,)).fetchone():
+    if lookups.has_events_of(node.conn, key):
         return None
-    for event_id, raw in node.conn.execute(
-            "SELECT id, raw FROM events WHERE kind = 'cluster.admit' ORDER BY rowid DESC"):
+    for event_id, raw in lookups.rows_of_kind(node.conn, "cluster.admit", newest_first=True):
         payload = encoding.loads_json(raw).get("payload") or {}
         if isinstance(payload, dict) and payload.get("key") == key:
             return node.log.get(event_id)
@@ -197,8 +196,7 @@ def take_up(node: Node, user: str, cluster_events: list[tuple[bytes, bytes]]) ->
 def _create_among(node: Node, items: list[tuple[bytes, bytes]]) -> Event | None:
     """The ``cluster.create`` among ``items`` that this log held before they came."""
     raws = {bytes(raw) for raw, _sig in items}
-    for event_id, raw in node.conn.execute(
-            "SELECT id, raw FROM events WHERE kind = 'cluster.create' ORDER BY rowid"):
+    for event_id, raw in lookups.rows_of_kind(node.conn, "cluster.create"):
         if bytes(raw) in raws:
             return node.log.get(event_id)
     return None
@@ -218,7 +216,7 @@ def removed_key(node: Node) -> bool:
     if node.in_cluster():
         return False
     mine = {node.origin, node.mid}
-    for (raw,) in node.conn.execute("SELECT raw FROM events WHERE kind = 'machine.remove'"):
+    for raw in lookups.raw_of_kind(node.conn, "machine.remove"):
         payload = encoding.loads_json(raw).get("payload") or {}
         cutoffs = payload.get("cutoffs") if isinstance(payload, dict) else None
         if isinstance(cutoffs, dict) and mine & set(cutoffs):

@@ -32,10 +32,18 @@ from evstore.core.events import Event, fingerprint
 from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
 from evstore.storage import alerts as alert_table
-from evstore.storage import nodetable, space
+from evstore.storage import linktable, nodetable, space
 from evstore.storage.connect import is_read_only, open_db, transaction
 from evstore.storage.log import EventLog
-from evstore.storage.views import SqliteStore, admit, invalid_count, on_apply
+from evstore.storage.views import (
+    SqliteStore,
+    admit,
+    invalid_count,
+    newest_invalid_wall,
+    on_apply,
+    rejudge_done,
+    rejudge_marked,
+)
 
 DB_NAME = "evstore.db"
 DEFAULT_LISTEN = "127.0.0.1:2200"
@@ -152,9 +160,8 @@ class Node:
         Called by the constructor, the one path every opener of a home takes (``open_node``,
         ``evstore run``'s runtime, the metrics of a home served elsewhere), so a served home
         is cleaned too. A home this process cannot write keeps its mark for the next writer."""
-        mark = "SELECT 1 FROM meta WHERE key = 'views_rejudge'"
         try:
-            if self.conn.execute(mark).fetchone() is None:
+            if not rejudge_marked(self.conn):
                 return
         except sqlite3.OperationalError:  # no meta table: a database not made by migrate
             return
@@ -162,9 +169,9 @@ class Node:
 
         try:
             with transaction(self.conn):
-                if self.conn.execute(mark).fetchone() is not None:
+                if rejudge_marked(self.conn):
                     rebuild_views(self)
-                    self.conn.execute("DELETE FROM meta WHERE key = 'views_rejudge'")
+                    rejudge_done(self.conn)
         except sqlite3.OperationalError as e:
             if "readonly" not in str(e).replace("-", "").replace(" ", "").lower():
                 raise
@@ -247,22 +254,20 @@ class Node:
         return self.structure().display_mode(mode)
 
     def mode_of(self, user: str) -> str:
-        row = self.conn.execute("SELECT mode FROM user_modes WHERE user=?", (user,)).fetchone()
+        mode = nodetable.user_mode(self.conn, user)
         default = machine_mode(self.mid)
-        if row is None:
+        if mode is None:
             return default
         try:
-            self.to_internal(self.to_display(row[0]))
+            self.to_internal(self.to_display(mode))
         except InvalidInput:
             return default
-        return str(row[0])
+        return str(mode)
 
     def set_mode(self, user: str, mode: str) -> str:
         internal = self.to_internal(mode)
         with transaction(self.conn):
-            self.conn.execute(
-                "INSERT OR REPLACE INTO user_modes (user, mode) VALUES (?,?)", (user, internal)
-            )
+            nodetable.set_user_mode(self.conn, user, internal)
         return internal
 
     # ------------------------------------------------------------------ users
@@ -303,14 +308,11 @@ class Node:
         origins = {fingerprint(o): self._host_of_origin(st, o) for o in vv}
         alerts = [
             {"at": iso(at), "kind": kind, "detail": detail}
-            for at, kind, detail in self.conn.execute(
-                "SELECT at, kind, detail FROM alerts ORDER BY at DESC LIMIT 20"
-            )
+            for at, kind, detail in alert_table.newest(self.conn, 20)
         ]
         invalid = invalid_count(self.conn)
         if invalid:  # issue 15: kept in the log, applied nowhere; `verify` names them
-            newest = self.conn.execute("SELECT MAX(e.wall) FROM inadmissible AS i JOIN events "
-                                       "AS e ON e.id = i.event").fetchone()[0]
+            newest = newest_invalid_wall(self.conn)
             alerts.insert(0, {"at": iso(newest or 0), "kind": "invalid",
                               "detail": f"{invalid} inadmissible event(s) signed by members, "
                                         "kept in the log and applied nowhere (run `evstore "
@@ -368,11 +370,7 @@ class Node:
 
     def peers(self, st: state.Structure | None = None) -> list[dict[str, Any]]:
         st = st or self.structure()
-        links = {
-            r[0]: r for r in self.conn.execute(
-                "SELECT machine, state, last_seen, clock_offset_ms, address FROM links"
-            )
-        }
+        links = linktable.links(self.conn)
         out = []
         me = st.machines.get(self.mid)
         cut_off = bool(me and me.detached)  # a detached machine exchanges with no one

@@ -21,6 +21,7 @@ import sqlite3
 
 from evstore.ops import users as user_ops
 from evstore.ops.node import Node, now_ms
+from evstore.storage import websessions
 from evstore.storage.connect import transaction
 
 __all__ = ["IDLE_MS", "end", "end_user", "start", "valid"]
@@ -35,13 +36,8 @@ def start(node: Node, user: str, mark: str) -> str:
     sid = secrets.token_urlsafe(32)
     now = now_ms()
     with transaction(node.conn):
-        node.conn.execute("DELETE FROM web_sessions WHERE last_seen < ?", (now - IDLE_MS,))
-        node.conn.execute(
-            "DELETE FROM web_sessions WHERE user = ? AND id NOT IN (SELECT id FROM web_sessions "
-            "WHERE user = ? ORDER BY last_seen DESC LIMIT ?)", (user, user, MAX_PER_USER - 1))
-        node.conn.execute(
-            "INSERT INTO web_sessions (id, user, mark, role, created, last_seen) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (sid, user, mark, user_ops.role_of(node, user), now, now))
+        websessions.prune(node.conn, user, now - IDLE_MS, MAX_PER_USER - 1)
+        websessions.add(node.conn, sid, user, mark, user_ops.role_of(node, user), now)
     return sid
 
 
@@ -50,8 +46,7 @@ def valid(node: Node, sid: str, user: str, mark: str) -> bool:
     ``mark`` and whose role has not changed? A stale one is deleted on the way."""
     if not sid:
         return False
-    row = node.conn.execute("SELECT user, mark, role, last_seen FROM web_sessions WHERE id = ?",
-                            (sid,)).fetchone()
+    row = websessions.get(node.conn, sid)
     if row is None:
         return False
     now = now_ms()
@@ -63,8 +58,7 @@ def valid(node: Node, sid: str, user: str, mark: str) -> bool:
             end(node, sid)
         elif now - int(row[3]) > TOUCH_MS:
             with transaction(node.conn):
-                node.conn.execute("UPDATE web_sessions SET last_seen = ? WHERE id = ?",
-                                  (now, sid))
+                websessions.touch(node.conn, sid, now)
     except sqlite3.OperationalError:
         pass  # a read-only home: the session is judged all the same, just not refreshed
     return ok
@@ -73,11 +67,11 @@ def valid(node: Node, sid: str, user: str, mark: str) -> bool:
 def end(node: Node, sid: str) -> None:
     """Logout: the session's id no longer works, from any copy of the cookie."""
     with transaction(node.conn):
-        node.conn.execute("DELETE FROM web_sessions WHERE id = ?", (sid,))
+        websessions.delete(node.conn, sid)
 
 
 def end_user(node: Node, user: str) -> int:
     """End every session of ``user``; returns how many there were."""
     with transaction(node.conn):
-        count = node.conn.execute("DELETE FROM web_sessions WHERE user = ?", (user,)).rowcount
-    return int(count)
+        count = websessions.delete_user(node.conn, user)
+    return count

@@ -40,12 +40,10 @@ from evstore.core.errors import EncodingError, OperationalError, VerificationErr
 from evstore.ops import history
 from evstore.ops.history import Progress, open_copy, owner_keys
 from evstore.ops.node import DB_NAME, Node
-from evstore.storage import rebuild, views
+from evstore.storage import integrity, rebuild, views
 from evstore.storage.connect import open_db
 from evstore.storage.log import ANCHOR_KINDS, EventLog
 
-_ROW_SQL = ("SELECT id, origin, seq, prev, clock, wall, user, kind, raw, sig FROM events "
-            "ORDER BY origin, seq")
 _MEMBER_KINDS = ("node.init", "cluster.create", "cluster.admit", "cluster.join", "node.rekey",
                  "machine.remove")
 _COLUMNS = ("id", "origin", "seq", "prev", "clock", "wall", "user", "kind")
@@ -103,9 +101,7 @@ class Members:
 
 def _members(conn: sqlite3.Connection) -> Members:
     m = Members(owners=owner_keys(conn))
-    marks = ",".join("?" * len(_MEMBER_KINDS))
-    rows = conn.execute(f"SELECT origin, kind, raw FROM events WHERE kind IN ({marks})",
-                        _MEMBER_KINDS)
+    rows = integrity.events_of_kinds(conn, _MEMBER_KINDS)
     for origin, kind, raw in rows:
         m.note(kind, origin, _payload(raw))
     m.keys |= m.owners
@@ -207,15 +203,12 @@ def _check_row(rep: _Report, prev: _Chain, row: tuple[Any, ...]) -> _Chain:
 
 
 def _rows(conn: sqlite3.Connection) -> Iterator[tuple[Any, ...]]:
-    yield from conn.execute(_ROW_SQL)
+    yield from integrity.events_in_chain_order(conn)
 
 
 def _check_heads(rep: _Report, conn: sqlite3.Connection) -> None:
     """The recorded chain (anchors) against the events actually held."""
-    rows = conn.execute(
-        "SELECT a.origin, a.first_seq, a.last_seq, MIN(e.seq), MAX(e.seq) FROM anchors AS a "
-        "LEFT JOIN events AS e ON e.origin = a.origin GROUP BY a.origin"
-    ).fetchall()
+    rows = integrity.heads_against_events(conn)
     for origin, first, last, low, high in rows:
         if high is None or high < last:
             rep.add("gap", origin, (high or 0) + 1,
@@ -226,9 +219,7 @@ def _check_heads(rep: _Report, conn: sqlite3.Connection) -> None:
 
 
 def _check_forks(rep: _Report, conn: sqlite3.Connection) -> None:
-    rows = conn.execute(
-        "SELECT f.id, f.origin, f.seq, f.applied_id, f.raw, f.sig FROM forks AS f ORDER BY 2, 3"
-    ).fetchall()
+    rows = integrity.fork_rows(conn)
     for fid, origin, seq, applied, raw, sig in rows:
         got = check_bytes(fid, raw, sig)
         if isinstance(got, tuple) or got.origin != origin or got.seq != seq:
@@ -236,18 +227,13 @@ def _check_forks(rep: _Report, conn: sqlite3.Connection) -> None:
             continue
         rep.add("fork", origin, seq, f"two different events signed at seq {seq}: applied "
                 f"{applied[:12]}, other {fid[:12]}")
-    for origin, seq in conn.execute(
-        "SELECT origin, seq FROM events WHERE status = 'forked' "
-        "AND id NOT IN (SELECT applied_id FROM forks) ORDER BY 1, 2"
-    ):
+    for origin, seq in integrity.forked_without_evidence(conn):
         rep.add("fork", origin, seq, "flagged as forked, but the other event is missing")
 
 
 def _check_waiting(rep: _Report, conn: sqlite3.Connection) -> None:
     for table in ("pending", "held"):
-        for event_id, origin, seq, raw, sig in conn.execute(
-            f"SELECT id, origin, seq, raw, sig FROM {table} ORDER BY origin, seq"
-        ):
+        for event_id, origin, seq, raw, sig in integrity.waiting_rows(conn, table):
             got = check_bytes(event_id, raw, sig)
             if isinstance(got, tuple):
                 rep.add(got[0], origin, seq, f"{table} event: {got[1]}")
@@ -276,17 +262,6 @@ def _check_admissible(rep: _Report, conn: sqlite3.Connection) -> None:
                     f"nowhere: {why}")
 
 
-_VIEW_SQL = {
-    "reg_winners": "SELECT scope, section, field, event, clock, origin, seq, present, value, "
-                   "base, user, wall FROM reg_winners ORDER BY 1, 2, 3",
-    "mode_sections": "SELECT mode, section, value, event FROM mode_sections ORDER BY 1, 2",
-    "effective": "SELECT machine, section, value, source, event FROM effective ORDER BY 1, 2",
-    "superseded": "SELECT scope, section, field, loser, winner FROM superseded "
-                  "ORDER BY 1, 2, 3, 4",
-    "section_events": "SELECT scope, section, clock, event FROM section_events "
-                      "ORDER BY 1, 2, 3, 4",
-    "inadmissible": "SELECT event, clock, reason FROM inadmissible ORDER BY 1",
-}
 # (``authority_events`` is an index of the log, not a view anyone reads: a home upgraded to
 # schema 9 lists every event of its log there, those out of its scope too.)
 _KEY_COLS = {"reg_winners": 3, "mode_sections": 2, "effective": 2, "superseded": 4,
@@ -296,7 +271,7 @@ MAX_VIEW_PROBLEMS = 50  # per table: a wholly stale table says so in one line pa
 
 def _table(conn: sqlite3.Connection, table: str) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     k = _KEY_COLS[table]
-    return {tuple(r[:k]): tuple(r) for r in conn.execute(_VIEW_SQL[table])}
+    return {tuple(r[:k]): tuple(r) for r in integrity.view_rows(conn, table)}
 
 
 def check_views(conn: sqlite3.Connection, scoped: list[events.Event]) -> list[dict[str, Any]]:
@@ -307,7 +282,7 @@ def check_views(conn: sqlite3.Connection, scoped: list[events.Event]) -> list[di
         views.keep_events(mem, scoped)
         rebuild.rebuild(mem, scoped)
         out: list[dict[str, Any]] = []
-        for table in _VIEW_SQL:
+        for table in integrity.VIEW_TABLES:
             try:
                 stored = _table(conn, table)
             except sqlite3.OperationalError as e:
@@ -345,7 +320,7 @@ def verify_conn(conn: sqlite3.Connection, progress: Progress | None = None, *,
                 views_too: bool = False) -> dict[str, Any]:
     """Check a whole database; returns {ok, events, problems}."""
     rep = _Report(_members(conn))
-    total = int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    total = integrity.count_events(conn)
     prev = _Chain()
     for row in _rows(conn):
         prev = _check_row(rep, prev, row)

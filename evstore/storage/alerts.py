@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["MAX_ALERTS", "add", "cap"]
+__all__ = ["MAX_ALERTS", "add", "cap", "newest"]
 
 MAX_ALERTS = 10_000
 
@@ -21,6 +21,12 @@ def add(conn: sqlite3.Connection, at: int, kind: str, detail: str,
     """Insert one alert and trim the table (inside the caller's transaction, if any)."""
     conn.execute("INSERT INTO alerts (at, kind, detail) VALUES (?, ?, ?)", (at, kind, detail))
     cap(conn, keep)
+
+
+def newest(conn: sqlite3.Connection, limit: int) -> list[tuple[int, str, str]]:
+    """The newest ``limit`` alerts as ``(at, kind, detail)``, newest first."""
+    return conn.execute(
+        "SELECT at, kind, detail FROM alerts ORDER BY at DESC LIMIT ?", (limit,)).fetchall()
 
 
 def cap(conn: sqlite3.Connection, keep: int = MAX_ALERTS) -> int:

@@ -52,6 +52,7 @@ NAMES_SQL = (
     "AND field IN ('name', 'hostname', 'serial', 'key')"
 )
 POSITION_SQL = "SELECT value FROM meta WHERE key = 'audit_pos'"
+HAS_INDEX_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'"
 TAIL_TABLE = "temp.audit_tail"
 TAIL_DDL = (
     "CREATE TEMP TABLE IF NOT EXISTS audit_tail (event TEXT, idx INTEGER, time INTEGER, "

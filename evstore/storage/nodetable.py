@@ -1,4 +1,5 @@
-"""The home's own tables: the ``node`` key/value table and the ``staged`` changes.
+"""The home's own tables: the ``node`` key/value table, each user's mode (``user_modes``)
+and the ``staged`` changes.
 
 Theory of operation
 -------------------
@@ -23,7 +24,7 @@ from typing import NamedTuple
 
 __all__ = [
     "CLUSTER_CREATE", "StagedRow", "delete", "get", "insert_all", "insert_new", "put", "values",
-    "staged_of", "stage", "unstage", "unstage_all",
+    "staged_of", "stage", "unstage", "unstage_all", "user_mode", "set_user_mode",
 ]
 
 CLUSTER_CREATE = "cluster_create"  # the id of the cluster.create event this machine is in
@@ -60,6 +61,19 @@ def insert_all(conn: sqlite3.Connection, items: Iterable[tuple[str, str]]) -> No
 def delete(conn: sqlite3.Connection, key: str) -> None:
     """Forget ``key`` (nothing happens when it is absent)."""
     conn.execute("DELETE FROM node WHERE key = ?", (key,))
+
+
+# ---------------------------------------------------------------------- each user's mode
+
+
+def user_mode(conn: sqlite3.Connection, user: str) -> str | None:
+    """The mode ``user`` last chose to act at on this machine (None: never chosen)."""
+    row = conn.execute("SELECT mode FROM user_modes WHERE user = ?", (user,)).fetchone()
+    return None if row is None else row[0]
+
+
+def set_user_mode(conn: sqlite3.Connection, user: str, mode: str) -> None:
+    conn.execute("INSERT OR REPLACE INTO user_modes (user, mode) VALUES (?, ?)", (user, mode))
 
 
 # ---------------------------------------------------------------------- staged changes

@@ -433,6 +433,24 @@ def invalid_count(conn: sqlite3.Connection) -> int:
         return 0
 
 
+def newest_invalid_wall(conn: sqlite3.Connection) -> int | None:
+    """The wall time of the newest event the views refused as inadmissible (None: none)."""
+    row = conn.execute("SELECT MAX(e.wall) FROM inadmissible AS i JOIN events "
+                       "AS e ON e.id = i.event").fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def rejudge_marked(conn: sqlite3.Connection) -> bool:
+    """Is the home marked (``meta``, schema 9) for one rebuild of its views under the
+    admissibility rule? A database without ``meta`` raises ``sqlite3.OperationalError``."""
+    return conn.execute("SELECT 1 FROM meta WHERE key = 'views_rejudge'").fetchone() is not None
+
+
+def rejudge_done(conn: sqlite3.Connection) -> None:
+    """Clear that mark (in the transaction that rebuilt the views)."""
+    conn.execute("DELETE FROM meta WHERE key = 'views_rejudge'")
+
+
 def on_apply(conn: sqlite3.Connection, events: list[Event]) -> None:
     """The event log's hook: project newly applied events, in the log's transaction."""
     state.apply(SqliteStore(conn), events)
