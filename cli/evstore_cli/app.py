@@ -44,6 +44,64 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "consume_cmds": ("get", "watch"),
 }
 
+# `evstore --help` (and a bare `evstore`): every command's name and the first paragraph of its
+# help, in the order typer lists them (each module's commands, then the groups). The top-level
+# help is printed by a root app whose commands are these stubs, so it imports no command
+# module; tests/cli/test_startup.py checks that it prints exactly what the whole app prints.
+HELP_INDEX: tuple[tuple[str, str], ...] = (
+    ('passwd', 'Change a passphrase (staged until commit).'),
+    ('clustermode', "Show or set this user's current mode on this home."),
+    ('show', "Settings of SECTION at a mode, or a machine's effective settings and their source."),
+    ('set', 'Stage a change at the current mode (defines SECTION there first if needed).'),
+    ('edit', 'Stage a whole replacement of SECTION from a JSON file.'),
+    ('override', 'Define settings at this mode, from defaults (the default) or as a copy of '
+                 'another mode.'),
+    ('delete', "Stage the removal of this mode's settings (it inherits again)."),
+    ('clustershow', 'The modes at which SECTION is defined.'),
+    ('clusterset', "Copy or move this mode's settings of SECTION to another mode or to all "
+                   'groups.'),
+    ('changes', 'Staged, uncommitted changes of this user.'),
+    ('commit', 'Commit all staged changes, all levels, as one signed atomic commit.'),
+    ('clearchanges', "Discard all staged changes of this user (after checking the user's "
+                     'passphrase).'),
+    ('clear', 'Alias of clearchanges.'),
+    ('run', 'Serve this node: admin and cluster-only ports, pings, anti-entropy (Ctrl-C stops).'),
+    ('ccsconfig', "Show, enable or disable the cluster-only port (the seed's CCS)."),
+    ('commitdetail', 'What a commit changed and, per machine, whether and when it arrived.'),
+    ('demo', 'A real 3-node cluster on loopback in a temporary folder, walked through, then '
+             'stopped.'),
+    ('clustercheck', "Compare all machines' settings at one point of the log; list "
+                     'superseded changes.'),
+    ('audit', 'Who changed what, when, where: the log, oldest first, one row per change.'),
+    ('blame', 'For each effective value of SECTION on a machine: the mode and event it came '
+              'from.'),
+    ('diff', 'How effective settings changed between two points in time.'),
+    ('replay', 'Rebuild the configuration offline from a copy of a log, as of a point in time.'),
+    ('verify', 'Check every signature and hash chain; report forged, altered, missing, '
+               'forked and\ninadmissible events (and, with --views, stored views that differ '
+               "from the log's)."),
+    ('revert', 'Stage the inverse of one past commit, to review and commit like any change.'),
+    ('rollback', "Stage whatever brings the cluster's shared settings back to how they were "
+                 'at a time.'),
+    ('saveconfig', 'Export the whole configuration (all levels) as XML.'),
+    ('loadconfig', 'Load a saved configuration as staged changes (a backup of the current '
+                   'one is saved first).'),
+    ('gui', 'Serve the web pages for this home until interrupted (SIGINT or SIGTERM).'),
+    ('render', 'Write FILE from TEMPLATE over the effective settings (settings, machine, '
+               'group, cluster).'),
+    ('init', 'Make a standalone machine: database, host key (0600), identity, admin user.'),
+    ('status', 'Identity, cluster, mode, event counts, version vector, state digest, peers, '
+               'alerts.'),
+    ('sections', 'The catalog of sections, with the levels each may be set at, its keys and '
+                 'defaults.'),
+    ('backup', "A consistent copy of this home's database, for `replay`, `verify` or a restore."),
+    ('get', "This machine's effective settings of SECTION (or of KEY) as JSON; no passphrase."),
+    ('watch', 'The current settings, then one line per change as it is applied here '
+              '(Ctrl-C\nstops).'),
+    ('clusterconfig', 'Create and administer the cluster (takes effect at once).'),
+    ('userconfig', "The cluster's one user database (cluster level)."),
+)
+
 # Global options that take a value (they may come before the command's name).
 _VALUED = ("--home", "--user", "--passphrase-file")
 
@@ -65,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = consume_cmds.fast(args)  # None: a line only typer parses (--help...)
         if code is not None:
             sys.exit(code)
-    build(command_of(args))(args=args, prog_name="evstore")
+    build(command_of(args), args)(args=args, prog_name="evstore")
 
 
 def command_of(args: Sequence[str]) -> str | None:
@@ -83,12 +141,14 @@ def command_of(args: Sequence[str]) -> str | None:
     return None
 
 
-def build(command: str | None = None) -> typer.Typer:
+def build(command: str | None = None, args: Sequence[str] = ()) -> typer.Typer:
     """The typer app with only the modules ``command`` needs (all of them for None, for an
     unknown name, and for a group, which several modules may extend)."""
     from evstore_cli.shell import new_root
 
     owners = [m for m, names in COMMAND_MODULES.items() if command in names]
+    if command is None and _help_only(args):
+        return _index()
     if command is None or not owners:
         return _whole()
     app = new_root()
@@ -99,6 +159,30 @@ def build(command: str | None = None) -> typer.Typer:
         app.registered_commands += [c for c in probe.registered_commands
                                     if _name_of(c) == command]
     return app
+
+
+def _help_only(args: Sequence[str]) -> bool:
+    """Can this call (no command named) only print the top-level help, a usage error or the
+    version? Not under shell completion (which reads the command line from the environment)
+    nor after ``--`` (a command name may follow it)."""
+    import os
+
+    return "--" not in args and not any(k.startswith("_EVSTORE_COMPLETE")
+                                       for k in os.environ)
+
+
+def _index() -> typer.Typer:
+    """The root app with a stub per command of ``HELP_INDEX``: what `evstore --help` lists."""
+    from evstore_cli.shell import new_root
+
+    app = new_root()
+    for name, text in HELP_INDEX:
+        app.command(name=name, help=text)(_listed_only)
+    return app
+
+
+def _listed_only() -> None:  # pragma: no cover - _help_only() keeps a stub from running
+    raise RuntimeError("a command of the help index was run: build the whole app instead")
 
 
 def _whole() -> typer.Typer:

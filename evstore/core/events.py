@@ -19,14 +19,13 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
-
-import nacl.bindings
-import nacl.exceptions
-import nacl.signing
+from typing import TYPE_CHECKING, Any
 
 from evstore.core import encoding
 from evstore.core.errors import EncodingError, VerificationError
+
+if TYPE_CHECKING:  # PyNaCl (libsodium's bindings) is loaded where a key is used: reading
+    import nacl.signing  # a home (status, show, get) signs and checks nothing
 
 FORMAT_VERSION = 1
 SIGNING_CONTEXT = b"evstore/event/v1\x00"
@@ -172,6 +171,8 @@ def create(
         raise EncodingError(
             f"event is {len(raw)} bytes, over the {MAX_EVENT_BYTES}-byte limit; split the change"
         )
+    import nacl.bindings
+
     sig = nacl.bindings.crypto_sign(SIGNING_CONTEXT + raw, secret)[:64]
     return _from_parts(raw, sig, env)
 
@@ -185,6 +186,8 @@ def origin_of(signing_key: nacl.signing.SigningKey) -> str:
 def _key_material(seed: bytes) -> tuple[str, bytes]:
     """A key's origin and libsodium's 64-byte secret key (what ``SigningKey.sign`` uses), kept
     for the few keys a process signs with: signing then skips PyNaCl's wrapper objects."""
+    import nacl.bindings
+
     public, secret = nacl.bindings.crypto_sign_seed_keypair(seed)
     return bytes(public).hex(), bytes(secret)
 
@@ -208,11 +211,15 @@ def unverified(raw: bytes, sig: bytes) -> Event:
 
 @lru_cache(maxsize=4096)
 def _verify_key(origin: str) -> nacl.signing.VerifyKey:
+    import nacl.signing
+
     return nacl.signing.VerifyKey(bytes.fromhex(origin))
 
 
 def check_signature(event: Event) -> None:
     """The second half of ``parse``: raise ``VerificationError`` unless the signature holds."""
+    import nacl.exceptions
+
     try:
         _verify_key(event.origin).verify(SIGNING_CONTEXT + event.raw, event.sig)
     except nacl.exceptions.BadSignatureError:

@@ -21,7 +21,7 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, group_id_of, machine_mode
 from evstore.ops.node import Node, iso, now_ms
 from evstore.ops.settings import current, inherited
-from evstore.storage import linktable, lookups, nodetable, rebuild
+from evstore.storage import linktable, lookups, nodetable
 
 ANCHORS = ("node.init", "node.standalone", "cluster.create", "cluster.join", "node.rekey")
 
@@ -54,6 +54,8 @@ def in_scope_events(node: Node) -> list[Any]:
 
 def rebuild_views(node: Node) -> None:
     """Drop and recompute every view from the in-scope events (inside the caller's transaction)."""
+    from evstore.storage import rebuild  # (here: `show` and `status` import this module)
+
     rebuild.rebuild(node.conn, in_scope_events(node))
 
 

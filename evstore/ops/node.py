@@ -11,19 +11,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import secrets as pyrandom
-import shutil
-import socket
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import nacl.signing
+from typing import TYPE_CHECKING, Any
 
 from evstore._version import __version__
 from evstore.core import catalog, encoding, names, state
@@ -44,6 +38,9 @@ from evstore.storage.views import (
     rejudge_done,
     rejudge_marked,
 )
+
+if TYPE_CHECKING:  # PyNaCl is loaded where a key is read or used (ops/secrets.py, core/events.py)
+    import nacl.signing
 
 DB_NAME = "evstore.db"
 DEFAULT_LISTEN = "127.0.0.1:2200"
@@ -475,6 +472,8 @@ def init_home(
     # failure (a full disk, say) leaves nothing behind, so `init` can simply be run again
     home.parent.mkdir(parents=True, exist_ok=True)
     try:
+        import tempfile  # (these four: only `init` makes a home; opening one needs none)
+
         work = Path(tempfile.mkdtemp(prefix=f".{home.name}.init-", dir=home.parent))
     except OSError as e:
         raise space.explain(e, home.parent) or OperationalError(
@@ -483,6 +482,8 @@ def init_home(
         _make_home(work, hostname, phash, serial, listen, ccs)
         _put_in_place(work, home)
     except BaseException as e:
+        import shutil
+
         shutil.rmtree(work, ignore_errors=True)
         full = space.explain(e, home.parent)
         if full is not None:
@@ -510,6 +511,8 @@ def _make_home(home: Path, hostname: str, phash: str, serial: str | None, listen
     os.chmod(home, 0o700)
     key = secrets.new_signing_key(home)
     secrets.new_transport_key(home)
+    import secrets as pyrandom
+
     serial = serial or pyrandom.token_hex(8).upper()
     with open_node(_create_db(home)) as node:
         values = {"hostname": hostname, "serial": serial, "listen": listen, "ccs": ccs or ""}
@@ -534,4 +537,6 @@ def _create_db(home: Path) -> Path:
 
 
 def default_hostname() -> str:
+    import socket
+
     return socket.gethostname()

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import nacl.exceptions
-import nacl.public
-import nacl.pwhash
-import nacl.signing
+from typing import TYPE_CHECKING
 
 from evstore.core.errors import InvalidInput, OperationalError
 
-OPSLIMIT = nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
-MEMLIMIT = nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+if TYPE_CHECKING:  # PyNaCl is loaded by the functions that use a key or a hash: opening a
+    import nacl.public  # home to read it (status, show) needs neither
+    import nacl.signing
+
+# libsodium's argon2id "interactive" parameters (nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE,
+# MEMLIMIT_INTERACTIVE), written out so that importing this module does not load PyNaCl;
+# tests/ops/test_secrets_lazy.py checks that they still equal PyNaCl's.
+OPSLIMIT = 2
+MEMLIMIT = 67108864
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -31,6 +34,8 @@ def write_private(path: Path, data: bytes) -> None:
 
 
 def new_signing_key(home: Path) -> nacl.signing.SigningKey:
+    import nacl.signing
+
     key = nacl.signing.SigningKey.generate()
     write_private(home / "host.key", key.encode())
     (home / "host.pub").write_text(key.verify_key.encode().hex() + "\n")
@@ -38,6 +43,8 @@ def new_signing_key(home: Path) -> nacl.signing.SigningKey:
 
 
 def new_transport_key(home: Path) -> nacl.public.PrivateKey:
+    import nacl.public
+
     key = nacl.public.PrivateKey.generate()
     write_private(home / "transport.key", key.encode())
     (home / "transport.pub").write_text(key.public_key.encode().hex() + "\n")
@@ -57,20 +64,29 @@ def _read_private(path: Path) -> bytes:
 
 
 def load_signing_key(home: Path) -> nacl.signing.SigningKey:
+    import nacl.signing
+
     return nacl.signing.SigningKey(_read_private(home / "host.key"))
 
 
 def load_transport_key(home: Path) -> nacl.public.PrivateKey:
+    import nacl.public
+
     return nacl.public.PrivateKey(_read_private(home / "transport.key"))
 
 
 def hash_passphrase(passphrase: str) -> str:
     if not passphrase:
         raise InvalidInput("the passphrase is empty: give a non-empty passphrase")
+    import nacl.pwhash
+
     return nacl.pwhash.argon2id.str(passphrase.encode(), opslimit=OPSLIMIT, memlimit=MEMLIMIT).decode()
 
 
 def check_passphrase(stored_hash: str, passphrase: str) -> bool:
+    import nacl.exceptions
+    import nacl.pwhash
+
     try:
         return nacl.pwhash.verify(stored_hash.encode(), passphrase.encode())
     except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, ValueError):

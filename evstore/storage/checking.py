@@ -17,11 +17,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from evstore.core import events
 from evstore.core.errors import InvalidInput
 from evstore.core.events import Event
+
+if TYPE_CHECKING:  # loaded by the first large batch: opening a home to read it needs no pool
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 Checked = Event | InvalidInput
 
@@ -45,6 +48,8 @@ def _executor() -> ThreadPoolExecutor:
     global _pool
     with _pool_lock:
         if _pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             _pool = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="evstore-verify")
         return _pool
 

@@ -40,15 +40,16 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
-
-import nacl.signing
+from typing import TYPE_CHECKING, Any
 
 from evstore.core import clock, events
 from evstore.core.errors import InvalidInput, OperationalError, VerificationError
 from evstore.core.events import Event
 from evstore.storage import alerts, checking, notify
 from evstore.storage.connect import transaction
+
+if TYPE_CHECKING:  # PyNaCl is loaded where a key signs (core/events.py), not by reading
+    import nacl.signing
 
 ANCHOR_KINDS = frozenset(
     {"node.init", "cluster.create", "cluster.join", "node.rekey", "node.standalone"}

@@ -20,7 +20,6 @@ steps convert every row of a view, which takes seconds on a long log (with the h
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 import re
 import sqlite3
@@ -35,7 +34,6 @@ from evstore.storage.transactions import transaction
 PACKAGE = "evstore_migrations"
 TABLE = "schema_migrations"
 _MODULE_NAME = re.compile(r"^m(\d{4})_[a-z0-9_]+$")
-log = logging.getLogger(__name__)
 
 Step = Callable[[sqlite3.Connection], None]
 
@@ -71,6 +69,16 @@ def _step_of(module: ModuleType) -> Step:
     raise RuntimeError(f"migration {module.__name__} defines neither apply(conn) nor SQL")
 
 
+def _loaded_on_use(module: str) -> Step:
+    """The step of ``module``, imported when it runs: opening a home that is up to date (every
+    command's start) imports none of the steps."""
+
+    def run(conn: sqlite3.Connection) -> None:
+        _step_of(importlib.import_module(module))(conn)
+
+    return run
+
+
 def known_migrations(package: str = PACKAGE) -> list[Migration]:
     """The steps this software ships, in version order; the versions must run 1, 2, 3…"""
     pkg = importlib.import_module(package)
@@ -78,8 +86,8 @@ def known_migrations(package: str = PACKAGE) -> list[Migration]:
     for info in pkgutil.iter_modules(pkg.__path__):
         match = _MODULE_NAME.match(info.name)
         if match:
-            module = importlib.import_module(f"{package}.{info.name}")
-            found.append(Migration(int(match.group(1)), info.name, _step_of(module)))
+            found.append(Migration(int(match.group(1)), info.name,
+                                   _loaded_on_use(f"{package}.{info.name}")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
@@ -158,7 +166,9 @@ def migrate(
     goal = known[-1].version if target is None and known else (target or 0)
     todo = [m for m in known if m.version <= goal and m.version not in done]
     if todo and done:  # an existing home (a new one is created by the same steps, silently)
-        log.warning(
+        import logging  # only an upgrade says something: opening a home loads no logging
+
+        logging.getLogger(__name__).warning(
             "upgrading %s from schema version %d to %d (%s); on a long log this takes a "
             "while", label, max(done), todo[-1].version, ", ".join(m.name for m in todo),
         )

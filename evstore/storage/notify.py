@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import select
-import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # socket and secrets are loaded by a listener, or by an announcement that
+    import socket  # finds one: a command that commits where nobody listens loads neither
 
 NOTIFY_DIR = ".notify"
 _PREFIX = b"\0evstore-notify/"
@@ -52,6 +54,8 @@ class Listener:
 
     def drain(self) -> list[bytes]:
         """Every datagram waiting now (possibly none), without blocking."""
+        import socket
+
         got: list[bytes] = []
         while True:
             try:
@@ -78,6 +82,9 @@ class Listener:
 
 def listen(home: str | Path) -> Listener | None:
     """Register this process as a listener on ``home``; None where signals cannot work here."""
+    import secrets
+    import socket
+
     home = Path(home)
     if not hasattr(socket, "AF_UNIX") or not sys.platform.startswith("linux"):
         return None
@@ -112,6 +119,8 @@ def announce(home: str | Path, message: bytes = b"changed") -> int:
     tag = _home_tag(home)
     payload = message[:200] + b" " + str(os.getpid()).encode()
     heard = 0
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         for token in tokens:
             try:

@@ -105,6 +105,70 @@ def test_help_imports_no_network_web_or_trio() -> None:
     assert not _heavy(modules)
 
 
+def test_help_imports_no_command_module_and_no_store() -> None:
+    code, modules, out, _ = _loaded_after(["--help"])
+    assert code == 0 and "userconfig" in out
+    assert not [m for m in modules if m.startswith(("evstore_cli.", "evstore."))
+                and m.endswith("_cmds") or m.startswith(("evstore.ops", "evstore.storage",
+                                                         "evstore.core.catalog", "nacl"))]
+
+
+@pytest.mark.parametrize("columns", ["60", "100", "200"])
+def test_the_help_index_prints_what_the_whole_app_prints(columns: str) -> None:
+    """HELP_INDEX cannot drift: a command added, removed, renamed or re-described changes the
+    whole app's help, and this test names the difference."""
+    whole = CliRunner().invoke(app_module._whole(), ["--help"], env={"COLUMNS": columns})
+    index = CliRunner().invoke(app_module._index(), ["--help"], env={"COLUMNS": columns})
+    assert whole.exit_code == index.exit_code == 0
+    assert index.output == whole.output, "regenerate HELP_INDEX in app.py from the whole app"
+
+
+def test_only_a_call_that_names_no_command_gets_the_help_index(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    index_names = [app_module._name_of(c) for c in app_module.build(None, ["--help"])
+                   .registered_commands]
+    assert index_names == [name for name, _ in app_module.HELP_INDEX]
+    assert app_module.build(None, ["--", "status"]) is app_module._whole()
+    assert app_module.build("nosuchcommand", ["nosuchcommand"]) is app_module._whole()
+    monkeypatch.setenv("_EVSTORE_COMPLETE", "complete_bash")  # completion reads COMP_WORDS
+    assert app_module.build(None, []) is app_module._whole()
+
+
+# What reading a home must not load (each was measured at import: PyNaCl's bindings ~20 ms,
+# the thread pool, logging, the migration steps, the rebuild, the other command modules;
+# shutil is not here: typer imports it).
+NOT_FOR_READING = ("nacl", "concurrent.futures", "logging", "evstore_migrations.m",
+                   "evstore.storage.rebuild", "evstore.ops.cluster", "evstore.ops.settings",
+                   "evstore_cli.settings_cmds", "evstore_cli.cluster_cmds", "tempfile", "rich")
+
+
+def test_status_imports_only_what_reading_a_home_needs(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    secret = tmp_path / "pw"
+    secret.write_text("pw\n")
+    code, _, _, err = _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
+                                     str(secret)], home)
+    assert code == 0, err
+    for args in (["status", "--json"], ["status"]):
+        code, modules, out, err = _loaded_after(args, home)
+        assert code == 0, err
+        unwanted = NOT_FOR_READING if "--json" in args else NOT_FOR_READING[:-2]  # a table:
+        grown = [m for m in modules if m.startswith(unwanted)]  # rich draws it
+        assert not grown, (args, grown)
+    code, modules, out, err = _loaded_after(["show", "dns", "--json"], home)
+    assert code == 0, err
+    assert not [m for m in modules if m.startswith(NOT_FOR_READING[:5])]
+
+
+def test_the_argon2id_parameters_written_out_are_pynacls() -> None:
+    import nacl.pwhash
+
+    from evstore.ops import secrets
+
+    assert secrets.OPSLIMIT == nacl.pwhash.argon2id.OPSLIMIT_INTERACTIVE
+    assert secrets.MEMLIMIT == nacl.pwhash.argon2id.MEMLIMIT_INTERACTIVE
+
+
 def test_status_and_show_import_no_network_web_or_trio(tmp_path: Path) -> None:
     home = tmp_path / "h"
     secret = tmp_path / "pw"
