@@ -123,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = consume_cmds.fast(args)  # None: a line only typer parses (--help...)
         if code is not None:
             sys.exit(code)
+    elif command_of(args) == "status" and "--json" in args:
+        from evstore_cli import status_fast
+
+        code = status_fast.run(args)  # None: a line only typer parses
+        if code is not None:
+            sys.exit(code)
     build(command_of(args), args)(args=args, prog_name="evstore")
 
 

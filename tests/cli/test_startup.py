@@ -182,7 +182,8 @@ def test_status_and_show_import_no_network_web_or_trio(tmp_path: Path) -> None:
         assert not _heavy(modules), (args, _heavy(modules))
         if "--json" in args:
             json.loads(out)
-        assert "typer" in modules  # the command's own options are parsed by typer
+        # the command's own options are parsed by typer, but for `status --json` (status_fast)
+        assert ("typer" in modules) == (args != ["status", "--json"]), args
 
 
 @pytest.mark.parametrize("args, needle, command", [
@@ -247,3 +248,44 @@ def test_the_asyncio_api_without_its_extra_names_it() -> None:
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=60)
     assert "pip install 'evstore[asyncio]'" in res.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["status", "--json"], (None, "admin")),
+    (["--home", "/h", "status", "--json"], ("/h", "admin")),
+    (["--home=/a", "status", "--home", "/b", "--json"], ("/b", "admin")),
+    (["status", "--json", "--home="], (".", "admin")),
+    (["--user", "bob", "--passphrase-file", "f", "status", "--json"], (None, "bob")),
+    (["--user", "bob", "status", "--user=carol", "--json", "--json"], (None, "carol")),
+    (["status", "--user", "", "--json"], (None, "admin")),
+    (["status"], None), (["status", "--json", "--help"], None), (["--help"], None),
+    (["status", "--json", "--passphrase-file", "f"], None), (["status", "--json=1"], None),
+    (["status", "--json", "x"], None), (["--", "status", "--json"], None),
+    (["status", "--json", "--home"], None), (["status", "--home", "--json"], None),
+    (["--version", "status", "--json"], None), (["show", "--json"], None),
+])
+def test_the_status_fast_path_takes_only_plain_lines(args: list[str],
+                                                     expected: tuple[str | None, str] | None
+                                                     ) -> None:
+    from evstore_cli import status_fast
+
+    assert status_fast.parse(args) == expected
+
+
+def test_status_json_prints_what_the_typer_command_prints(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    secret = tmp_path / "pw"
+    secret.write_text("pw\n")
+    assert _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
+                          str(secret)], home)[0] == 0
+    code, modules, fast_out, _ = _loaded_after(["--home", str(home), "status", "--json"])
+    assert code == 0 and "typer" not in modules
+    typed = CliRunner().invoke(app_module._whole(), ["--home", str(home), "status", "--json"])
+    assert typed.exit_code == 0
+    assert fast_out == typed.stdout
+    # errors: the same one line and exit code as the typer path
+    code, _, out, err = _loaded_after(["--home", str(tmp_path / "nothing"), "status", "--json"])
+    typed = CliRunner().invoke(app_module._whole(),
+                               ["--home", str(tmp_path / "nothing"), "status", "--json"])
+    assert (code, err.strip()) == (typed.exit_code, typed.stderr.strip()) and not out
+    assert code == 2 and err.count("\n") == 1
