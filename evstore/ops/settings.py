@@ -14,10 +14,10 @@ import copy
 import functools
 import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from evstore.core import admit, catalog, encoding, events, state
+from evstore.core import admit, catalog, commit_plan, encoding, events, state
+from evstore.core.commit_plan import Staged
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
@@ -37,15 +37,6 @@ class Conflict(OperationalError):
             "`evstore changes --diff`, then `commit --discard` to drop yours or `--force`"
         )
         self.conflicts = conflicts
-
-
-@dataclass
-class Staged:
-    mode: str
-    section: str
-    value: Value | None
-    orig: Value | None
-    base: state.Order | None
 
 
 def _dump(v: Any) -> str | None:
@@ -290,72 +281,26 @@ def clear(node: Node, user: str) -> int:
 # ---------------------------------------------------------------------- commit
 
 
-def _changed_fields(section: str, a: Value | None, b: Value | None) -> set[str]:
-    fa = state.fields_of(section, a or {})
-    fb = state.fields_of(section, b or {})
-    return {k for k in fa.keys() | fb.keys() if fa.get(k, _MISSING) != fb.get(k, _MISSING)}
+def _conflict_dict(node: Node, c: commit_plan.Conflict) -> dict[str, Any]:
+    """A conflict as commands and pages show it (the mode as the user names it)."""
+    return {"section": c.section, "mode": node.to_display(c.mode), "fields": c.fields,
+            "yours": c.yours, "theirs": c.theirs}
 
 
-_MISSING = object()
-
-
-def _change_of(row: Staged, cur: Value | None, base: state.Order | None) -> dict[str, Any] | None:
-    ch: dict[str, Any] = {"mode": row.mode, "section": row.section,
-                          "base": list(base) if base else None}
-    if row.value is None:
-        if cur is None:
-            return None
-        return {**ch, "op": "delete"}
-    if row.orig is None or cur is None:
-        return {**ch, "op": "define", "value": row.value}
-    mine = _changed_fields(row.section, row.orig, row.value)
-    if not mine:
-        return None
-    new = state.fields_of(row.section, row.value)
-    sets = {k: new[k] for k in sorted(mine) if k in new}
-    unsets = sorted(k for k in mine if k not in new)
-    return {**ch, "op": "patch", "set": sets, "unset": unsets}
-
-
-def _conflict(node: Node, row: Staged) -> dict[str, Any] | None:
-    cur, base = current(node, row.mode, row.section)
-    if base == row.base:
-        return None
-    mine = _changed_fields(row.section, row.orig, row.value)
-    theirs = _changed_fields(row.section, row.orig, cur)
-    both_defined = row.orig is None and cur is not None and row.value is not None
-    overlap = sorted(mine & theirs)
-    if not overlap and not both_defined and not (row.value is None and theirs):
-        return None
-    return {
-        "section": row.section, "mode": node.to_display(row.mode), "fields": overlap,
-        "yours": row.value, "theirs": cur,
-    }
+def _now(node: Node, row: Staged) -> commit_plan.Current:
+    return commit_plan.Current(*current(node, row.mode, row.section))
 
 
 def plan_commit(node: Node, user: str, *, discard: bool = False,
                 force: bool = False) -> tuple[list[dict[str, Any]], list[Staged], list[dict[str, Any]]]:
-    """The changes a commit would make, the rows it uses and the conflicts found."""
+    """The changes a commit would make, the rows it uses and the conflicts found: the
+    staged rows and their sections as they are now, read here, planned by the core
+    (evstore/core/commit_plan.py)."""
     rows = staged_rows(node, user)
-    conflicts: list[dict[str, Any]] = []
-    changes: list[dict[str, Any]] = []
-    used: list[Staged] = []
-    for row in rows:
-        c = _conflict(node, row)
-        cur, cur_base = current(node, row.mode, row.section)
-        if c is not None:
-            conflicts.append(c)
-            if discard:
-                used.append(row)
-                continue
-            if not force:
-                continue
-        base = cur_base if (c is not None and force) else row.base
-        ch = _change_of(row, cur, base)
-        used.append(row)
-        if ch is not None:
-            changes.append(ch)
-    return changes, used, conflicts
+    now = {(r.mode, r.section): _now(node, r) for r in rows}
+    plan = commit_plan.plan(rows, now, discard=discard, force=force)
+    return ([ch.payload() for ch in plan.changes], plan.used,
+            [_conflict_dict(node, c) for c in plan.conflicts])
 
 
 def describe_changes(node: Node, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -447,10 +392,10 @@ def _commit_one(node: Node, user: str, mode: str, section: str,
             check_allowed(node, section, mode)  # a section the catalog does not know: refused
         if value is not None:
             value = accept(section, value, before=cur)  # as every value entering
-        change = _change_of(Staged(mode, section, value, cur, base), cur, base)
+        change = commit_plan.change_of(Staged(mode, section, value, cur, base), cur, base)
         if change is None:
             return {"committed": False, "commit": None, "changes": [], "discarded": []}
-        changes = [change]
+        changes = [change.payload()]
         ev = node.log.append(node.signing_key, user=user, kind="config.commit",
                              payload={"comment": comment, "changes": changes}, now_ms=now_ms())
     _announce(node)
@@ -528,7 +473,7 @@ def changes_list(node: Node, user: str, *, diff: bool = False) -> dict[str, Any]
         if diff:
             item["committed"] = cur
             item["staged"] = row.value
-            c = _conflict(node, row)
+            c = commit_plan.conflict_of(row, _now(node, row))
             item["conflict"] = c is not None
         out.append(item)
     return {"changes": out}
