@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from evstore.core import clock, events
+from evstore.core import clock, events, placement
 from evstore.core.errors import InvalidInput, OperationalError, VerificationError
 from evstore.core.events import Event
 from evstore.storage import alerts, checking, notify
@@ -642,14 +642,12 @@ class EventLog:
         return "applied"
 
     def _chain_state(self, tx: _Tx, event: Event) -> str:
-        """'ready', 'wait' (predecessor missing) or the reason the chain is broken."""
-        if event.seq == 1:
-            return "ready"
-        pred = self._applied_id(tx, event.origin, event.seq - 1)
-        if pred is None:
-            return "ready" if is_anchor(event) else "wait"
-        if pred == event.prev:
-            return "ready"
+        """'ready', 'wait' (predecessor missing) or the reason the chain is broken (the rule:
+        evstore/core/placement.py)."""
+        pred = None if event.seq == 1 else self._applied_id(tx, event.origin, event.seq - 1)
+        outcome = placement.chain(event.seq, event.prev, pred, anchor=is_anchor(event))
+        if outcome is not placement.Outcome.BROKEN:
+            return "ready" if outcome is placement.Outcome.APPEND else "wait"
         where = f"origin {event.origin[:16]}… seq {event.seq}"
         if self._in_table("forks", event.prev or ""):
             return f"{where} chains onto the forked branch; it is never applied"

@@ -7,9 +7,10 @@ end (hello, plan, push, relay, resync, ping), events made with ``events.create``
 with ``events.parse`` (signatures included unless ``verify`` is off), and the merge
 ``state.apply`` into a ``state.MemoryStore``. What is simulated is only what the trio shell
 (evstore/net/gossip.py) and the SQLite log (evstore/storage/log.py) do around it: moving
-bytes, timers, and a small in-memory log with the same placement rules (duplicates are
-no-ops, an event waits in *pending* for its predecessor or for its author's admission, a
-different event at an applied (origin, seq) is a fork, a wrong ``prev`` a broken chain).
+bytes, timers, and a small in-memory log with the same placement rules, decided by the
+same function (evstore/core/placement.py: duplicates are no-ops, an event waits in *pending*
+for its predecessor or for its author's admission, a different event at an applied
+(origin, seq) is a fork, a wrong ``prev`` a broken chain).
 
 Time is virtual, in integer milliseconds. The one source of randomness is
 ``random.Random(seed)``; signing keys derive from the seed and the node's index; the queue is
@@ -60,7 +61,7 @@ from typing import Any, cast
 
 import nacl.signing
 
-from evstore.core import catalog, clock, encoding, events, state, sync
+from evstore.core import catalog, clock, encoding, events, placement, state, sync
 from evstore.core.errors import InvalidInput
 from evstore.core.events import Event
 from evstore.core.modes import CLUSTER, group_id_of, group_mode, machine_mode
@@ -291,8 +292,9 @@ class Log:
     def _place(self, ev: Event) -> bool:
         """Put a new event in pending, where ``_drain`` picks it up; False for a fork."""
         held = self.chains.get(ev.origin, {}).get(ev.seq)
-        if held is not None:  # a different event at an applied (origin, seq)
-            self.stats["fork"] += 1
+        taken = None if held is None else held.id
+        if placement.place(ev.id, ev.seq, ev.prev, taken, None) is placement.Outcome.FORK:
+            self.stats["fork"] += 1  # a different event at an applied (origin, seq)
             return False
         chain = self.pending.setdefault(ev.origin, {})
         if ev.seq in chain:
@@ -321,7 +323,8 @@ class Log:
             ev = chain.get(seq + 1)
             if ev is None:
                 return moved
-            if seq and ev.prev != head_id:
+            if placement.chain(ev.seq, ev.prev, head_id if seq else None) is \
+                    placement.Outcome.BROKEN:
                 del chain[seq + 1]
                 self.stats["broken_chain"] += 1
                 return moved
