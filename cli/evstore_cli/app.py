@@ -123,10 +123,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = consume_cmds.fast(args)  # None: a line only typer parses (--help...)
         if code is not None:
             sys.exit(code)
-    elif command_of(args) == "status" and "--json" in args:
-        from evstore_cli import status_fast
+    elif command_of(args) in ("status", "show") and "--json" in args:
+        from evstore_cli import fast_reads
 
-        code = status_fast.run(args)  # None: a line only typer parses
+        code = fast_reads.run(args)  # None: a line only typer parses
         if code is not None:
             sys.exit(code)
     build(command_of(args), args)(args=args, prog_name="evstore")

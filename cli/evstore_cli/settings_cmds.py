@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from evstore.core import admit, catalog, encoding
+from evstore.core import catalog, encoding
 from evstore.core.errors import InvalidInput
 from evstore.core.modes import split
 from evstore.ops import cluster as cluster_ops
@@ -99,57 +99,11 @@ def show(
     home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False,
 ) -> None:
     """Settings of SECTION at a mode, or a machine's effective settings and their source."""
-    if section not in catalog.SECTIONS:
-        with node_for(home) as node:
-            parts = ops.uninterpretable(node, section)
-        if not parts:
-            catalog.get(section)  # the catalog's error, naming the known sections
-        output.emit({"section": section, "defined": True, "settings": None, "skipped": parts},
-                    json_out, _render_skipped)
-        return
-    who = user_of(user)
-    with node_for(home) as node:
-        if effective or machine:
-            data = _effective(node, section, machine)
-        else:
-            internal = node.to_internal(mode) if mode else node.mode_of(who)
-            value, defined = ops.view(node, who, internal, section)
-            data = {"section": section, "mode": node.to_display(internal), "defined": defined,
-                    "settings": value}
-            if not defined:
-                inh, src = ops.inherited(node, internal, section)
-                data["inherits_from"] = node.to_display(src)
-                data["inherited"] = inh
-                data["settings"] = None
-            why = admit.value_reason(section, value) if defined else None
-            if why is not None:
-                data["settings"] = None
-                data["skipped"] = why
-            here = node.to_display(internal)
-            data["also_defined_at"] = [m for m in web_support.defined_modes(node, who, section)
-                                       if m != here]
-    output.emit(data, json_out, _render_show)
+    from evstore_cli import reads  # (one implementation with the fast path, fast_reads.py)
 
-
-def _effective(node: Any, section: str, machine: str | None) -> dict[str, Any]:
-    st = node.structure()
-    mid = node.mid if machine is None else st.find_machine(machine)
-    if mid is None:
-        raise InvalidInput(f"no machine named {machine!r} (see `evstore clusterconfig list`)")
-    eff = node.store.effective_of(mid)
-    value, source, event = eff.get(section, (None, "default", None))
-    everything = {s: v[0] for s, v in eff.items() if admit.value_reason(s, v[0]) is None}
-    why = admit.value_reason(section, value) if value is not None else None
-    disabled = [d for d in catalog.check_references(everything) if d.section == section]
-    out = {
-        "section": section, "machine": st.machines[mid].hostname,
-        "source": node.to_display(source), "event": event, "settings": value,
-        "disabled": [{"item": d.item, "reason": d.reason} for d in disabled],
-    }
-    if why is not None:
-        out["settings"] = None
-        out["skipped"] = why
-    return out
+    data, skipped = reads.show(home or GLOBAL.home, user_of(user), section, mode, effective,
+                               machine)
+    output.emit(data, json_out, _render_skipped if skipped else _render_show)
 
 
 def _render_skipped(d: dict[str, Any]) -> None:

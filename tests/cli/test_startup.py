@@ -182,8 +182,8 @@ def test_status_and_show_import_no_network_web_or_trio(tmp_path: Path) -> None:
         assert not _heavy(modules), (args, _heavy(modules))
         if "--json" in args:
             json.loads(out)
-        # the command's own options are parsed by typer, but for `status --json` (status_fast)
-        assert ("typer" in modules) == (args != ["status", "--json"]), args
+        # the command's own options are parsed by typer, but for --json lines (fast_reads)
+        assert ("typer" in modules) == ("--json" not in args), args
 
 
 @pytest.mark.parametrize("args, needle, command", [
@@ -250,6 +250,13 @@ def test_the_asyncio_api_without_its_extra_names_it() -> None:
     assert "pip install 'evstore[asyncio]'" in res.stdout
 
 
+def _line(args: list[str]) -> tuple[str, str | None, str, list[str], list[str]] | None:
+    from evstore_cli import fast_reads
+
+    p = fast_reads.parse(args)
+    return None if p is None else (p.command, p.home, p.user, p.words, sorted(p.flags))
+
+
 @pytest.mark.parametrize("args, expected", [
     (["status", "--json"], (None, "admin")),
     (["--home", "/h", "status", "--json"], ("/h", "admin")),
@@ -263,29 +270,54 @@ def test_the_asyncio_api_without_its_extra_names_it() -> None:
     (["status", "--json", "x"], None), (["--", "status", "--json"], None),
     (["status", "--json", "--home"], None), (["status", "--home", "--json"], None),
     (["--version", "status", "--json"], None), (["show", "--json"], None),
+    (["status", "--json", "--mode", "cluster"], None), (["--mode", "x", "status", "--json"], None),
 ])
-def test_the_status_fast_path_takes_only_plain_lines(args: list[str],
+def test_the_fast_path_takes_only_plain_status_lines(args: list[str],
                                                      expected: tuple[str | None, str] | None
                                                      ) -> None:
-    from evstore_cli import status_fast
+    line = _line(args)
+    assert (line if line is None else line[1:3]) == expected
+    assert line is None or line[0] == "status"
 
-    assert status_fast.parse(args) == expected
+
+@pytest.mark.parametrize("args, expected", [
+    (["show", "dns", "--json"], ("show", None, "admin", ["dns"], ["--json"])),
+    (["--home", "/h", "show", "--json", "--mode", "cluster", "dns"],
+     ("show", "/h", "admin", ["dns"], ["--json"])),
+    (["show", "dns", "--effective", "--machine=m2", "--json", "--user", "bob"],
+     ("show", None, "bob", ["dns"], ["--effective", "--json"])),
+    (["show", "dns"], None), (["show", "--json"], None), (["show", "dns", "ntp", "--json"], None),
+    (["show", "dns", "--json", "--switch"], None), (["show", "dns", "--json", "--mode"], None),
+    (["show", "dns", "--json", "--help"], None), (["show", "--", "dns", "--json"], None),
+])
+def test_the_fast_path_takes_only_plain_show_lines(args: list[str], expected: object) -> None:
+    assert _line(args) == expected
 
 
-def test_status_json_prints_what_the_typer_command_prints(tmp_path: Path) -> None:
+def test_status_and_show_json_print_what_the_typer_commands_print(tmp_path: Path) -> None:
     home = tmp_path / "h"
     secret = tmp_path / "pw"
     secret.write_text("pw\n")
     assert _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
                           str(secret)], home)[0] == 0
-    code, modules, fast_out, _ = _loaded_after(["--home", str(home), "status", "--json"])
-    assert code == 0 and "typer" not in modules
-    typed = CliRunner().invoke(app_module._whole(), ["--home", str(home), "status", "--json"])
-    assert typed.exit_code == 0
-    assert fast_out == typed.stdout
+    nothing = str(tmp_path / "nothing")
+    for args in (["status", "--json"], ["show", "dns", "--json"], ["show", "users", "--json"],
+                 ["show", "dns", "--json", "--effective"], ["show", "ntp", "--json", "--mode",
+                                                           "machine:h1"],
+                 ["show", "dns", "--json", "--machine", "h1"]):
+        code, modules, fast_out, err = _loaded_after(["--home", str(home), *args])
+        assert code == 0 and "typer" not in modules, (args, err)
+        typed = CliRunner().invoke(app_module._whole(), ["--home", str(home), *args])
+        assert typed.exit_code == 0
+        assert fast_out == typed.stdout, args
+        assert "passphrase_hash" not in fast_out or "(hidden)" in fast_out
     # errors: the same one line and exit code as the typer path
-    code, _, out, err = _loaded_after(["--home", str(tmp_path / "nothing"), "status", "--json"])
-    typed = CliRunner().invoke(app_module._whole(),
-                               ["--home", str(tmp_path / "nothing"), "status", "--json"])
-    assert (code, err.strip()) == (typed.exit_code, typed.stderr.strip()) and not out
-    assert code == 2 and err.count("\n") == 1
+    for args in (["--home", nothing, "status", "--json"], ["--home", nothing, "show", "dns",
+                                                           "--json"],
+                 ["--home", str(home), "show", "nosuch", "--json"],
+                 ["--home", str(home), "show", "dns", "--json", "--mode", "group:g"],
+                 ["--home", str(home), "show", "dns", "--json", "--machine", "h9"]):
+        code, _, out, err = _loaded_after(args)
+        typed = CliRunner().invoke(app_module._whole(), args)
+        assert (code, err.strip()) == (typed.exit_code, typed.stderr.strip()), args
+        assert code == 2 and err.count("\n") == 1 and not out, args
