@@ -22,7 +22,8 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
 from evstore.storage import nodetable, notify
-from evstore.storage.connect import begin_write, rolled_back, transaction
+from evstore.storage.connect import begin_write, transaction
+from evstore.storage.transactions import roll_back
 
 Value = dict[str, Any]
 
@@ -435,8 +436,7 @@ def dry_run(node: Node, user: str) -> dict[str, Any]:
             for d in catalog.broken_references(b, a):
                 broken.append({"hostname": m.hostname, **_as_dict(d)})
     finally:
-        node.conn.execute("ROLLBACK")
-        rolled_back(node.conn)
+        roll_back(node.conn)
     return {
         "changes": describe_changes(node, changes),
         "machines": machines,

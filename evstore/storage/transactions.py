@@ -28,6 +28,13 @@ def rolled_back(conn: sqlite3.Connection) -> None:
         hook(conn)
 
 
+def roll_back(conn: sqlite3.Connection) -> None:
+    """End the transaction that ``begin_write`` opened without keeping anything (a preview
+    that ran the real code), and tell the hooks."""
+    conn.execute("ROLLBACK")
+    rolled_back(conn)
+
+
 # Write transactions begun per connection: while one is open (it holds the write lock), no
 # other connection can commit, so what it read earlier in the same transaction still holds.
 _TX_COUNT: dict[int, int] = {}
