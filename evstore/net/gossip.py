@@ -38,10 +38,13 @@ In a full mesh (``relay_from_origin=False``) events that came straight from thei
 are not relayed: the origin pushed them to every peer itself, and relaying them made every
 node push every commit to every other (work growing with the square of the cluster); a peer
 whose link to the origin is down gets them at the next anti-entropy round instead.
-With ``relay_to=k`` (the node's ``--fanout k``) a node relays what it received to k of its
-other links only, picked with a seeded generator: an epidemic whose work per commit grows
-with the cluster's size times k, not with its links; a node no relay reached gets the events
-at the next resync.
+With ``relay_to=k`` a node relays what it received to k of its other links only, picked with
+a seeded generator; a node no relay reached gets the events at the next resync. The node does
+NOT use it: with ``--fanout K`` it relays to every other link, for the K-dialled overlay
+already bounds the work per commit (about twice the links, linear in the cluster's size),
+while relaying to k random links left a machine unreached now and then (measured: p99 of
+commit to applied on all 5.8 s at 50 machines, 6.8 s at 100 in tests/sim/fanout_sim.py,
+against 24 and 29 ms when relaying to all).
 Anti-entropy runs on every (re)connect (the hello exchange) and every ``sync_interval``.
 
 The log is reached through :class:`LogAccess`. :class:`ThreadedLog` runs the SQLite work in a

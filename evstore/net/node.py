@@ -375,8 +375,6 @@ class Runtime:
                          link_timeout=config.link_timeout,
                          relay_from_origin=config.fanout is not None,
                          watched=True,  # _poll, ingests and releases report every change
-                         relay_to=config.fanout,
-                         rng=random.Random(self.rng.getrandbits(64)),
                          on_link_change=self._link_changed)
         self.live: dict[str, LiveLink] = {}
         self.dialers: dict[str, Dialer] = {}

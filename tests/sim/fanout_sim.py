@@ -18,8 +18,9 @@ The links and the relaying are the node's (evstore/net/node.py, gossip.py):
   all, and events that came straight from their origin are not relayed;
 * ``fanout=k``: every machine dials the k others first in the order of
   sha256(its key || theirs), links are those dials in both directions, and what a machine
-  receives goes on to ``relay_to`` (k by default) of its other links, picked with the
-  seeded generator, never back to the sender.
+  receives goes on to all its other links (as the node does), or with ``relay_to=r`` to r
+  of them picked with the seeded generator (gossip.Mesh's ``relay_to``), never back to the
+  sender.
 
 ``python -m tests.sim.fanout_sim --nodes 100 --fanout 4`` prints the figures.
 """
@@ -217,8 +218,8 @@ class CostSim(des.Sim):
 
 def run(nodes: int, *, fanout: int | None, relay_to: int | None = None, commits: int = 30,
         seed: int = 1, costs: Costs = Costs()) -> Figures:
-    relay = relay_to if relay_to is not None else fanout
-    return CostSim(nodes, seed=seed, fanout=fanout, relay_to=relay, costs=costs).measure(commits)
+    return CostSim(nodes, seed=seed, fanout=fanout, relay_to=relay_to, costs=costs
+                   ).measure(commits)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
