@@ -30,7 +30,8 @@ cannot work); events from peers by the log wrapper below. Both tell the mesh (wh
 every peer at once, no batching timer) and refresh the membership view, which decides which
 links may exist: a removed or detached machine's links are cut as soon as this node learns
 of it. Every second, held-back
-events whose time has come are released.
+events whose time has come are released (only while some may be held: an idle node does not
+touch its database for it).
 
 Restored homes. Before a link carries anything, both sides compare what they hold of each
 other's own events (restore.py): a node that finds itself behind refuses local writes until it
