@@ -86,12 +86,45 @@ def audit(
                                              "or family (config, group, machine, cluster).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only the newest N rows.")] = None,
     home: HomeOpt = None, json_out: JsonOpt = False,
+    csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header line (for "
+                                          "spreadsheets).")] = False,
+    nl_out: Annotated[bool, typer.Option("--nl", help="One JSON object a line (JSON Lines).")]
+    = False,
 ) -> None:
     """Who changed what, when, where: the log, oldest first, one row per change."""
+    if json_out + csv_out + nl_out > 1:
+        raise InvalidInput("choose one output format: --json, --csv or --nl")
     with node_for(home) as node:
         rows = ops.audit(node, since=since, until=until, user=user, section=section, mode=mode,
                          origin=origin, kind=kind, limit=limit)
+    if csv_out or nl_out:
+        _export_audit(output.hide_hashes(rows), csv_out)
+        return
     output.emit(rows, json_out, _render_audit)
+
+
+AUDIT_COLUMNS = ("time", "user", "origin", "kind", "section", "mode", "commit", "summary")
+
+
+def _export_audit(rows: list[dict[str, Any]], as_csv: bool) -> None:
+    """The audit rows as CSV (the contract's columns, then any others) or JSON Lines."""
+    import sys
+
+    if not as_csv:
+        for r in rows:
+            sys.stdout.write(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n")
+        sys.stdout.flush()
+        return
+    import csv
+
+    extra = sorted({k for r in rows for k in r} - set(AUDIT_COLUMNS))
+    writer = csv.DictWriter(sys.stdout, fieldnames=[*AUDIT_COLUMNS, *extra],
+                            extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: v if isinstance(v, str) or v is None else json.dumps(v)
+                         for k, v in r.items()})
+    sys.stdout.flush()
 
 
 def _render_audit(rows: list[dict[str, Any]]) -> None:

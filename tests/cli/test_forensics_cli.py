@@ -70,6 +70,22 @@ def test_audit_lists_each_change_oldest_first(cli: Cli, lab: Path) -> None:
     assert [r["user"] for r in cli(lab, "audit", "--section", "dns", "--json")] == ["admin", "bob"]
 
 
+def test_audit_exports_csv_and_json_lines_with_the_same_rows(cli: Cli, lab: Path) -> None:
+    import csv
+    import io
+    import json
+
+    rows = cli(lab, "audit", "--section", "dns", "--json")
+    table = list(csv.DictReader(io.StringIO(cli(lab, "audit", "--section", "dns", "--csv").stdout)))
+    assert [r["commit"] for r in table] == [r["commit"] for r in rows]
+    assert list(table[0])[:8] == ["time", "user", "origin", "kind", "section", "mode", "commit",
+                                  "summary"]
+    lines = cli(lab, "audit", "--section", "dns", "--nl").stdout.splitlines()
+    assert [json.loads(line) for line in lines] == rows
+    res = cli(lab, "audit", "--csv", "--nl", code=2)
+    assert "choose one output format" in res.stderr
+
+
 def test_audit_filters_by_mode_origin_kind_time_and_limit(cli: Cli, lab: Path) -> None:
     cli(lab, "clusterconfig", "renamegroup", "Paris", "Lyon")
     lyon = cli(lab, "audit", "--mode", "group:Lyon", "--json")
