@@ -366,8 +366,9 @@ class Runtime:
         self.view = load_view(self.node)
         self.signing = self.node.signing_key
         self.transport = secrets.load_transport_key(home)
-        self.rng = random.Random(config.seed if config.seed is not None else
-                                 int(self.view.origin[:16], 16))
+        # seeded by the origin (a str seed is hashed deterministically); the origin may be
+        # empty for a moment while a rekey swaps the key files
+        self.rng = random.Random(config.seed if config.seed is not None else self.view.origin)
         self.log = NodeLog(self)
         self.mesh = Mesh(node=self.view.origin, log=self.log, version=config.version,
                          ping_interval=config.ping_interval,
