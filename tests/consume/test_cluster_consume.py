@@ -20,18 +20,13 @@ from tests.net.test_multiprocess import (
     evstore,
     serve,
     stop,
+    three_machines,
     until,
 )
 
 
 async def test_a_watcher_on_b_prints_a_commit_made_on_a(tmp_path: Path) -> None:
-    a, b, c = (Machine(tmp_path, n) for n in ("a", "b", "c"))
-    passfile = tmp_path / "pass.txt"
-    passfile.write_text(PASS + "\n")
-    async with trio.open_nursery() as nursery:
-        for m in (a, b, c):
-            nursery.start_soon(evstore, m, "init", "--hostname", m.name, "--listen",
-                               f"127.0.0.1:{m.port}", "--admin-passphrase-file", str(passfile))
+    a, b, c = await three_machines(tmp_path)
     watcher: trio.Process | None = None
     async with trio.open_nursery() as nursery:
         try:

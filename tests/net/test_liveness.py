@@ -14,7 +14,14 @@ from pathlib import Path
 
 import trio
 
-from tests.net.test_multiprocess import EVSTORE, PASS, Machine, evstore, partial_process, until
+from tests.net.test_multiprocess import (
+    EVSTORE,
+    Machine,
+    evstore,
+    partial_process,
+    three_machines,
+    until,
+)
 
 
 async def serve_default(nursery: trio.Nursery, m: Machine) -> None:
@@ -40,13 +47,7 @@ async def wait_state(m: Machine, peer: str, want: str, timeout: float) -> float:
 
 
 async def test_a_frozen_peer_is_reported_down_and_comes_back(tmp_path: Path) -> None:
-    a, b, c = (Machine(tmp_path, n) for n in ("a", "b", "c"))
-    passfile = tmp_path / "pass.txt"
-    passfile.write_text(PASS + "\n")
-    async with trio.open_nursery() as nursery:
-        for m in (a, b, c):
-            nursery.start_soon(evstore, m, "init", "--hostname", m.name, "--listen",
-                               f"127.0.0.1:{m.port}", "--admin-passphrase-file", str(passfile))
+    a, b, c = await three_machines(tmp_path)
     async with trio.open_nursery() as nursery:
         try:
             await _scenario(nursery, a, b, c)

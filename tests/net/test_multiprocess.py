@@ -91,7 +91,8 @@ async def stop(m: Machine, sig: int = signal.SIGTERM) -> int:
     return code
 
 
-async def test_three_processes_join_survive_a_kill_and_a_partition(tmp_path: Path) -> None:
+async def three_machines(tmp_path: Path) -> tuple[Machine, Machine, Machine]:
+    """Homes a, b and c, made by `evstore init` in three processes at once (not served)."""
     a, b, c = (Machine(tmp_path, n) for n in ("a", "b", "c"))
     passfile = tmp_path / "pass.txt"
     passfile.write_text(PASS + "\n")
@@ -99,6 +100,11 @@ async def test_three_processes_join_survive_a_kill_and_a_partition(tmp_path: Pat
         for m in (a, b, c):
             nursery.start_soon(evstore, m, "init", "--hostname", m.name, "--listen",
                                f"127.0.0.1:{m.port}", "--admin-passphrase-file", str(passfile))
+    return a, b, c
+
+
+async def test_three_processes_join_survive_a_kill_and_a_partition(tmp_path: Path) -> None:
+    a, b, c = await three_machines(tmp_path)
     async with trio.open_nursery() as nursery:
         try:
             await _scenario(nursery, a, b, c)
