@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -102,12 +101,7 @@ def _latency(condition: str, home: Path, reps: int, *, target_p50: float | None 
         lines.get(timeout=TIMEOUT_S)  # the current settings
         ms = _measure(home, lines, reps)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        nb.stop_procs([proc])
     p50, p99 = median(ms), nb.percentile(ms, 99)
     log(f"consume: watch, {condition}: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     note = (f"{reps} commits one at a time; from the log's COMMIT returning to the watcher's "
@@ -184,12 +178,7 @@ def _serving(home: Path, log_path: Path) -> Iterator[None]:
         nb.wait_until("the node serves", lambda: b"serving" in log_path.read_bytes(), 60, 0.1)
         yield
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        nb.stop_procs([proc])
 
 
 @contextmanager

@@ -13,7 +13,6 @@ commit call alone. No target: report.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -47,12 +46,7 @@ def run(quick: bool) -> list[Result]:
             nb.wait_until("B's first render", lambda: _holds(out, "10.7.255.255"), 120, 0.05)
             figs = _measure(a.home, b, out, reps)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            nb.stop_procs([proc])
     ms = [x * 1000 for x in figs.total]
     cm = [x * 1000 for x in figs.commit_only]
     on_b = [x * 1000 for x in figs.on_b]

@@ -215,22 +215,29 @@ def wait_until(what: str, pred: Callable[[], bool], timeout: float, every: float
     return time.perf_counter() - t0
 
 
+def stop_procs(procs: list[subprocess.Popen[Any]], grace: float = 20.0, *,
+               resume: bool = False) -> None:
+    """SIGTERM each started process by PID (SIGCONT first with ``resume``: a stopped one would
+    never see it), wait up to ``grace`` seconds in all, SIGKILL (by PID) what still runs."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        with contextlib.suppress(ProcessLookupError):
+            if resume:
+                p.send_signal(signal.SIGCONT)
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in live:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"PID {p.pid} ignored SIGTERM: SIGKILL")
+            p.kill()
+            p.wait()
+
+
 def stop_processes(machines: list[Machine], grace: float = 20.0) -> None:
     """SIGTERM every started node by PID, wait, SIGKILL (by PID) what is still running."""
-    live = [m for m in machines if m.proc is not None and m.proc.poll() is None]
-    for m in live:
-        assert m.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            m.proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for m in live:
-        assert m.proc is not None
-        try:
-            m.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log(f"{m.name} (PID {m.proc.pid}) ignored SIGTERM: SIGKILL")
-            m.proc.kill()
-            m.proc.wait()
+    stop_procs([m.proc for m in machines if m.proc is not None], grace)
 
 
 # ---------------------------------------------------------------------- a cluster
@@ -740,15 +747,7 @@ class Etcd:
     def __exit__(self, *exc: object) -> None:
         for c in self._conns.values():
             c.close()
-        for p in self.procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_procs(self.procs)
 
     def _call(self, i: int, path: str, body: dict[str, Any]) -> dict[str, Any]:
         import http.client
@@ -1022,16 +1021,7 @@ class Serf:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)
-                p.terminate()
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_procs(self.procs, resume=True)
 
     def _cli(self, i: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         done = subprocess.run(["serf", args[0], f"-rpc-addr=127.0.0.1:{self.rpc[i]}", *args[1:]],
