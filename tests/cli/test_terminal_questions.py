@@ -7,7 +7,6 @@ drive that one helper and type the answers through the runner's input.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,10 @@ from unittest import mock
 import pytest
 from typer.testing import CliRunner
 
-from evstore.core import events
-from evstore.ops import check, membership, settings
-from evstore.ops.node import init_home, now_ms, open_node
 from evstore_cli import output
 from evstore_cli.app import app
 from tests.cli.test_cluster_menu import Terminal
+from tests.scenarios import superseded_time_zone
 
 PASS = "correct horse battery"
 
@@ -122,38 +119,12 @@ def test_a_conflict_without_a_terminal_is_refused_as_before(cli: Cli) -> None:
     assert "--discard" in res.stderr
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _sync(src: Any, dst: Any) -> None:
-    theirs = dst.log.version_vector()
-    items = [(raw, sig) for raw, sig in membership.member_events(src)
-             if theirs.get(events.parse(raw, sig).origin, 0) < events.parse(raw, sig).seq]
-    dst.log.ingest(items, now_ms=now_ms())
-
-
 def _superseded(cli: Cli, tmp_path: Path) -> Path:
     """lab2 joins by hand and is unreachable afterwards; both set the time zone at cluster
     level without seeing each other, then exchange events: one change is superseded."""
     lab = _cluster(cli)
     cli(lab, "clustermode", "cluster")
-    other = tmp_path / "lab2"
-    init_home(other, hostname="lab2", passphrase=PASS, serial="S2",
-              listen=f"127.0.0.1:{_closed_port()}")
-    with open_node(lab) as a, open_node(other) as b:
-        membership.admit(a, "admin", membership.join_request(b), passphrase=PASS)
-        membership.take_up(b, "admin", membership.member_events(a))
-        _sync(b, a)
-        settings.stage(a, "admin", "cluster", "timezone", {"zone": "Europe/Paris"})
-        settings.commit(a, "admin", "Paris time")
-        settings.stage(b, "admin", "cluster", "timezone", {"zone": "Asia/Tokyo"})
-        settings.commit(b, "admin", "Tokyo time")
-        _sync(a, b)
-        _sync(b, a)
-        assert len(check.superseded(a)) == 1
+    assert len(superseded_time_zone(lab, tmp_path / "lab2", PASS)) == 1
     return lab
 
 

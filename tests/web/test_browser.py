@@ -324,33 +324,9 @@ def test_an_operator_edits_a_table_of_entries_through_the_form(server: str, driv
 def _superseded_change(home: Path, tmp_path: Path) -> None:
     """lab2 joins lab1's cluster by hand and, cut off, changes the time zone at the same time as
     lab1; the two logs are then exchanged (lab2 itself is never served: it stays unreachable)."""
-    import socket
+    from tests.scenarios import superseded_time_zone
 
-    from evstore.core import events
-    from evstore.ops import membership, settings
-    from evstore.ops.node import init_home, now_ms, open_node
-
-    def sync(src: Any, dst: Any) -> None:
-        theirs = dst.log.version_vector()
-        dst.log.ingest([(raw, sig) for raw, sig in membership.member_events(src)
-                        if theirs.get(events.parse(raw, sig).origin, 0)
-                        < events.parse(raw, sig).seq], now_ms=now_ms())
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    init_home(tmp_path / "lab2", hostname="lab2", passphrase=PASS, serial="0F1FF7B3F0-CF2SX52",
-              listen=f"127.0.0.1:{port}")
-    with open_node(home) as a, open_node(tmp_path / "lab2") as b:
-        membership.admit(a, "admin", membership.join_request(b), passphrase=PASS)
-        membership.take_up(b, "admin", membership.member_events(a))
-        sync(b, a)
-        settings.stage(a, "admin", "cluster", "timezone", {"zone": "Europe/Paris"})
-        settings.commit(a, "admin", "Paris time")
-        settings.stage(b, "admin", "cluster", "timezone", {"zone": "Asia/Tokyo"})
-        settings.commit(b, "admin", "Tokyo time")
-        sync(a, b)
-        sync(b, a)
+    superseded_time_zone(home, tmp_path / "lab2", PASS, serial="0F1FF7B3F0-CF2SX52")
 
 
 def test_the_cluster_check_shows_a_superseded_change_and_resolves_it(

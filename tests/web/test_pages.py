@@ -15,13 +15,13 @@ import pytest
 from typer.testing import CliRunner
 from web_helpers import PASS, READER_PASS, Browser, csrf_of
 
-from evstore.core import events
-from evstore.ops import check, forensics, membership, settings, users
-from evstore.ops.node import init_home, now_ms, open_node
+from evstore.ops import check, forensics, settings, users
+from evstore.ops.node import open_node
 from evstore.web import auth_pages
 from evstore.web.session import KEY_FILE, Backoff
 from evstore.web.shell import mode_of_path, mode_url, safe_next
 from evstore_cli.app import app as cli_app
+from tests.scenarios import superseded_time_zone
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx`")
 
@@ -381,43 +381,12 @@ def test_audit_and_blame_when_forensics_is_available(browser: Browser) -> None:
 # ---------------------------------------------------------------------- commits and the check
 
 
-def _closed_port() -> int:
-    """A loopback port nobody listens on (a peer there is unreachable at once)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _sync(src: Any, dst: Any) -> None:
-    """Anti-entropy by hand (as tests/ops/test_membership.py): dst gets what it lacks."""
-    theirs = dst.log.version_vector()
-    items = []
-    for raw, sig in membership.member_events(src):
-        ev = events.parse(raw, sig)
-        if theirs.get(ev.origin, 0) < ev.seq:
-            items.append((raw, sig))
-    dst.log.ingest(items, now_ms=now_ms())
-
-
 @pytest.fixture
 def superseded(home: Path, tmp_path: Path) -> dict[str, Any]:
     """lab2 joins lab1's cluster by hand (and is unreachable afterwards: nothing serves it);
     both change the time zone at cluster level without seeing each other, then exchange
     events: one of the two changes is superseded. Returns the superseded row."""
-    other = tmp_path / "lab2"
-    init_home(other, hostname="lab2", passphrase=PASS, serial="S2",
-              listen=f"127.0.0.1:{_closed_port()}")
-    with open_node(home) as a, open_node(other) as b:
-        membership.admit(a, "admin", membership.join_request(b), passphrase=PASS)
-        membership.take_up(b, "admin", membership.member_events(a))
-        _sync(b, a)
-        settings.stage(a, "admin", "cluster", "timezone", {"zone": "Europe/Paris"})
-        settings.commit(a, "admin", "Paris time")
-        settings.stage(b, "admin", "cluster", "timezone", {"zone": "Asia/Tokyo"})
-        settings.commit(b, "admin", "Tokyo time")
-        _sync(a, b)
-        _sync(b, a)
-        rows = check.superseded(a)
+    rows = superseded_time_zone(home, tmp_path / "lab2", PASS)
     assert len(rows) == 1 and rows[0]["section"] == "timezone"
     return rows[0]
 
