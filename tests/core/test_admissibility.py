@@ -8,6 +8,7 @@ batching, the SQLite store, the full rebuild) agrees on which they are and on th
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any
 
@@ -21,6 +22,8 @@ from evstore.storage import rebuild
 from evstore.storage.connect import open_db
 from evstore.storage.views import SqliteStore, keep_events
 
+# 150 examples in `make test`; the inner loop (`make check`) runs a quick 30
+MANY = 30 if os.environ.get("EVSTORE_HYPOTHESIS_PROFILE") == "check" else 150
 USERS = [{"name": "admin", "role": "admin", "passphrase_hash": "h-admin"},
          {"name": "op", "role": "operator", "passphrase_hash": "h-op"},
          {"name": "ro", "role": "readonly", "passphrase_hash": "h-ro"},
@@ -223,7 +226,7 @@ def _rebuilt(evs: list[events.Event]) -> bytes:
     return out
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=MANY, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(evs=hostile(), data=st.data())
 def test_hostile_events_converge_on_every_path(evs: list[events.Event], data: Any) -> None:
     reference = state.MemoryStore()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,11 +21,10 @@ from evstore.web import create_app
 from evstore.web.session import Backoff
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """lab1 (serial S1) in cluster Co, groups Main_Group and Paris, dns set at cluster, and a
-    readonly user ``reader``."""
-    where = tmp_path / "lab1"
+@pytest.fixture(scope="session")
+def _home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Made once per test process (two argon2id hashes and a commit); each test gets a copy."""
+    where = tmp_path_factory.mktemp("template") / "lab1"
     init_home(where, hostname="lab1", passphrase=PASS, serial="S1")
     with open_node(where) as node:
         cluster.create(node, "admin", "Co")
@@ -33,6 +33,13 @@ def home(tmp_path: Path) -> Path:
         users.new_user(node, "admin", "reader", "readonly", READER_PASS)
         settings.commit(node, "admin", "setup")
     return where
+
+
+@pytest.fixture
+def home(_home_template: Path, tmp_path: Path) -> Path:
+    """lab1 (serial S1) in cluster Co, groups Main_Group and Paris, dns set at cluster, and a
+    readonly user ``reader``: a copy of the closed template home, its own files."""
+    return Path(shutil.copytree(_home_template, tmp_path / "lab1", symlinks=True))
 
 
 @pytest.fixture
