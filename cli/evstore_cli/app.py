@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = consume_cmds.fast(args)  # None: a line only typer parses (--help...)
         if code is not None:
             sys.exit(code)
-    elif command_of(args) in ("status", "show") and "--json" in args:
+    elif command_of(args) in ("status", "show"):
         from evstore_cli import fast_reads
 
         code = fast_reads.run(args)  # None: a line only typer parses

@@ -1,11 +1,12 @@
-"""``evstore status --json`` and ``evstore show SECTION ... --json`` without typer: scripts and
-monitors call them in loops.
+"""``evstore status`` and ``evstore show SECTION ...`` (the JSON and the text forms) without
+typer: scripts and monitors call them in loops.
 
 ``main`` (app.py) hands the command line here before typer is imported. A line this module
 does not recognise exactly (``--help``, the table form, an unknown option, a missing value,
 ``--``) returns None and typer parses it, so both paths accept the same lines. The documents
 are those the typer commands print (``Node.status``; ``reads.show``, which settings_cmds.show
-calls too); tests/cli/test_startup.py compares them. Errors go through ``output.handled``,
+calls too), and so is the text (``reads.render_status``, ``reads.render_show``, drawn without
+rich when piped: plain.py); tests/cli/test_startup.py compares them. Errors go through ``output.handled``,
 imported only then.
 """
 
@@ -44,7 +45,7 @@ class Line:
 
 
 def parse(args: "Sequence[str]") -> "Line | None":
-    """A plain ``status --json`` or ``show SECTION [options] --json`` line; None for any
+    """A plain ``status [--json]`` or ``show SECTION [options] [--json]`` line; None for any
     other line (typer answers it)."""
     root: dict[str, str] = {}
     options: dict[str, str] = {}
@@ -74,7 +75,7 @@ def parse(args: "Sequence[str]") -> "Line | None":
             command = word
         else:
             return None
-    if not command or "--json" not in flags or (command == "show" and len(words) != 1):
+    if not command or (command == "show" and len(words) != 1):
         return None
     return Line(command, options, root, flags, words)
 
@@ -84,34 +85,40 @@ def run(args: "Sequence[str]") -> int | None:
     line = parse(args)
     if line is None:
         return None
+    from evstore_cli import reads
     from evstore_cli.consume_cmds import hide_hashes
 
     try:
-        data = _document(line)
+        data, skipped = _document(line)
     except Exception as e:
         return _failed(e)
     except KeyboardInterrupt as e:
         return _failed(e)
-    sys.stdout.write(json.dumps(hide_hashes(data), indent=2, sort_keys=False,
-                                ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    data = hide_hashes(data)
+    if "--json" in line.flags:
+        sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    elif line.command == "status":
+        reads.render_status(data)
+    else:
+        (reads.render_skipped if skipped else reads.render_show)(data)
     return 0
 
 
-def _document(line: Line) -> "Any":
+def _document(line: Line) -> "tuple[Any, bool]":
+    """The command's document, and whether it is show's skipped-parts form."""
     from pathlib import Path
 
     home = None if line.home is None else Path(line.home)
     if line.command == "show":
         from evstore_cli import reads
 
-        data, _skipped = reads.show(home, line.user, line.words[0], line.options.get("--mode"),
-                                    "--effective" in line.flags, line.options.get("--machine"))
-        return data
+        return reads.show(home, line.user, line.words[0], line.options.get("--mode"),
+                          "--effective" in line.flags, line.options.get("--machine"))
     from evstore.ops.node import open_node, resolve_home
 
     with open_node(resolve_home(home)) as node:
-        return node.status(line.user)
+        return node.status(line.user), False
 
 
 def _failed(error: BaseException) -> int:

@@ -67,3 +67,69 @@ def effective_of(node: Any, section: str, machine: str | None) -> dict[str, Any]
         out["settings"] = None
         out["skipped"] = why
     return out
+
+
+# ---------------------------------------------------------------------- the text forms
+# What `status` and `show` print without --json; the typer commands (home_cmds.status,
+# settings_cmds.show) and the fast path (fast_reads.py) both print through these.
+
+
+def render_status(s: dict[str, Any]) -> None:
+    from evstore_cli import plain
+
+    rows = [
+        ["hostname", s["hostname"]], ["serial", s["serial"]], ["version", s["version"]],
+        ["cluster", s["cluster"] or "(standalone)"], ["group", s["group"] or "-"],
+        ["mode", s["mode"]], ["events", s["events"]], ["fingerprint", s["fingerprint"]],
+        ["state digest", s["state_digest"]], ["pending / held / forks",
+                                              f"{s['pending']} / {s['held']} / {s['forks']}"],
+    ]
+    plain.table(None, ["", ""], rows)
+    if s["peers"]:
+        plain.table("peers", ["hostname", "address", "state", "last seen", "clock offset ms"],
+                    [[p["hostname"], p["address"], p["state"], p["last_seen"],
+                      p["clock_offset_ms"]] for p in s["peers"]])
+    for d in s.get("disabled", []):
+        plain.line(f"disabled on {d['hostname']}: {d['section']} {d['item']}: {d['reason']}")
+    for a in s["alerts"]:
+        plain.line(f"alert {a['at']} {a['kind']}: {a['detail']}")
+
+
+def render_skipped(d: dict[str, Any]) -> None:
+    """``show`` of a section the catalog does not know, defined somewhere."""
+    from evstore_cli.plain import line
+
+    for s in d["skipped"]:
+        line(f"{s['section']} defined at {s['mode']}: skipped, {s['reason']} "
+             "(`evstore delete SECTION` removes it)")
+
+
+def render_show(d: dict[str, Any]) -> None:
+    from evstore_cli.plain import line
+
+    if d.get("skipped"):
+        where = d["machine"] if "machine" in d else d["mode"]
+        line(f"{d['section']} at {where}: skipped, the catalog cannot interpret it: "
+             f"{d['skipped']}")
+        return
+    if "machine" in d:
+        line(f"{d['section']} on {d['machine']} (from {d['source']})")
+        line(_pretty(d["settings"]))
+        for x in d["disabled"]:
+            line(f"disabled: {x['item']}: {x['reason']}")
+        return
+    if d["defined"]:
+        line(f"{d['section']} defined at {d['mode']}:")
+        line(_pretty(d["settings"]))
+    else:
+        line(f"{d['section']} is not defined at {d['mode']}; inheriting from "
+             f"{d['inherits_from']}:")
+        line(_pretty(d["inherited"]))
+    if d["also_defined_at"]:
+        line("also defined at: " + ", ".join(d["also_defined_at"]))
+
+
+def _pretty(v: Any) -> str:
+    import json
+
+    return json.dumps(v, indent=2, ensure_ascii=False)

@@ -149,15 +149,13 @@ def test_status_imports_only_what_reading_a_home_needs(tmp_path: Path) -> None:
     code, _, _, err = _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
                                      str(secret)], home)
     assert code == 0, err
-    for args in (["status", "--json"], ["status"]):
-        code, modules, out, err = _loaded_after(args, home)
+    for args in (["status", "--json"], ["status"], ["show", "dns", "--json"], ["show", "dns"]):
+        code, modules, out, err = _loaded_after(args, home)  # piped: no rich for the table
         assert code == 0, err
-        unwanted = NOT_FOR_READING if "--json" in args else NOT_FOR_READING[:-2]  # a table:
-        grown = [m for m in modules if m.startswith(unwanted)]  # rich draws it
+        unwanted = NOT_FOR_READING if args[0] == "status" else (  # show reads settings
+            NOT_FOR_READING[:5] + NOT_FOR_READING[-2:])
+        grown = [m for m in modules if m.startswith(unwanted)]
         assert not grown, (args, grown)
-    code, modules, out, err = _loaded_after(["show", "dns", "--json"], home)
-    assert code == 0, err
-    assert not [m for m in modules if m.startswith(NOT_FOR_READING[:5])]
 
 
 def test_the_argon2id_parameters_written_out_are_pynacls() -> None:
@@ -176,14 +174,15 @@ def test_status_and_show_import_no_network_web_or_trio(tmp_path: Path) -> None:
     code, _, _, err = _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
                                      str(secret)], home)
     assert code == 0, err
-    for args in (["status", "--json"], ["show", "dns", "--json"], ["status"]):
+    for args in (["status", "--json"], ["show", "dns", "--json"], ["status"], ["show", "dns"],
+                 ["status", "--help"]):
         code, modules, out, err = _loaded_after(args, home)
         assert code == 0, err
         assert not _heavy(modules), (args, _heavy(modules))
         if "--json" in args:
             json.loads(out)
-        # the command's own options are parsed by typer, but for --json lines (fast_reads)
-        assert ("typer" in modules) == ("--json" not in args), args
+        # plain status and show lines are parsed without typer (fast_reads); --help by typer
+        assert ("typer" in modules) == ("--help" in args), args
 
 
 @pytest.mark.parametrize("args, needle, command", [
@@ -265,7 +264,7 @@ def _line(args: list[str]) -> tuple[str, str | None, str, list[str], list[str]] 
     (["--user", "bob", "--passphrase-file", "f", "status", "--json"], (None, "bob")),
     (["--user", "bob", "status", "--user=carol", "--json", "--json"], (None, "carol")),
     (["status", "--user", "", "--json"], (None, "admin")),
-    (["status"], None), (["status", "--json", "--help"], None), (["--help"], None),
+    (["status"], (None, "admin")), (["status", "--json", "--help"], None), (["--help"], None),
     (["status", "--json", "--passphrase-file", "f"], None), (["status", "--json=1"], None),
     (["status", "--json", "x"], None), (["--", "status", "--json"], None),
     (["status", "--json", "--home"], None), (["status", "--home", "--json"], None),
@@ -286,7 +285,8 @@ def test_the_fast_path_takes_only_plain_status_lines(args: list[str],
      ("show", "/h", "admin", ["dns"], ["--json"])),
     (["show", "dns", "--effective", "--machine=m2", "--json", "--user", "bob"],
      ("show", None, "bob", ["dns"], ["--effective", "--json"])),
-    (["show", "dns"], None), (["show", "--json"], None), (["show", "dns", "ntp", "--json"], None),
+    (["show", "dns"], ("show", None, "admin", ["dns"], [])), (["show", "--json"], None),
+    (["show", "dns", "ntp", "--json"], None),
     (["show", "dns", "--json", "--switch"], None), (["show", "dns", "--json", "--mode"], None),
     (["show", "dns", "--json", "--help"], None), (["show", "--", "dns", "--json"], None),
 ])
@@ -294,7 +294,8 @@ def test_the_fast_path_takes_only_plain_show_lines(args: list[str], expected: ob
     assert _line(args) == expected
 
 
-def test_status_and_show_json_print_what_the_typer_commands_print(tmp_path: Path) -> None:
+def test_status_and_show_print_what_the_typer_commands_print(tmp_path: Path) -> None:
+    """JSON and text (tables drawn without rich on a pipe, plain.py), and errors."""
     home = tmp_path / "h"
     secret = tmp_path / "pw"
     secret.write_text("pw\n")
@@ -304,7 +305,9 @@ def test_status_and_show_json_print_what_the_typer_commands_print(tmp_path: Path
     for args in (["status", "--json"], ["show", "dns", "--json"], ["show", "users", "--json"],
                  ["show", "dns", "--json", "--effective"], ["show", "ntp", "--json", "--mode",
                                                            "machine:h1"],
-                 ["show", "dns", "--json", "--machine", "h1"]):
+                 ["show", "dns", "--json", "--machine", "h1"], ["status"], ["show", "dns"],
+                 ["show", "dns", "--effective"], ["show", "users"], ["show", "dns", "--mode",
+                                                                    "machine:h1"]):
         code, modules, fast_out, err = _loaded_after(["--home", str(home), *args])
         assert code == 0 and "typer" not in modules, (args, err)
         typed = CliRunner().invoke(app_module._whole(), ["--home", str(home), *args])
