@@ -96,12 +96,12 @@ def _simple(title: str, cells: "list[list[str]]", count: int) -> bool:
 
 
 def _rule(edges: str, widths: "list[int]") -> str:
-    left, fill, joint, right = edges
+    left, fill, joint, right = edges[0], edges[1], edges[2], edges[3]
     return left + joint.join(fill * (w + 2) for w in widths) + right
 
 
 def _row(edges: str, cells: "list[str]", widths: "list[int]") -> str:
-    left, _fill, joint, right = edges
+    left, joint, right = edges[0], edges[2], edges[3]
     return left + joint.join(f" {c.ljust(w)} " for c, w in zip(cells, widths, strict=True)) + right
 
 
