@@ -115,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args == ["--version"]:  # answered before typer is imported
         sys.stdout.write(f"evstore {__version__}\n")
         return
+    if args == ["--help"] and _help_on_a_pipe():  # typer's layout, drawn without typer
+        return
     # Fast paths: a command served without typer at all is dispatched here, before
     # build(); it must accept exactly what its typer command accepts (`evstore get`).
     if command_of(args) in ("get", "watch"):
@@ -130,6 +132,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         if code is not None:
             sys.exit(code)
     build(command_of(args), args)(args=args, prog_name="evstore")
+
+
+def _help_on_a_pipe() -> bool:
+    """Print the top-level help as typer would on this stdout, if it is a pipe of a width
+    helpindex.py draws for."""
+    from evstore_cli import helpindex
+
+    width = helpindex.piped_width()
+    if width is None or _completing():
+        return False
+    sys.stdout.write(helpindex.render(HELP_INDEX, width))
+    sys.stdout.flush()
+    return True
 
 
 def command_of(args: Sequence[str]) -> str | None:
@@ -171,10 +186,14 @@ def _help_only(args: Sequence[str]) -> bool:
     """Can this call (no command named) only print the top-level help, a usage error or the
     version? Not under shell completion (which reads the command line from the environment)
     nor after ``--`` (a command name may follow it)."""
+    return "--" not in args and not _completing()
+
+
+def _completing() -> bool:
+    """Is this call shell completion (which reads the command line from the environment)?"""
     import os
 
-    return "--" not in args and not any(k.startswith("_EVSTORE_COMPLETE")
-                                       for k in os.environ)
+    return any(k.startswith("_EVSTORE_COMPLETE") for k in os.environ)
 
 
 def _index() -> typer.Typer:
