@@ -4,7 +4,8 @@
   --version`` (the console script, as services and scripts call it), side by side with
   ``python -c pass`` of the same interpreter: each repetition runs the command then the
   baseline, and the ratio is taken per pair (a machine shared with other work slows both).
-  Targets: ``get`` at most 5x, ``--version`` at most 8x (medians).
+  Targets: ``get`` at most 5x; ``--version``, ``--help``, ``status`` and ``show`` (text and
+  JSON, output piped as a script's is) at most 8x (medians).
 * **Watch latency**: ``evstore watch dns --json`` runs as its own process on a home; this
   committer process commits a change to ``dns`` (``ops.settings.commit_set``, one durable
   transaction on a connection kept open) and the clock runs from the log's COMMIT returning (the change is
@@ -33,7 +34,7 @@ from bench import netbench_support as nb
 from bench.common import Result, log, median, workdir
 from evstore.ops.node import init_home
 
-TITLE = "Consumers: get and --version start-up, watch latency (issue 14)"
+TITLE = "Consumers: start-up of get, --version, --help, status and show; watch latency (issue 14)"
 
 SCRIPT = str(Path(sys.executable).with_name("evstore"))
 TIMEOUT_S = 30.0
@@ -67,8 +68,14 @@ def _wall(cmd: list[str]) -> float:
 def _startup(home: Path, reps: int) -> list[Result]:
     base = [sys.executable, "-c", "pass"]
     out = []
-    for label, cmd, limit in (("evstore get", [SCRIPT, "--home", str(home), "get", "dns"], 5.0),
-                              ("evstore --version", [SCRIPT, "--version"], 8.0)):
+    at = [SCRIPT, "--home", str(home)]
+    for label, cmd, limit in (("evstore get", [*at, "get", "dns"], 5.0),
+                              ("evstore --version", [SCRIPT, "--version"], 8.0),
+                              ("evstore --help", [SCRIPT, "--help"], 8.0),
+                              ("evstore status", [*at, "status"], 8.0),
+                              ("evstore status --json", [*at, "status", "--json"], 8.0),
+                              ("evstore show dns", [*at, "show", "dns"], 8.0),
+                              ("evstore show dns --json", [*at, "show", "dns", "--json"], 8.0)):
         _wall(cmd), _wall(base)  # warm the page cache
         ratios, walls, bases = [], [], []
         for _ in range(reps):
