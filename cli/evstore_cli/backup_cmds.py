@@ -28,7 +28,7 @@ def backup(
     from evstore.ops.node import resolve_home
     from evstore.storage.backup import backup as backup_db
     from evstore_cli import output
-    from evstore_cli.common import GLOBAL
+    from evstore_cli.global_options import GLOBAL
 
     db = resolve_home(home or GLOBAL.home) / "evstore.db"
     if not db.is_file():

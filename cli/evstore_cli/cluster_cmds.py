@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +11,7 @@ from evstore.core.errors import InvalidInput
 from evstore.ops import cluster as ops
 from evstore.ops import users as user_ops
 from evstore_cli import output
+from evstore_cli.cluster_group import clusterconfig, render_list
 from evstore_cli.common import (
     HomeOpt,
     JsonOpt,
@@ -26,8 +25,6 @@ from evstore_cli.common import (
 )
 from evstore_cli.output import handled
 
-clusterconfig = typer.Typer(help="Create and administer the cluster (takes effect at once).",
-                            invoke_without_command=True)
 userconfig = typer.Typer(help="The cluster's one user database (cluster level).",
                          no_args_is_help=True)
 prepjoin = typer.Typer(help="Pre-shared key joining (the seed's PREPJOIN).", no_args_is_help=True)
@@ -169,28 +166,13 @@ def removemachine(machine: str, home: HomeOpt = None, user: UserOpt = None,
     _done(data, json_out, f"{data['machine']} removed from the cluster")
 
 
-def _render_list(d: dict[str, Any]) -> None:
-    if d["cluster"] is None:
-        output.say("this machine is standalone")
-        return
-    output.say(f"cluster = {d['cluster']}")
-    for g in d["groups"]:
-        output.say(f"Group {g['name']}:")
-        for m in g["machines"]:
-            extra = ""
-            if "listen" in m:
-                extra = (f" listen {m['listen']} ccs {m['ccs'] or '-'} version {m['version']}"
-                         f" joined {m['joined']}" + (" DETACHED" if m["detached"] else ""))
-            output.say(f"    Machine {m['hostname']} (Serial #: {m['serial']}){extra}")
-
-
 @clusterconfig.command(name="list")
 @handled
 def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Members by group."""
     with node_for(home) as node:
         data = ops.list_cluster(node)
-    output.emit(data, json_out, _render_list)
+    output.emit(data, json_out, render_list)
 
 
 @clusterconfig.command()
@@ -203,7 +185,7 @@ def listdetail(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     for g in data["groups"]:
         for m in g["machines"]:
             m["last_seen"] = peers.get(m["hostname"], {}).get("last_seen")
-    output.emit(data, json_out, _render_list)
+    output.emit(data, json_out, render_list)
 
 
 @clusterconfig.command()
@@ -234,31 +216,6 @@ def _since(p: dict[str, Any]) -> str:
             parts.append(f"{secs // size}{unit}")
             secs %= size
     return " ".join(parts[:2]) + f" (since {p['since']})"
-
-
-@contextmanager
-def join_ccs(node: Any, enable: bool | None, extra: list[str]) -> Iterator[None]:
-    """The seed's question as a machine joins: enable its own cluster-only port? Asked on a
-    terminal (default no) unless ``--enable-ccs [HOST:PORT]`` or ``--no-enable-ccs`` answers
-    it; a port already enabled stays so. The join then announces the port; a join that fails
-    leaves the setting as it was."""
-    from evstore_cli.node_cmds import _ccs_address
-
-    if len(extra) > 1 or (extra and enable is not True):
-        raise InvalidInput(f"unexpected argument {extra[-1]!r}: only --enable-ccs takes an "
-                           "address (HOST:PORT) after the member's")
-    before = node.identity().ccs
-    if enable is None and before is None:
-        enable = output.confirm(f"Do you want to enable the cluster-only port (the seed's CCS) "
-                                f"on {node.identity().hostname}?", default=False)
-    if enable:
-        node.set_node_value("ccs", _ccs_address(node, extra[0] if extra else None))
-    try:
-        yield
-    except BaseException:
-        if enable:
-            node.set_node_value("ccs", before or "")
-        raise
 
 
 # ---------------------------------------------------------------------- prepjoin

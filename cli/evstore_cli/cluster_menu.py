@@ -28,8 +28,10 @@ from evstore.core.errors import EvstoreError
 from evstore.ops import cluster as ops
 from evstore.ops import users as user_ops
 from evstore.ops.node import DEFAULT_CCS_PORT, DEFAULT_LISTEN, Node, open_node, resolve_home
-from evstore_cli import cluster_cmds, node_cmds, output
-from evstore_cli.common import GLOBAL, authenticated, cluster_level
+from evstore_cli import node_cmds, output
+from evstore_cli.cluster_group import render_list
+from evstore_cli.common import authenticated, cluster_level
+from evstore_cli.global_options import GLOBAL
 
 STANDALONE_CHOICES = (
     "No, configure as standalone.",
@@ -362,7 +364,7 @@ class Menu:
                                             f"Cluster renamed to {name}."))
 
     def op_list(self) -> None:
-        self.act(lambda node: cluster_cmds._render_list(ops.list_cluster(node)))
+        self.act(lambda node: render_list(ops.list_cluster(node)))
 
     def op_listdetail(self) -> None:
         def show(node: Node) -> None:
@@ -371,7 +373,7 @@ class Menu:
             for g in data["groups"]:
                 for m in g["machines"]:
                     m["last_seen"] = peers.get(m["hostname"], {}).get("last_seen")
-            cluster_cmds._render_list(data)
+            render_list(data)
 
         self.act(show)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,19 +11,11 @@ import typer
 
 from evstore.core.errors import InvalidInput
 from evstore_cli import completion, output
+from evstore_cli.global_options import GLOBAL
 
 if TYPE_CHECKING:  # the store is imported by the commands that open it, not by every command
     from evstore.ops.node import Node
 
-
-@dataclass
-class Globals:
-    home: Path | None = None
-    user: str = "admin"
-    passphrase_file: Path | None = None
-
-
-GLOBAL = Globals()
 
 HomeOpt = Annotated[Path | None, typer.Option("--home", help="The node's home folder (or EVSTORE_HOME).",
                                               show_default=False)]

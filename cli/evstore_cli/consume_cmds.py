@@ -303,7 +303,8 @@ def register(app: "typer.Typer") -> None:
 
     import typer
 
-    from evstore_cli.common import GLOBAL, HomeOpt
+    from evstore_cli.common import HomeOpt
+    from evstore_cli.global_options import GLOBAL
 
     machine_opt = typer.Option("--machine", help="Another machine (hostname or serial).",
                                show_default=False)

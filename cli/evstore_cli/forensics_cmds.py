@@ -17,7 +17,6 @@ from evstore.ops import xmlconfig
 from evstore.ops.node import DB_NAME, resolve_home
 from evstore_cli import output
 from evstore_cli.common import (
-    GLOBAL,
     HomeOpt,
     JsonOpt,
     PassOpt,
@@ -26,6 +25,7 @@ from evstore_cli.common import (
     authenticated,
     node_for,
 )
+from evstore_cli.global_options import GLOBAL
 from evstore_cli.output import handled
 
 TimeHelp = "ISO 8601 (2026-11-20T10:00:00Z) or relative (-2h, -30m, -1d)."

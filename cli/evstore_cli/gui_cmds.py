@@ -11,7 +11,8 @@ import typer
 
 from evstore.core.errors import EvstoreError
 from evstore_cli import output
-from evstore_cli.common import GLOBAL, HomeOpt, need
+from evstore_cli.common import HomeOpt, need
+from evstore_cli.global_options import GLOBAL
 from evstore_cli.output import handled
 
 DEFAULT_LISTEN = "127.0.0.1:8080"

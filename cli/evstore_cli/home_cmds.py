@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from evstore_cli import output
-from evstore_cli.common import GLOBAL, HomeOpt, JsonOpt, UserOpt, node_for
+from evstore_cli.common import HomeOpt, JsonOpt, UserOpt, node_for
+from evstore_cli.global_options import GLOBAL
 from evstore_cli.output import handled
 
 

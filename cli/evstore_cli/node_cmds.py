@@ -8,6 +8,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,9 +18,8 @@ import typer
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.ops import node as node_ops
 from evstore_cli import output
-from evstore_cli.cluster_cmds import clusterconfig
+from evstore_cli.cluster_group import clusterconfig
 from evstore_cli.common import (
-    GLOBAL,
     HomeOpt,
     JsonOpt,
     PassOpt,
@@ -29,6 +30,7 @@ from evstore_cli.common import (
     need,
     node_for,
 )
+from evstore_cli.global_options import GLOBAL
 from evstore_cli.output import handled
 
 
@@ -182,6 +184,29 @@ def _set_ccs(node: node_ops.Node, user: str, address: str | None) -> None:
 # ---------------------------------------------------------------------- join
 
 
+@contextmanager
+def join_ccs(node: Any, enable: bool | None, extra: list[str]) -> Iterator[None]:
+    """The seed's question as a machine joins: enable its own cluster-only port? Asked on a
+    terminal (default no) unless ``--enable-ccs [HOST:PORT]`` or ``--no-enable-ccs`` answers
+    it; a port already enabled stays so. The join then announces the port; a join that fails
+    leaves the setting as it was."""
+    if len(extra) > 1 or (extra and enable is not True):
+        raise InvalidInput(f"unexpected argument {extra[-1]!r}: only --enable-ccs takes an "
+                           "address (HOST:PORT) after the member's")
+    before = node.identity().ccs
+    if enable is None and before is None:
+        enable = output.confirm(f"Do you want to enable the cluster-only port (the seed's CCS) "
+                                f"on {node.identity().hostname}?", default=False)
+    if enable:
+        node.set_node_value("ccs", _ccs_address(node, extra[0] if extra else None))
+    try:
+        yield
+    except BaseException:
+        if enable:
+            node.set_node_value("ccs", before or "")
+        raise
+
+
 def _cluster_passphrase(file: Path | None) -> str | None:
     phrase = output.passphrase(file, env="EVSTORE_CLUSTER_PASSPHRASE",
                                prompt="Admin passphrase of the cluster")
@@ -253,8 +278,6 @@ def join(
 ) -> None:
     """Join the cluster of a member (takes effect at once: nothing to commit)."""
     from evstore.net import client
-    from evstore_cli.cluster_cmds import join_ccs
-
 
     if fingerprint and trust:
         raise InvalidInput("give --fingerprint FP or --trust, not both")

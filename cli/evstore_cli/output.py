@@ -93,7 +93,7 @@ def _storage_failure(e: BaseException) -> BaseException:
 
     from evstore.core.errors import OperationalError
     from evstore.storage import space
-    from evstore_cli.common import GLOBAL
+    from evstore_cli.global_options import GLOBAL
 
     where = Path(GLOBAL.home or os.environ.get("EVSTORE_HOME") or ".")
     full = space.explain(e, where)

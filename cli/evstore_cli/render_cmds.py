@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from evstore_cli import completion
-from evstore_cli.common import GLOBAL, HomeOpt, JsonOpt
+from evstore_cli.common import HomeOpt, JsonOpt
+from evstore_cli.global_options import GLOBAL
 from evstore_cli.output import handled
 
 if TYPE_CHECKING:

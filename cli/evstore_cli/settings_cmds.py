@@ -18,7 +18,6 @@ from evstore.ops import settings as ops
 from evstore.ops import web_support
 from evstore_cli import completion, output
 from evstore_cli.common import (
-    GLOBAL,
     HomeOpt,
     JsonOpt,
     ModeOpt,
@@ -31,6 +30,7 @@ from evstore_cli.common import (
     staging,
     user_of,
 )
+from evstore_cli.global_options import GLOBAL
 from evstore_cli.output import handled
 
 SectionArg = Annotated[str, typer.Argument(help="A section of the catalog (see `evstore sections`).",

@@ -13,7 +13,8 @@ import typer
 from typer.core import TyperGroup
 
 from evstore._version import __version__
-from evstore_cli.common import GLOBAL, HomeOpt, PassOpt, UserOpt
+from evstore_cli.common import HomeOpt, PassOpt, UserOpt
+from evstore_cli.global_options import GLOBAL
 
 HELP = "Peer-to-peer configuration store for fleets of machines (cluster, group, machine)."
 

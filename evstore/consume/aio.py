@@ -22,8 +22,14 @@ from typing import Any
 
 import sniffio
 
-from evstore.consume import watching as config
-from evstore.consume.watching import Change, Follower
+from evstore.consume.watching import (
+    POLL_S,
+    SIGNALLED_POLL_S,
+    Change,
+    Follower,
+    first_step,
+    next_step,
+)
 from evstore.storage import feed, notify
 from evstore.storage.feed import Names
 
@@ -122,10 +128,10 @@ class _Trio(_Backend):
         self.listener = notify.listen(self.home)
 
     async def first(self, f: Follower) -> list[Change]:
-        return list(await self.run(config.first_step, self.conn, f))
+        return list(await self.run(first_step, self.conn, f))
 
     async def next(self, f: Follower) -> list[Change] | None:
-        changes: list[Change] | None = await self.run(config.next_step, self.conn, f)
+        changes: list[Change] | None = await self.run(next_step, self.conn, f)
         return changes
 
     async def data_version(self) -> int:
@@ -135,12 +141,12 @@ class _Trio(_Backend):
         trio = self.trio
         while True:
             if self.listener is not None:
-                with trio.move_on_after(config.SIGNALLED_POLL_S) as scope:
+                with trio.move_on_after(SIGNALLED_POLL_S) as scope:
                     await trio.lowlevel.wait_readable(self.listener.fileno())
                 if not scope.cancelled_caught:
                     return seen
             else:
-                await trio.sleep(config.POLL_S)
+                await trio.sleep(POLL_S)
             now = await self.data_version()
             if now != seen:
                 return now
@@ -248,10 +254,10 @@ class _Asyncio(_Backend):
     async def wait(self, seen: Any) -> Any:
         while True:
             if self.listener is not None:
-                if await _signal(self.listener.fileno(), config.SIGNALLED_POLL_S):
+                if await _signal(self.listener.fileno(), SIGNALLED_POLL_S):
                     return seen
             else:
-                await asyncio.sleep(config.POLL_S)
+                await asyncio.sleep(POLL_S)
             now = await self.data_version()
             if now != seen:
                 return now

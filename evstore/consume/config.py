@@ -25,16 +25,17 @@ Waiting between steps uses the home's change signal (storage/notify.py), with a 
 ``PRAGMA data_version`` every half second in case a writer did not announce; where the
 signal cannot work (another OS, a read-only home) it looks every 50 ms.
 
-This module imports only the standard library and evstore.storage.feed, so ``evstore get``
-starts fast. What only a watch needs is loaded when a watch starts: the follower and the
-blocking watch in evstore/consume/watching.py, the asyncio and trio drivers in
-evstore/consume/aio.py.
+This module imports only the standard library, evstore.storage.feed and the cursors
+(evstore/consume/cursor.py), so ``evstore get`` starts fast. What only a watch needs is
+loaded when a watch starts: the follower and the blocking watch in
+evstore/consume/watching.py, the asyncio and trio drivers in evstore/consume/aio.py.
 """
 
 from __future__ import annotations
 
 import os
 
+from evstore.consume.cursor import format_cursor, parse_cursor
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.storage import feed
 from evstore.storage.feed import Names, Row
@@ -61,22 +62,6 @@ def nearest(kind: str, name: str, known: Iterable[str]) -> InvalidInput:
         return InvalidInput(f"unknown {kind} {name!r}: did you mean {close[0]!r}?")
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
     return InvalidInput(f"unknown {kind} {name!r} (known: {shown or 'none'})")
-
-
-def format_cursor(tag: str | None, position: int) -> str:
-    return f"{tag or 'none'}-{position}"
-
-
-def parse_cursor(text: str, tag: str | None) -> int:
-    """The position a cursor names on this home; ``InvalidInput`` for one it never issued."""
-    prefix, sep, digits = text.strip().rpartition("-")
-    if not sep or not digits.isdigit() or not prefix:
-        raise InvalidInput(f"{text!r} is not a cursor (a cursor looks like "
-                           f"{format_cursor(tag, 42)!r}: use one that watch printed)")
-    if prefix != (tag or "none"):
-        raise InvalidInput(f"the cursor {text!r} was not issued by this home (its cursors "
-                           f"start with {(tag or 'none') + '-'!r})")
-    return int(digits)
 
 
 class Config:
@@ -155,17 +140,17 @@ class Config:
         when the iteration starts.
         """
         follower = self.follower(sections, from_cursor)
-        from evstore.consume import watching
+        from evstore.consume.watching import watch as follow
 
-        return watching.watch(self.home, follower)
+        return follow(self.home, follower)
 
     def watch_async(self, sections: Iterable[str] | None = None,
                     from_cursor: str | None = None) -> Watch:
         """``watch`` as an async iterator, under trio or asyncio (evstore/consume/aio.py);
         also an async context manager that releases its connection."""
-        from evstore.consume import aio
+        from evstore.consume.aio import watch as follow_async
 
-        return aio.watch(self.home, self.follower(sections, from_cursor))
+        return follow_async(self.home, self.follower(sections, from_cursor))
 
     def close(self) -> None:
         self._conn.close()

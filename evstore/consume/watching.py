@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from evstore.consume.config import format_cursor, parse_cursor
+from evstore.consume.cursor import format_cursor, parse_cursor
 from evstore.core.errors import InvalidInput
 from evstore.storage import feed, notify
 from evstore.storage.feed import Names, Row

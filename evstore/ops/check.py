@@ -19,8 +19,8 @@ from typing import Any
 
 from evstore.core import catalog, encoding, state
 from evstore.core.errors import InvalidInput
-from evstore.ops.cluster import in_scope_events
 from evstore.ops.node import Node, iso
+from evstore.ops.scope import in_scope_events
 
 VV = dict[str, int]
 

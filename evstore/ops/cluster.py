@@ -8,7 +8,7 @@ Scope: a node's views hold the state of the configuration it belongs to now. A s
 holds its own events from its latest anchor; a cluster member holds the events of every member
 origin from that origin's anchor in the cluster (its create, join or rekey event). When a node
 creates or joins a cluster, or is removed from one, its views are rebuilt for the new scope,
-in the same transaction as the event that changes it.
+in the same transaction as the event that changes it (evstore/ops/scope.py).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from evstore.core import catalog, names, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, group_id_of, machine_mode
 from evstore.ops.node import Node, iso, now_ms
+from evstore.ops.scope import rebuild_views
 from evstore.ops.settings import current, inherited
 from evstore.storage import linktable, lookups, nodetable
 
@@ -29,34 +30,6 @@ ANCHORS = ("node.init", "node.standalone", "cluster.create", "cluster.join", "no
 def _base_of(node: Node, scope: str, fld: str) -> list[Any] | None:
     w = node.store.winners_of(scope, state.STRUCT).get(fld)
     return list(w.order) if w else None
-
-
-def in_scope_events(node: Node) -> list[Any]:
-    """The events that make up this node's configuration now (see the module docstring)."""
-    create_id = nodetable.get(node.conn, nodetable.CLUSTER_CREATE)
-    if create_id is None:
-        anchor = node.log.latest_anchor(node.origin) or 1
-        return [e for e in node.log.read_range(node.origin, anchor, 1 << 62)]
-    create = node.log.get(create_id)
-    if create is None:
-        return []
-    out = [create]
-    anchors = {create.origin: create.seq}
-    for ev in node.log.iter_all():
-        if ev.kind in ("cluster.join", "node.rekey") and ev.payload.get("cluster") == create.id:
-            anchors.setdefault(ev.origin, ev.seq)
-    for origin, first in sorted(anchors.items()):
-        for ev in node.log.read_range(origin, first, 1 << 62):
-            if ev.id != create.id:
-                out.append(ev)
-    return out
-
-
-def rebuild_views(node: Node) -> None:
-    """Drop and recompute every view from the in-scope events (inside the caller's transaction)."""
-    from evstore.storage import rebuild  # (here: `show` and `status` import this module)
-
-    rebuild.rebuild(node.conn, in_scope_events(node))
 
 
 # ---------------------------------------------------------------------- create
@@ -349,4 +322,5 @@ def clustershow(node: Node, section: str) -> dict[str, Any]:
 __all__ = [
     "addgroup", "clustershow", "connstatus", "create", "current", "deletegroup", "inherited", "list_cluster",
     "removemachine", "renamegroup", "setgroup", "setname", "OperationalError",
+    "rebuild_views",  # (its home is evstore/ops/scope.py; evstore/net/restore.py imports it here)
 ]

@@ -12,7 +12,7 @@ or ``node.standalone``; a cluster member counts the cluster's ``cluster.create``
 member key, its events from its join (or rekey) in that cluster. ``scope_at`` finds the
 scope the node was in at a bound, from the newest scope-changing event of its own keys
 (init, standalone, create, join) that the bound admits; with no bound it is exactly the scope
-``evstore.ops.cluster.in_scope_events`` uses for the live views.
+``evstore.ops.scope.in_scope_events`` uses for the live views.
 
 *Fold.* The registers of core/state.py are maxima over sets of writes, so the events may be
 read in any order, one origin's chain after another, in chunks: ``fold`` keeps only the write

@@ -24,8 +24,8 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event
 from evstore.core.modes import machine_mode
 from evstore.ops import secrets
-from evstore.ops.cluster import rebuild_views
 from evstore.ops.node import Node, now_ms, parse_hostport
+from evstore.ops.scope import in_scope_events, rebuild_views
 from evstore.storage import lookups, nodetable
 
 
@@ -275,8 +275,6 @@ def swap_key_files(home: Path, old: str, new_key: nacl.signing.SigningKey) -> No
 
 def member_events(node: Node) -> list[tuple[bytes, bytes]]:
     """Every in-scope event of this member, as (raw, sig), for a joiner or a catch-up."""
-    from evstore.ops.cluster import in_scope_events
-
     return [(e.raw, e.sig) for e in sorted(in_scope_events(node), key=lambda e: (e.origin, e.seq))]
 
 

@@ -25,6 +25,7 @@ from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.events import Event, fingerprint
 from evstore.core.modes import CLUSTER, machine_mode, split
 from evstore.ops import secrets
+from evstore.ops.scope import rebuild_views
 from evstore.storage import alerts as alert_table
 from evstore.storage import linktable, nodetable, space
 from evstore.storage.connect import is_read_only, open_db, transaction
@@ -146,8 +147,6 @@ class Node:
 
     def _rewound(self, conn: sqlite3.Connection) -> None:
         """A settled fork took a branch out of the log: recompute the views from the rest."""
-        from evstore.ops.cluster import rebuild_views  # ops.cluster imports this module
-
         rebuild_views(self)
 
     def rejudge_after_upgrade(self) -> None:
@@ -162,8 +161,6 @@ class Node:
                 return
         except sqlite3.OperationalError:  # no meta table: a database not made by migrate
             return
-        from evstore.ops.cluster import rebuild_views  # ops.cluster imports this module
-
         try:
             with transaction(self.conn):
                 if rejudge_marked(self.conn):

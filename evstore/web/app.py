@@ -19,8 +19,12 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+import evstore.web.auth_pages as auth_pages
+import evstore.web.changes_pages as changes_pages
+import evstore.web.cluster_pages as cluster_pages
+import evstore.web.config_pages as config_pages
+import evstore.web.settings_pages as settings_pages
 from evstore.core.errors import OperationalError
-from evstore.web import auth_pages, changes_pages, cluster_pages, config_pages, settings_pages
 from evstore.web.db import Db
 from evstore.web.session import Backoff, Sessions, session_key
 from evstore.web.shell import Web, make_env

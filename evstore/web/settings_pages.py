@@ -10,13 +10,13 @@ from typing import Any
 
 from starlette.responses import Response
 
+import evstore.web.forms as forms
 from evstore.core import admit, catalog, encoding, state
 from evstore.core.errors import EvstoreError, InvalidInput
 from evstore.core.modes import split
 from evstore.ops import settings as ops
 from evstore.ops import web_support
 from evstore.ops.node import Node
-from evstore.web import forms
 from evstore.web.shell import Ctx, NotFound, PageError, mode_of_path, mode_url, page
 
 ACTIONS = ("override", "form", "edit", "set", "manage")

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Cli
 
 from evstore.core import admit
 from evstore.ops.node import now_ms, open_node
+from tests.cli.conftest import Cli
 
 FUTURE = "futuresection"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def test_verify_views_finds_a_hand_edited_effective_row(cli: Cli) -> None:

@@ -92,7 +92,7 @@ def test_a_feed_row_commits_with_its_view_change_or_not_at_all(home: Path) -> No
 
 
 def test_a_rebuild_deletes_and_inserts_but_a_watch_sees_no_change(home: Path) -> None:
-    from evstore.ops.cluster import rebuild_views
+    from evstore.ops.scope import rebuild_views
 
     with evstore.open_config(home) as cfg:
         changes = iter(cfg.watch(["dns"]))
