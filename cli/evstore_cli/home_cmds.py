@@ -51,26 +51,9 @@ def status(home: HomeOpt = None, user: UserOpt = None, json_out: JsonOpt = False
     """Identity, cluster, mode, event counts, version vector, state digest, peers, alerts."""
     with node_for(home) as node:
         data = node.status(user or GLOBAL.user)
-    output.emit(data, json_out, _render_status)
+    from evstore_cli.reads import render_status
 
-
-def _render_status(s: dict[str, Any]) -> None:
-    rows = [
-        ["hostname", s["hostname"]], ["serial", s["serial"]], ["version", s["version"]],
-        ["cluster", s["cluster"] or "(standalone)"], ["group", s["group"] or "-"],
-        ["mode", s["mode"]], ["events", s["events"]], ["fingerprint", s["fingerprint"]],
-        ["state digest", s["state_digest"]], ["pending / held / forks",
-                                              f"{s['pending']} / {s['held']} / {s['forks']}"],
-    ]
-    output.table(None, ["", ""], rows)
-    if s["peers"]:
-        output.table("peers", ["hostname", "address", "state", "last seen", "clock offset ms"],
-                     [[p["hostname"], p["address"], p["state"], p["last_seen"],
-                       p["clock_offset_ms"]] for p in s["peers"]])
-    for d in s.get("disabled", []):
-        output.say(f"disabled on {d['hostname']}: {d['section']} {d['item']}: {d['reason']}")
-    for a in s["alerts"]:
-        output.say(f"alert {a['at']} {a['kind']}: {a['detail']}")
+    output.emit(data, json_out, render_status)
 
 
 @handled

@@ -9,35 +9,23 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from evstore.core.errors import EvstoreError
+from evstore_cli.plain import line as _line
+from evstore_cli.plain import printable as printable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# Lines of text are written straight to the streams; rich (about 25 ms to import) is loaded
-# only for tables and progress bars. The characters rich drops from plain text are dropped here
-# too, so a line reads the same either way.
-_DROPPED = dict.fromkeys(map(ord, "\x07\x08\x0b\x0c\x0d"))
-# Text from stored data (names, comments, values) never reaches a terminal raw: any other
-# control character (ESC starts the sequences that clear or spoof a screen), DEL, the C1
-# controls and the bidi controls (which reorder what a line appears to say) are shown as
-# visible escapes instead (\x1b, \u202e).
-_ESCAPED = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]
-            if chr(c) not in "\n\t\x07\x08\x0b\x0c\x0d"}
-_ESCAPED.update({c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
-                                              *range(0x2066, 0x206A)]})
-
-
-def printable(text: str) -> str:
-    """``text`` as it may be written to a terminal (see ``_ESCAPED``); newlines and tabs
-    stay."""
-    return text.translate(_DROPPED).translate(_ESCAPED)
+# Lines of text are written straight to the streams (plain.line), and tables on a pipe are
+# drawn without rich (plain.table: the same characters); rich (about 25 ms to import) is
+# loaded only for tables on a terminal and progress bars. Stored text never reaches a
+# terminal raw (plain.printable, re-exported here).
 _consoles: dict[str, Console] = {}
 
 
@@ -51,11 +39,6 @@ def __getattr__(name: str) -> Any:
         _consoles[name] = Console(stderr=name == "err_console", highlight=False,
                                   soft_wrap=True, emoji=False)
     return _consoles[name]
-
-
-def _line(text: str, stream: TextIO) -> None:
-    stream.write(printable(text) + "\n")
-    stream.flush()
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -141,22 +124,9 @@ def warn(text: str) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.table import Table
+    from evstore_cli import plain
 
-    console = __getattr__("console")
-    from rich.markup import escape
-
-    t = Table(title=escape(printable(title)) if title else None, show_lines=False,
-              show_header=any(columns))
-    for c in columns:
-        t.add_column(c)
-    for r in rows:  # stored text: no raw control characters, no rich markup
-        t.add_row(*["" if v is None else escape(printable(str(v))) for v in r])
-    if not console.is_terminal:  # piped: nothing is cut to an assumed 80 columns
-        from rich.console import Console
-
-        console = Console(highlight=False, soft_wrap=True, emoji=False, width=4096)
-    console.print(t)
+    plain.table(title, columns, rows)
 
 
 def interactive() -> bool:

@@ -37,10 +37,6 @@ SectionArg = Annotated[str, typer.Argument(help="A section of the catalog (see `
                                            autocompletion=completion.sections)]
 
 
-def _pretty(v: Any) -> str:
-    return json.dumps(v, indent=2, ensure_ascii=False)
-
-
 def register(app: typer.Typer) -> None:
     for fn in (clustermode, show, set_, edit, override, delete, clustershow, clusterset,
                changes, commit, clearchanges):
@@ -103,36 +99,7 @@ def show(
 
     data, skipped = reads.show(home or GLOBAL.home, user_of(user), section, mode, effective,
                                machine)
-    output.emit(data, json_out, _render_skipped if skipped else _render_show)
-
-
-def _render_skipped(d: dict[str, Any]) -> None:
-    for s in d["skipped"]:
-        output.say(f"{s['section']} defined at {s['mode']}: skipped, {s['reason']} "
-                   "(`evstore delete SECTION` removes it)")
-
-
-def _render_show(d: dict[str, Any]) -> None:
-    if d.get("skipped"):
-        where = d["machine"] if "machine" in d else d["mode"]
-        output.say(f"{d['section']} at {where}: skipped, the catalog cannot interpret it: "
-                   f"{d['skipped']}")
-        return
-    if "machine" in d:
-        output.say(f"{d['section']} on {d['machine']} (from {d['source']})")
-        output.say(_pretty(d["settings"]))
-        for x in d["disabled"]:
-            output.say(f"disabled: {x['item']}: {x['reason']}")
-        return
-    if d["defined"]:
-        output.say(f"{d['section']} defined at {d['mode']}:")
-        output.say(_pretty(d["settings"]))
-    else:
-        output.say(f"{d['section']} is not defined at {d['mode']}; inheriting from "
-                   f"{d['inherits_from']}:")
-        output.say(_pretty(d["inherited"]))
-    if d["also_defined_at"]:
-        output.say("also defined at: " + ", ".join(d["also_defined_at"]))
+    output.emit(data, json_out, reads.render_skipped if skipped else reads.render_show)
 
 
 def _stage_intro(node: Any, mode: str, section: str) -> None:
