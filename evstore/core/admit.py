@@ -39,7 +39,7 @@ write a ``users`` section (few: people and passphrases change rarely), judging e
 with the same rule in order. An event's verdict therefore depends only on the set of events
 ordered before it, so every node holding the same events gives the same verdicts, whatever
 order they arrived in; a store re-judges the events after an authority event that arrives
-late (evstore/core/state.py).
+late (evstore/core/state/fold.py).
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ from typing import Any
 from evstore.core import catalog
 from evstore.core.errors import InvalidInput
 from evstore.core.events import Event
+from evstore.core.materialize import fields_of, materialize
+from evstore.core.registers import excluded
+from evstore.core.writes import _base, raw_writes, writes_of
 
 USERS = "users"
 CLUSTER = "cluster"
@@ -173,10 +176,8 @@ def _change(ch: Any, where: str) -> None:
     if why is not None or not isinstance(section, str):
         raise Inadmissible(f"{where}: {why}")
     where = f"{where} ({section} at {mode})"
-    from evstore.core import state  # state imports this module
-
     try:
-        state._base(ch.get("base"))
+        _base(ch.get("base"))
     except (KeyError, TypeError, ValueError, IndexError):
         raise Inadmissible(f"{where}: base {ch.get('base')!r} is not [clock, origin, id]") \
             from None
@@ -246,10 +247,8 @@ def _static(ev: Event) -> None:
     elif kind == "machine.detach":
         _needs(p, "machine", "detached")
     # the shape the projection reads: whatever it cannot read is refused here, not crashed on
-    from evstore.core import state  # state imports this module
-
     try:
-        state.raw_writes(kind, ev.id, ev.origin, p)
+        raw_writes(kind, ev.id, ev.origin, p)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise Inadmissible(f"malformed payload ({type(e).__name__}: {e})") from None
 
@@ -310,9 +309,7 @@ def user_entry(users: UsersState, name: str) -> tuple[str, dict[str, Any]] | Non
 
 
 def _users_fields(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    from evstore.core import state
-
-    return state.fields_of(USERS, dict(value)) if value else {}
+    return fields_of(USERS, dict(value)) if value else {}
 
 
 def _only_own_passphrase(ch: Mapping[str, Any], users: UsersState, name: str) -> bool:
@@ -401,14 +398,12 @@ def reason(ev: Event, users: UsersState) -> str | None:
 
 
 def _users_writes(ev: Event) -> list[Any]:
-    from evstore.core import state
-
-    return [w for w in state.writes_of(ev) if w.section == USERS]
+    return [w for w in writes_of(ev) if w.section == USERS]
 
 
 def cutoffs_of(ev: Event) -> dict[str, int]:
     """The per-origin seq cutoffs ``ev`` declares (a removal's, a rekey's retired key): the
-    same ``@cutoff`` writes the fold takes (evstore/core/state.py), read from the payload."""
+    same ``@cutoff`` writes the fold takes (evstore/core/writes.py), read from the payload."""
     p = ev.payload
     out: dict[str, int] = {}
     try:
@@ -434,7 +429,7 @@ class Authority:
     Built from every event that writes a ``users`` section or declares cutoffs
     (``is_authority``), admissible or not, plus ``cutoffs`` given in advance. Each is judged
     in order against the database before it; the admissible ones' ``users`` writes are folded
-    with the register rules of evstore/core/state.py (a register is its greatest write that
+    with the register rules of evstore/core/registers.py (a register is its greatest write that
     counts, a section its registers since its last reset), so the database after the last of
     them is exactly what the ``users`` registers hold.
 
@@ -551,18 +546,16 @@ class _UsersFold:
         self.now: dict[str, dict[str, Any]] = {}
 
     def add(self, ev: Event) -> None:
-        from evstore.core import state
-
         touched = set()
         for w in _users_writes(ev):
             self.history.append(w)
-            if not state.excluded(w, self.cut):
+            if not excluded(w, self.cut):
                 self.regs.setdefault(w.scope, {})[w.field] = w
                 touched.add(w.scope)
         if touched:
             self.now = dict(self.now)
             for scope in touched:
-                value = state.materialize(USERS, self.regs[scope])
+                value = materialize(USERS, self.regs[scope])
                 if value is None:
                     self.now.pop(scope, None)
                 else:
@@ -581,15 +574,13 @@ class _UsersFold:
 
     def _fold(self, cut: Mapping[str, int]
               ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        from evstore.core import state
-
         regs: dict[str, dict[str, Any]] = {}
         for w in self.history:
-            if not state.excluded(w, cut):
+            if not excluded(w, cut):
                 regs.setdefault(w.scope, {})[w.field] = w
         now = {}
         for scope in sorted(regs):
-            value = state.materialize(USERS, regs[scope])
+            value = materialize(USERS, regs[scope])
             if value is not None:
                 now[scope] = value
         return regs, now

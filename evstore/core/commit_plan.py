@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evstore.core.state import Order, fields_of
+from evstore.core.materialize import fields_of
+from evstore.core.registers import Order
 
 __all__ = ["Change", "Conflict", "Current", "Plan", "Staged", "change_of", "changed_fields",
            "conflict_of", "plan"]

@@ -1,4 +1,4 @@
-"""Tests of core/sync.py: the planner (table-driven, like corrosion's compute_available_needs
+"""Tests of core/sync/: the planner (table-driven, like corrosion's compute_available_needs
 tests), the message codec (golden bytes, round trips, strict refusals, fuzzing: the decoder
 raises SyncError and nothing else) and the sans-I/O session."""
 
