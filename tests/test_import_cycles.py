@@ -22,7 +22,6 @@ PACKAGES = (ROOT / "evstore", ROOT / "cli" / "evstore_cli",
             ROOT / "migrations" / "evstore_migrations")
 
 KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    frozenset({"evstore.core.admit", "evstore.core.state"}),
     frozenset({"evstore.net.node", "evstore.net.service"}),
 })
 

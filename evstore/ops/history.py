@@ -14,7 +14,7 @@ scope the node was in at a bound, from the newest scope-changing event of its ow
 (init, standalone, create, join) that the bound admits; with no bound it is exactly the scope
 ``evstore.ops.scope.in_scope_events`` uses for the live views.
 
-*Fold.* The registers of core/state.py are maxima over sets of writes, so the events may be
+*Fold.* The registers of core/registers.py are maxima over sets of writes, so the events may be
 read in any order, one origin's chain after another, in chunks: ``fold`` keeps only the write
 that holds each register, never the whole log in memory, and then materializes sections and
 structure with the same functions the live views use. Writes of a removed origin past its
@@ -337,7 +337,7 @@ def _keep(best: dict[Reg, Write], ev: Event, cutoffs: Mapping[str, int]) -> None
             continue
         old = best.get(w.reg)
         # a later write of the same event to one register replaces its earlier one, as in
-        # the stores (storage/views.py, core/state.py MemoryStore)
+        # the stores (storage/views.py, core/state/store.py MemoryStore)
         if old is None or old.order == w.order or _beats(w, old):
             best[w.reg] = w
 
