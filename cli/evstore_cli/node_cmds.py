@@ -93,6 +93,9 @@ def run(
             from evstore.ops import access
 
             access.require(node, "gui")  # the seed's secondary box serves no pages
+        from evstore.ops import membership
+
+        membership.announce_version(node)  # started on a new version: the cluster learns it
     gui_at = _hostport(gui, "--gui") if gui else None
     metrics_at = _metrics_at(metrics) if metrics else None
     if log_format not in logs.FORMATS:

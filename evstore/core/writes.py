@@ -88,6 +88,12 @@ class _Grouped(_Writer):
         self.cur[fld] = (present, value if present else None, self.base)
 
 
+# What a ``machine.announce`` may change in the machine's record: its addresses and the
+# version it runs (announced when ``evstore run`` starts on another version). Its names and
+# keys change only by admission or rekey.
+ANNOUNCED = ("listen", "ccs", "version")
+
+
 def _base(raw: Any) -> Order | None:
     if isinstance(raw, list) and len(raw) == 3:
         return (int(raw[0]), str(raw[1]), str(raw[2]))
@@ -185,7 +191,7 @@ def _emit(w: W, kind: str, event_id: str, origin: str, payload: Mapping[str, Any
             w.put(f"origin:{o}", CUTOFF, "seq", int(seq))
     elif kind == "machine.announce":
         info = p.get("machine", {})
-        w.machine(p.get("machine_id", origin), {k: info[k] for k in ("listen", "ccs") if k in info})
+        w.machine(p.get("machine_id", origin), {k: info[k] for k in ANNOUNCED if k in info})
     elif kind == "machine.detach":
         w.struct(machine_mode(p["machine"]), "detached", bool(p["detached"]))
     elif kind == "clustercheck.ignore":

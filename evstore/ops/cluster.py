@@ -222,7 +222,8 @@ RUNNING_VERSION = __version__
 def _versions_now(node: Node, st: state.Structure) -> dict[str, str]:
     """The version each machine runs now, where it is known: this machine's own, and that of
     every machine linked to it now (machines of different versions refuse to link); the others
-    keep the version they last announced (at their join)."""
+    keep the version they last announced (at their join, and each time `evstore run` starts
+    on another version: membership.announce_version)."""
     up = {p["hostname"] for p in node.peers(st) if p["state"] == "up"}
     return {m.mid: RUNNING_VERSION for m in st.members() if m.mid == node.mid or m.hostname in up}
 
