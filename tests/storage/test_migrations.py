@@ -97,6 +97,33 @@ def test_a_failing_step_leaves_the_previous_version(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_a_step_written_with_sqlite_utils_joins_the_runners_transaction(tmp_path: Path) -> None:
+    """``evstore_migrations.database``: what a step makes through sqlite-utils commits with
+    the step's record or not at all, and the connection's settings are left as they were."""
+    from evstore_migrations import database
+
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+
+    def made(c: sqlite3.Connection, name: str, fail: bool) -> None:
+        db = database(c)
+        db[name].create({"id": str, "at": int}, pk="id", not_null={"at"})
+        db[name].create_index(["at"], index_name=f"{name}_at")
+        if fail:
+            raise RuntimeError("step 2 failed")
+
+    steps = [Migration(1, "m0001_t", lambda c: made(c, "t", False)),
+             Migration(2, "m0002_u", lambda c: made(c, "u", True))]
+    with pytest.raises(RuntimeError):
+        migrate(conn, migrations=steps)
+    assert recorded(conn) == {1: "m0001_t"}
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "t_at" in indexes and "u_at" not in indexes
+    assert conn.execute("PRAGMA recursive_triggers").fetchone()[0] == 0
+    with pytest.raises(RuntimeError, match="inside the runner's transaction"):
+        database(conn)
+    conn.close()
+
+
 def test_execute_script_stays_inside_the_transaction(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     conn.execute("BEGIN")
