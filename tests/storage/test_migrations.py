@@ -11,6 +11,7 @@ import make_fixtures
 import pytest
 
 from evstore.core.errors import OperationalError
+from evstore.storage import schema
 from evstore.storage.connect import open_db
 from evstore.storage.log import EventLog
 from evstore.storage.migrate import (
@@ -189,6 +190,18 @@ def test_an_old_home_upgrades_and_keeps_working(version: int, tmp_path: Path) ->
     assert mine.clock > evs["held"][0].clock
     conn.close()
     assert (DATA / f"schema_v{version}.db").read_bytes()[:16] == b"SQLite format 3\x00"
+
+
+@pytest.mark.parametrize("version", fixture_versions())
+def test_an_upgraded_home_has_the_schema_of_a_new_one(version: int, tmp_path: Path) -> None:
+    """Tables, columns and indexes, as sqlite-utils reads them (storage/schema.py): a step
+    that forgot, for old homes, what a new home gets would show here."""
+    copy = tmp_path / "old.db"
+    shutil.copyfile(DATA / f"schema_v{version}.db", copy)
+    old, new = open_db(copy), open_db(tmp_path / "new.db")
+    assert schema.shape(old) == schema.shape(new)
+    old.close()
+    new.close()
 
 
 def test_upgrading_an_old_home_says_so_once(tmp_path: Path,
