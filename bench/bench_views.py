@@ -26,10 +26,9 @@ Measured (each a median over several runs):
   100,000 events/s): the log is the genesis above plus ~1M one-change ``config.commit`` events
   by the 200 machines round-robin (70% at their own machine level, 20% at their group, 10% at
   cluster level; 85% patches of one key or named item, 12% defines, 3% deletes; 2% with a
-  stale base, so some end up superseded). Three paths, each reading raw rows from
-  ``events``: *bulk on two cores* and *bulk on one core* (``rebuild.rebuild_stored`` with
-  ``split`` on and off: fold in memory, write the views once; see evstore/storage/rebuild.py),
-  run in turn, timed by phase, with the CPU time of both processes; and *incremental*
+  stale base, so some end up superseded). Two paths, each reading raw rows from
+  ``events``: *bulk* (``rebuild.rebuild_stored``: fold in memory, write the views once; see
+  evstore/storage/rebuild.py), timed by phase, with its CPU time; and *incremental*
   (``state.apply`` into ``SqliteStore`` over the events decoded with ``encoding.decode``,
   how ``cluster.rebuild_views`` rebuilt before it used ``rebuild.rebuild``), on a prefix of
   the log because it is far slower.
@@ -50,7 +49,6 @@ import json
 import multiprocessing
 import os
 import random
-import resource
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -610,30 +608,24 @@ class BulkRun:
     phases: dict[str, float]
     events: int
     cpu: float  # this process's CPU seconds
-    worker_cpu: float  # the worker process's (two cores), 0 on one core
 
     @property
     def total(self) -> float:
         return sum(self.phases.values())
 
 
-def bulk_rebuild(conn: sqlite3.Connection, split: bool) -> BulkRun:
-    """One bulk rebuild from the log, on one core or two, timed by phase, from the call to
-    its return: "start" is what comes before the first phase (on two cores, starting the
-    worker and finding where to split), "done" what comes after the commit."""
-    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+def bulk_rebuild(conn: sqlite3.Connection) -> BulkRun:
+    """One bulk rebuild from the log, timed by phase, from the call to its return: "start"
+    is what comes before the first phase, "done" what comes after the commit."""
     cpu0 = time.process_time()
     marks: list[tuple[str, float]] = [("start", time.perf_counter())]
-    v = bulk.rebuild_stored(conn, split=split,
-                            phase=lambda name: marks.append((name, time.perf_counter())))
+    v = bulk.rebuild_stored(conn, phase=lambda name: marks.append((name, time.perf_counter())))
     marks.append(("end", time.perf_counter()))
     cpu = time.process_time() - cpu0
-    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    worker = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     phases: dict[str, float] = {}
     for (name, t0), (_, t1) in zip(marks, marks[1:], strict=False):
         phases[name] = phases.get(name, 0.0) + t1 - t0
-    return BulkRun(phases, v.events, cpu, worker)
+    return BulkRun(phases, v.events, cpu)
 
 
 def read_only(conn: sqlite3.Connection) -> float:
@@ -668,25 +660,22 @@ def _decoded(event_id: str, raw: bytes, sig: bytes) -> events.Event:
 
 
 def bench_rebuild(path: Path, reps: int, prefix: int) -> list[Result]:
-    """The incremental path on a prefix, then the bulk path on one core and on two, in turn
-    (each leaves the views whole)."""
+    """The incremental path on a prefix, then the bulk path (each leaves the views whole)."""
     conn = open_db(path)
     log(f"  incremental-path rebuild of the first {prefix:,} events")
     inc_wall, inc_cpu = incremental_rebuild(conn, prefix)
     inc = [prefix / inc_wall]
     read = read_only(conn)
-    runs: dict[bool, list[BulkRun]] = {False: [], True: []}
+    runs: list[BulkRun] = []
     for rep in range(reps):
-        for split in (True, False):
-            runs[split].append(bulk_rebuild(conn, split))
-            log(f"  bulk rebuild {rep + 1}/{reps} on {2 if split else 1} core(s): "
-                f"{runs[split][-1].events:,} events in {runs[split][-1].total:.1f} s")
-    n = runs[False][0].events
+        runs.append(bulk_rebuild(conn))
+        log(f"  bulk rebuild {rep + 1}/{reps}: {runs[-1].events:,} events in "
+            f"{runs[-1].total:.1f} s")
+    n = runs[0].events
     writes = conn.execute("SELECT COUNT(*) FROM section_events").fetchone()[0]
     conn.close()
     return [
-        _bulk_result(runs[True], "on two cores", n, writes, read),
-        _bulk_result(runs[False], "on one core", n, writes, read),
+        _bulk_result(runs, n, writes, read),
         Result(f"full rebuild, incremental path (state.apply + SqliteStore), first "
                f"{prefix:,} events", inc[0], "events/s", inc,
                target=f">= {REBUILD_TARGET:,} events/s", passed=inc[0] >= REBUILD_TARGET,
@@ -698,23 +687,21 @@ def bench_rebuild(path: Path, reps: int, prefix: int) -> list[Result]:
     ]
 
 
-def _bulk_result(runs: list[BulkRun], how: str, n: int, rows: int, read: float) -> Result:
+def _bulk_result(runs: list[BulkRun], n: int, rows: int, read: float) -> Result:
     rates = [r.events / r.total for r in runs]
     names = list(runs[0].phases)
     per_event = ", ".join(
         f"{name} {median([r.phases.get(name, 0.0) for r in runs]) / n * 1e6:.1f}"
         for name in names
     )
-    cpu = median([(r.cpu + r.worker_cpu) / r.events * 1e6 for r in runs])
-    worker = (f" (the worker {median([r.worker_cpu / r.events * 1e6 for r in runs]):.1f})"
-              if any(r.worker_cpu for r in runs) else "")
+    cpu = median([r.cpu / r.events * 1e6 for r in runs])
     return Result(
-        f"full rebuild, bulk path {how} (storage/rebuild.py), {n:,} events", median(rates),
+        f"full rebuild, bulk path (storage/rebuild.py), {n:,} events", median(rates),
         "events/s", rates, target=f">= {REBUILD_TARGET:,} events/s",
         passed=median(rates) >= REBUILD_TARGET,
         note=f"{rows:,} section_events rows; {median([r.total for r in runs]):.1f} s per "
         f"rebuild; us per event by phase (wall): {per_event}; CPU {cpu:.1f} us per event in "
-        f"all{worker}; reading and parsing the rows alone: {read / n * 1e6:.1f} us per event; "
+        f"all; reading and parsing the rows alone: {read / n * 1e6:.1f} us per event; "
         f"load average at the end {os.getloadavg()[0]:.2f}",
     )
 

@@ -46,51 +46,26 @@ parser (orjson when installed, else the json module: the same values), through a
 map, with a page cache large enough to hold the new tables until the commit
 (``_bulk_pragmas``: both for this rebuild only). Events are read as
 stored: their signatures, ids and canonical form were checked when they entered the log and
-are not checked again (``EventLog.verify`` does that). The cyclic garbage collector is paused
+are not checked again (``evstore verify`` does that). The cyclic garbage collector is paused
 while a fold holds millions of young objects (it would traverse them again and again to find
 no garbage) and restored afterwards.
 
-**On two cores** (``rebuild_stored`` on a large log in a file, with a core to spare): a
-worker process (``_serve``, started with this interpreter) folds the events of the origins
-from ``K`` on, through its own read-only connection, which sees exactly the log this one
-does (the write lock is held from before either reads, and nothing is uncommitted); this
-process folds the others (``EVENTS_HERE`` of them: it also writes every table and commits).
-Meanwhile each side writes its rows: this one empties the views and inserts its own; the
-worker puts its rows, in key order, in up to ``PARTS`` scratch files (no journal, large
-pages), sending each file's name as soon as it is written, and this side copies each in
-(``INSERT ... SELECT``: SQLite orders them) while the worker writes the next. Every register
-may have writes on both sides, so the halves are resolved together with the same rules,
-exchanging only a few values per register: each side's ``@cutoff`` writes (the cutoffs count
-everywhere), each side's newest counting write of every register (the winner is
-``state.winner`` over the two), and, for each winner with a base, the writes of each side
-between that base and the winner (``state.superseded`` over both). Both sides do that in a
-thread (``_answer`` in the worker, ``_resolve_with_worker`` here, which then computes the
-views), while SQLite, which runs without the GIL, fills the scratch files there and copies
-them in here (the worker starts resolving once its first file is sent: this side waits for
-that file, and resolving sooner delayed it). Splitting by origin, a machine's own settings
-come from one side, so the two sides' rows interleave only in shared sections. The tables are the same as on one core, byte
-for byte: the same functions make every row and every winner. If the worker cannot start or
-fails, the rebuild runs again on one core.
+A path on two cores (a worker process folding part of the origins, the registers resolved
+by exchanging a few values per register) was removed in issue 13: side by side on a
+1,000,000-event log it was not clearly faster, the admission pass before the fold (one core
+either way) is most of a rebuild, and no command rebuilds through ``rebuild_stored``
+(docs/benchmarks.md, "Full rebuild").
 """
 
 from __future__ import annotations
 
 import gc
-import marshal
-import os
-import queue
 import sqlite3
-import subprocess
-import sys
-import tempfile
-import threading
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import IO, Any
-from urllib.parse import quote
+from typing import Any
 
 from evstore.core import admit, catalog, state
 from evstore.core.events import Event
@@ -102,10 +77,8 @@ from evstore.storage.views import canonical_text
 __all__ = ["Fold", "Views", "canonical_text", "fold", "fold_stored", "rebuild", "rebuild_stored",
            "resolve", "stored_events", "write"]
 
-SPLIT_MIN_EVENTS = 50_000  # below this, starting a worker costs more than it saves
 _WRITE_COLS = "scope, section, field, event, clock, origin, seq, present, value, base, user, wall"
 _EVENT_COLS = "id, origin, seq, prev, clock, wall, user, kind, raw, sig"
-_PART = "evstore_rebuild_part"
 
 Row = tuple[Any, ...]
 Entry = tuple[int, str, str, bytes, tuple[str, ...]]
@@ -380,8 +353,7 @@ def write_admission(conn: sqlite3.Connection, adm: Admission) -> None:
 
 @dataclass
 class Views:
-    """The content of the view tables, computed in memory (``ordered``: the
-    entries, of this side only after a rebuild on two cores)."""
+    """The content of the view tables, computed in memory (``ordered``: the entries)."""
 
     ordered: Ordered
     winners: dict[Reg, Write]
@@ -465,8 +437,7 @@ def _registers(ordered: Ordered) -> list[_Register]:
 
 
 class _Registers:
-    """The registers of a fold (the whole log, or one side's part of it on two cores), with
-    what resolving needs of them: each register's newest write that counts, the writes in a
+    """The registers of a fold, with what resolving needs of them: each register's newest write that counts, the writes in a
     range of orders, and the ``@cutoff`` registers whole."""
 
     def __init__(self, ordered: Ordered) -> None:
@@ -477,8 +448,8 @@ class _Registers:
         return {reg: r.all() for reg, r in self.regs.items() if reg[1] == state.CUTOFF}
 
     def candidates(self, cutoffs: dict[str, int]) -> dict[Reg, Write]:
-        """Each register's newest write that counts (the winner, if the other half has none
-        newer); ``@cutoff`` registers go whole through ``cutoff_writes``."""
+        """Each register's newest write that counts; ``@cutoff`` registers go whole through
+        ``cutoff_writes``."""
         out: dict[Reg, Write] = {}
         for reg, r in self.regs.items():
             if reg[1] != state.CUTOFF:
@@ -504,30 +475,20 @@ def _cutoffs_of(writes: dict[Reg, list[Write]]) -> dict[str, int]:
     return out
 
 
-def _winners(mine: _Registers, theirs_cutoff: dict[Reg, list[Write]],
-             theirs: dict[Reg, Write], cutoffs: dict[str, int]) -> dict[Reg, Write]:
-    """Every register's winner: ``state.winner`` over the candidates of this side and of
-    the other (none on one core)."""
+def _winners(regs: _Registers, cutoffs: dict[str, int]) -> dict[Reg, Write]:
+    """Every register's winner: ``state.winner`` over each ``@cutoff`` register whole, and
+    over each other register's newest write that counts (the only one it can pick)."""
     out: dict[Reg, Write] = {}
-    for reg, ws in _union(mine.cutoff_writes(), theirs_cutoff).items():
+    for reg, ws in regs.cutoff_writes().items():
         _keep(out, reg, state.winner(ws, cutoffs))
-    here = mine.candidates(cutoffs)
-    for reg in here.keys() | theirs.keys():
-        both = [w for w in (here.get(reg), theirs.get(reg)) if w is not None]
-        _keep(out, reg, state.winner(both, cutoffs))
+    for reg, w in regs.candidates(cutoffs).items():
+        _keep(out, reg, state.winner([w], cutoffs))
     return out
 
 
 def _keep(out: dict[Reg, Write], reg: Reg, w: Write | None) -> None:
     if w is not None:
         out[reg] = w
-
-
-def _union(a: dict[Reg, list[Write]], b: dict[Reg, list[Write]]) -> dict[Reg, list[Write]]:
-    out = {reg: list(ws) for reg, ws in a.items()}
-    for reg, ws in b.items():
-        out.setdefault(reg, []).extend(ws)
-    return out
 
 
 def _queries(winners: dict[Reg, Write]) -> dict[Reg, tuple[Order, Order]]:
@@ -601,7 +562,7 @@ def resolve(folded: Fold) -> Views:
     with _gc_paused():
         regs = _Registers(_ordered(folded))
         cutoffs = _cutoffs_of(regs.cutoff_writes())
-        winners = _winners(regs, {}, {}, cutoffs)
+        winners = _winners(regs, cutoffs)
         lost = _superseded(winners, regs.between(_queries(winners)), cutoffs)
         return _views(regs.ordered, winners, lost, folded.events)
 
@@ -651,17 +612,13 @@ def _rest_rows(v: Views) -> Rest:
     ]
 
 
-def _write_rest(conn: sqlite3.Connection, rest: Rest) -> None:
-    for sql, rows in rest:
-        conn.executemany(sql, rows)
-
-
 def write(conn: sqlite3.Connection, v: Views) -> None:
     """Replace the view tables with ``v``."""
     with transaction(conn):
         views.SqliteStore(conn).reset()
         insert_rows(conn, v.ordered)
-        _write_rest(conn, _rest_rows(v))
+        for sql, rows in _rest_rows(v):
+            conn.executemany(sql, rows)
         write_admission(conn, v.admission)
 
 
@@ -682,29 +639,15 @@ def rebuild(conn: sqlite3.Connection, events: Iterable[Event]) -> Views:
     return v
 
 
-class _Unsplittable(Exception):
-    """No useful split of the registers in two parts (one core then)."""
-
-
-def rebuild_stored(conn: sqlite3.Connection, *, split: bool | None = None,
-                   phase: Phase = _no_phase) -> Views:
+def rebuild_stored(conn: sqlite3.Connection, *, phase: Phase = _no_phase) -> Views:
     """Replace every view with the projection of every event in the log.
 
-    ``split``: on two cores (see the module docstring); by default when the log is large
-    (``SPLIT_MIN_EVENTS``), in a file, no transaction is open on ``conn`` (a worker could not
-    see its changes) and the load average leaves a core idle.
+    Inside the caller's transaction (a small rebuild, inside its work) with the connection's
+    own settings; otherwise with the bulk settings for this rebuild only (``_bulk_pragmas``).
     """
     if conn.in_transaction:
-        split = False
-    path = _file_of(conn)
-    if split is None:
-        split = path is not None and _worth_splitting(conn) and _core_to_spare()
-    if conn.in_transaction:  # a small rebuild, inside the caller's work: its settings
         return _rebuild_here(conn, phase)
     with _bulk_pragmas(conn):
-        if split and path is not None:
-            with suppress(_Unsplittable, _WorkerFailed):
-                return _rebuild_split(conn, path, phase)
         return _rebuild_here(conn, phase)
 
 
@@ -722,351 +665,4 @@ def _rebuild_here(conn: sqlite3.Connection, phase: Phase) -> Views:
         write(conn, v)
         phase("commit")
     phase("done")
-    return v
-
-
-# ---------------------------------------------------------------------- 4. on two cores
-
-
-def _fold_origins(conn: sqlite3.Connection, k: str, upper: bool) -> Fold:
-    """The events of the origins from ``k`` on (``upper``) or below it. Read in one scan of
-    the table: through the origin index, each row would cost a lookup."""
-    where = "origin >= ?" if upper else "origin < ?"
-    rows = conn.execute(f"SELECT id, raw FROM events NOT INDEXED WHERE {where}", (k,))
-    with _gc_paused():
-        return Fold().add_stored(rows)
-
-
-def _file_of(conn: sqlite3.Connection) -> str | None:
-    for _, name, path in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return str(path) or None
-    return None
-
-
-def _core_to_spare() -> bool:
-    """Is a core idle? A worker sharing one core with this process makes a rebuild slower."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return False
-    return cores >= 2 and load < cores - 0.5
-
-
-def _worth_splitting(conn: sqlite3.Connection) -> bool:
-    n = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    return bool(n >= SPLIT_MIN_EVENTS)
-
-
-class _WorkerFailed(Exception):
-    """The worker could not start, died, or reported an error (one core then)."""
-
-
-def _send(out: IO[bytes], obj: Any) -> None:
-    data = marshal.dumps(obj)
-    out.write(len(data).to_bytes(8, "little"))
-    out.write(data)
-    out.flush()
-
-
-def _recv(inp: IO[bytes]) -> Any:
-    head = inp.read(8)
-    if len(head) != 8:
-        raise _WorkerFailed("the worker closed its pipe")
-    n = int.from_bytes(head, "little")
-    data = inp.read(n)
-    if len(data) != n:
-        raise _WorkerFailed("the worker closed its pipe")
-    msg = marshal.loads(data)
-    if isinstance(msg, tuple) and msg and msg[0] == "error":
-        raise _WorkerFailed(msg[1])
-    return msg
-
-
-def _as_tuple(w: Write) -> tuple[Any, ...]:
-    return (w.scope, w.section, w.field, w.present, w.value, w.order, w.seq, w.base, w.user,
-            w.wall)
-
-
-def _as_write(t: tuple[Any, ...]) -> Write:
-    return Write(*t)
-
-
-@contextmanager
-def _worker() -> Iterator[subprocess.Popen[bytes]]:
-    code = (f"import sys; sys.path[:0] = {[p for p in sys.path if p]!r}; "
-            "from evstore.storage.rebuild import _serve; _serve()")
-    try:
-        proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    except OSError as e:
-        raise _WorkerFailed(str(e)) from None
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                pipe.close()
-
-
-def _writes_out(d: dict[Reg, Write]) -> dict[Reg, tuple[Any, ...]]:
-    return {reg: _as_tuple(w) for reg, w in d.items()}
-
-
-def _writes_in(d: dict[Reg, tuple[Any, ...]]) -> dict[Reg, Write]:
-    return {reg: _as_write(t) for reg, t in d.items()}
-
-
-def _lists_out(d: dict[Reg, list[Write]]) -> dict[Reg, list[tuple[Any, ...]]]:
-    return {reg: [_as_tuple(w) for w in ws] for reg, ws in d.items()}
-
-
-def _lists_in(d: dict[Reg, list[tuple[Any, ...]]]) -> dict[Reg, list[Write]]:
-    return {reg: [_as_write(t) for t in ws] for reg, ws in d.items()}
-
-
-PARTS = 8  # the worker's rows go over in up to this many files (attached until the commit)
-PART_PAGE_SIZE = 65536  # a scratch file's own: fewer, larger pages are quicker to fill
-
-
-def _parts(ordered: Ordered, n: int) -> Iterator[Ordered]:
-    """``ordered`` cut into ``n`` runs of about as many rows, each in key order."""
-    total = sum(len(entries) for _, entries in ordered)
-    size = max(1, -(-total // n))
-    run: Ordered = []
-    room = size
-    for pair, entries in ordered:
-        at = 0
-        while at < len(entries):
-            take = entries[at:at + room]
-            run.append((pair, take))
-            at += len(take)
-            room -= len(take)
-            if room == 0:
-                yield run
-                run, room = [], size
-    if run:
-        yield run
-
-
-def _part_file(path: str, ddl: str, ordered: Ordered) -> None:
-    """Some of this side's ``section_events`` rows in a scratch database file (no journal,
-    no flush: it lives for one rebuild), which the other side attaches and copies from."""
-    part = sqlite3.connect(path, isolation_level=None)
-    try:
-        part.execute(f"PRAGMA page_size = {PART_PAGE_SIZE}")
-        part.execute("PRAGMA journal_mode = OFF")
-        part.execute("PRAGMA synchronous = OFF")
-        part.execute(ddl)
-        part.execute("BEGIN")
-        insert_rows(part, ordered)
-        part.execute("COMMIT")
-    finally:
-        part.close()
-
-
-def _serve() -> None:
-    """The worker: fold its share of the log, write its rows to scratch files for the
-    other side, and meanwhile (in a thread: SQLite fills the files without the GIL) resolve
-    the registers with it (``_split_here``). Every message it sends is tagged: ``file``
-    (a file name, None after the last), ``x`` (the exchange) or ``error``."""
-    inp, out = sys.stdin.buffer, sys.stdout.buffer
-    lock = threading.Lock()
-
-    def send(msg: Any) -> None:
-        with lock:
-            _send(out, msg)
-
-    try:
-        path, k, ddl, scratch, parts = _recv(inp)
-        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
-        conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")  # see _bulk_pragmas
-        folded = _fold_origins(conn, k, upper=True)
-        conn.close()
-        with _gc_paused():
-            ordered = _ordered(folded)
-            exchange = _Thread(_answer, ordered, inp, send)
-            for i, run in enumerate(_parts(ordered, parts)):
-                file = os.path.join(scratch, f"part{i}.db")
-                _part_file(file, ddl, run)
-                send(("file", file))  # the other side copies it in while this one goes on
-                if exchange.ident is None:  # the other side waited for this first file
-                    exchange.start()        # (resolving sooner would slow it down)
-            if exchange.ident is None:  # no row on this side
-                exchange.start()
-            send(("file", None))
-            exchange.join()
-            if exchange.error is not None:
-                raise exchange.error
-    except Exception:
-        send(("error", traceback.format_exc()))
-
-
-def _answer(ordered: Ordered, inp: IO[bytes], send: Callable[[Any], None]) -> None:
-    """The worker's side of resolving: its ``@cutoff`` writes, then its candidate winners
-    under the cutoffs, then its writes in the ranges ``state.superseded`` looks at."""
-    half = _Registers(ordered)
-    send(("x", _lists_out(half.cutoff_writes())))
-    cutoffs = _recv(inp)
-    send(("x", _writes_out(half.candidates(cutoffs))))
-    answers = half.between(_recv(inp))
-    send(("x", _lists_out(answers)))
-
-
-class _Thread(threading.Thread):
-    """A thread that keeps the exception of its function for ``join``'s caller."""
-
-    def __init__(self, fn: Callable[..., None], *args: Any) -> None:
-        super().__init__(name="evstore-rebuild", daemon=True)
-        self.fn, self.args = fn, args
-        self.error: Exception | None = None
-
-    def run(self) -> None:
-        try:
-            self.fn(*self.args)
-        except Exception as e:
-            self.error = e
-
-
-EVENTS_HERE = 0.43  # of the events folded here: this side also writes the tables and commits
-
-
-def _rebuild_split(conn: sqlite3.Connection, path: str, phase: Phase) -> Views:
-    ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name='section_events'").fetchone()[0]
-    # the worker is stopped before its directory is removed (it may still be writing there)
-    with tempfile.TemporaryDirectory(prefix="evstore-rebuild-") as tmp, _worker() as proc:
-        assert proc.stdin is not None and proc.stdout is not None
-        try:
-            with transaction(conn):
-                v = _split_here(conn, (path, ddl, tmp), proc.stdin, proc.stdout, phase)
-                phase("commit")
-            phase("done")
-        finally:  # a database attached in a transaction can be detached only after it
-            for _, name, _ in conn.execute("PRAGMA database_list").fetchall():
-                if name.startswith(_PART):
-                    conn.execute(f"DETACH {name}")
-    return v
-
-
-_EXCHANGE = 3  # the worker's messages in the exchange (``_answer``)
-
-
-class _Stopped(Exception):
-    """The other thread failed: this one stops (the error raised is the other's)."""
-
-
-def _read_worker(back: IO[bytes], files: queue.Queue[Any], exchange: queue.Queue[Any]) -> None:
-    """Read the worker's messages as they come: file names for the copying thread,
-    the exchange for the resolving thread. On any failure both are told to stop."""
-    done, answers = False, 0
-    try:
-        while not (done and answers == _EXCHANGE):
-            tag, body = _recv(back)
-            if tag == "file" and not done:
-                files.put(body)
-                done = body is None
-            elif tag == "x" and answers < _EXCHANGE:
-                exchange.put(body)
-                answers += 1
-            else:
-                raise _WorkerFailed(f"unexpected message from the worker: {tag!r}")
-    finally:
-        files.put(_Stopped)
-        exchange.put(_Stopped)
-
-
-def _resolve_with_worker(ordered: Ordered, to: IO[bytes], exchange: queue.Queue[Any],
-                         out: list[tuple[Views, Rest]]) -> None:
-    """This side's resolving, against the worker's answers (``_answer``), and the views."""
-    def answer() -> Any:
-        got = exchange.get()
-        if got is _Stopped:
-            raise _Stopped
-        return got
-
-    half = _Registers(ordered)
-    their_cutoff = _lists_in(answer())
-    cutoffs = _cutoffs_of(_union(half.cutoff_writes(), their_cutoff))
-    _send(to, cutoffs)
-    winners = _winners(half, their_cutoff, _writes_in(answer()), cutoffs)
-    queries = _queries(winners)
-    _send(to, queries)
-    answers = answer()
-    lost = _superseded(winners, _union(half.between(queries), _lists_in(answers)), cutoffs)
-    v = _views(half.ordered, winners, lost, 0)
-    out.append((v, _rest_rows(v)))
-
-
-def _split_here(conn: sqlite3.Connection, paths: tuple[str, str, str], to: IO[bytes],
-                back: IO[bytes], phase: Phase) -> Views:
-    """This side of a rebuild on two cores, inside the caller's transaction (the write lock
-    is held from here on, so the worker's connection sees the same log). ``paths``: the
-    database, the DDL of ``section_events``, and a directory for the worker's files.
-
-    This side folds its share of the events and writes their rows while the worker folds
-    the rest; the worker then writes its rows to scratch files, one run of keys at a time,
-    and this side copies each in as it comes (``INSERT ... SELECT``: SQLite orders them)."""
-    path, ddl, scratch = paths
-    phase("admit")
-    adm = admission_stored(conn)
-    if adm.invalid:  # the worker folds every event of its origins: one core then
-        raise _Unsplittable("inadmissible events")
-    n = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
-    k = conn.execute("SELECT origin FROM events ORDER BY origin LIMIT 1 OFFSET ?",
-                     (int(n * EVENTS_HERE),)).fetchone()
-    if k is None:
-        raise _Unsplittable("no events")
-    attached = len(conn.execute("PRAGMA database_list").fetchall()) - 1  # main, temp, others
-    parts = min(PARTS, conn.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED) - attached)
-    if parts < 1:
-        raise _Unsplittable("no database can be attached")
-    _send(to, (path, k[0], ddl, scratch, parts))
-    phase("fold")
-    folded = _fold_origins(conn, k[0], upper=False)
-    with _gc_paused():
-        ordered = _ordered(folded)
-        phase("write")  # while the worker folds
-        views.SqliteStore(conn).reset()
-        insert_rows(conn, ordered)
-        phase("merge")  # and, in threads, read the worker's messages and resolve with it
-        files: queue.Queue[Any] = queue.Queue()
-        exchange: queue.Queue[Any] = queue.Queue()
-        got: list[tuple[Views, Rest]] = []
-        reader = _Thread(_read_worker, back, files, exchange)
-        resolver = _Thread(_resolve_with_worker, ordered, to, exchange, got)
-        reader.start()
-        resolver.start()
-        try:
-            for i in range(parts + 1):
-                file = files.get()
-                if file is None or file is _Stopped:
-                    break
-                if i == parts:
-                    raise _WorkerFailed("the worker sent too many files")
-                conn.execute(f"ATTACH ? AS {_PART}{i}", (file,))
-                conn.execute(
-                    f"INSERT INTO main.section_events SELECT * FROM {_PART}{i}.section_events")
-        except BaseException:
-            exchange.put(_Stopped)  # the resolving thread stops (the reader, blocked on the
-            raise                   # worker's pipe, ends when the worker is stopped)
-        finally:
-            resolver.join()
-        phase("views")
-        if resolver.error is not None:  # the reader stopped it, or it failed
-            if isinstance(resolver.error, _Stopped):
-                reader.join()  # it has ended: it stopped the resolving thread
-                raise reader.error or _WorkerFailed("the worker stopped")
-            raise resolver.error
-        reader.join()  # it has read the last answer
-        if not got:
-            raise _WorkerFailed("the worker's answers did not all come")
-        v, rest = got[0]
-        v.ordered, v.events = ordered, n
-        _write_rest(conn, rest)
-        write_admission(conn, adm)
-        v.admission = adm
     return v

@@ -11,6 +11,7 @@ import make_fixtures
 import pytest
 
 from evstore.core.errors import OperationalError
+from evstore.storage import schema
 from evstore.storage.connect import open_db
 from evstore.storage.log import EventLog
 from evstore.storage.migrate import (
@@ -97,6 +98,33 @@ def test_a_failing_step_leaves_the_previous_version(tmp_path: Path) -> None:
     conn.close()
 
 
+def test_a_step_written_with_sqlite_utils_joins_the_runners_transaction(tmp_path: Path) -> None:
+    """``evstore_migrations.database``: what a step makes through sqlite-utils commits with
+    the step's record or not at all, and the connection's settings are left as they were."""
+    from evstore_migrations import database
+
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+
+    def made(c: sqlite3.Connection, name: str, fail: bool) -> None:
+        db = database(c)
+        db[name].create({"id": str, "at": int}, pk="id", not_null={"at"})
+        db[name].create_index(["at"], index_name=f"{name}_at")
+        if fail:
+            raise RuntimeError("step 2 failed")
+
+    steps = [Migration(1, "m0001_t", lambda c: made(c, "t", False)),
+             Migration(2, "m0002_u", lambda c: made(c, "u", True))]
+    with pytest.raises(RuntimeError):
+        migrate(conn, migrations=steps)
+    assert recorded(conn) == {1: "m0001_t"}
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "t_at" in indexes and "u_at" not in indexes
+    assert conn.execute("PRAGMA recursive_triggers").fetchone()[0] == 0
+    with pytest.raises(RuntimeError, match="inside the runner's transaction"):
+        database(conn)
+    conn.close()
+
+
 def test_execute_script_stays_inside_the_transaction(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     conn.execute("BEGIN")
@@ -162,6 +190,18 @@ def test_an_old_home_upgrades_and_keeps_working(version: int, tmp_path: Path) ->
     assert mine.clock > evs["held"][0].clock
     conn.close()
     assert (DATA / f"schema_v{version}.db").read_bytes()[:16] == b"SQLite format 3\x00"
+
+
+@pytest.mark.parametrize("version", fixture_versions())
+def test_an_upgraded_home_has_the_schema_of_a_new_one(version: int, tmp_path: Path) -> None:
+    """Tables, columns and indexes, as sqlite-utils reads them (storage/schema.py): a step
+    that forgot, for old homes, what a new home gets would show here."""
+    copy = tmp_path / "old.db"
+    shutil.copyfile(DATA / f"schema_v{version}.db", copy)
+    old, new = open_db(copy), open_db(tmp_path / "new.db")
+    assert schema.shape(old) == schema.shape(new)
+    old.close()
+    new.close()
 
 
 def test_upgrading_an_old_home_says_so_once(tmp_path: Path,

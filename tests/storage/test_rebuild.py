@@ -3,9 +3,8 @@
 Random logs of a few hundred events (cluster structure, commits at every level with define,
 patch and delete, group moves and deletions, removals with cutoffs, concurrent changes with
 stale bases, duplicates) are applied incrementally through ``state.apply`` + ``SqliteStore``
-in random order and batches, and rebuilt in one pass: from events, and from the log on one
-core and on two (with a worker process, and when the worker fails); every row of every view
-table must be equal, with orjson and with the json module alike.
+in random order and batches, and rebuilt in one pass: from events, and from the log; every
+row of every view table must be equal, with orjson and with the json module alike.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,7 @@ from evstore.core import encoding, events, state
 from evstore.core.modes import group_id_of, group_mode, machine_mode
 from evstore.storage import rebuild as rebuild_mod
 from evstore.storage import views
-from evstore.storage.connect import configure, open_db
+from evstore.storage.connect import open_db
 from evstore.storage.rebuild import canonical_text, rebuild, rebuild_stored, stored_events
 from evstore.storage.views import SqliteStore
 
@@ -241,44 +239,14 @@ def phases_of(conn: sqlite3.Connection, **kw: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", [21, 22, 23])
-def test_rebuild_from_the_log_on_one_and_two_cores(seed: int, tmp_path: Path) -> None:
-    """Both ways of ``rebuild_stored`` write the incremental path's tables, byte for byte."""
+def test_rebuild_from_the_log(seed: int, tmp_path: Path) -> None:
+    """``rebuild_stored`` writes the incremental path's tables, byte for byte."""
     evs = random_log(seed, 300)
     expected = dump(incremental(evs, random.Random(seed)))
     conn = stored(tmp_path / "home.db", evs)
-    assert "merge" not in phases_of(conn, split=False)
-    assert dump(conn) == expected
-    assert "merge" in phases_of(conn, split=True)  # the worker did its half
+    assert phases_of(conn) == ["admit", "fold", "resolve", "write", "commit", "done"]
     assert dump(conn) == expected
     assert not conn.in_transaction
-    assert [r[1] for r in conn.execute("PRAGMA database_list")] == ["main"]
-
-
-def test_two_cores_fall_back_to_one_when_the_worker_fails(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    evs = random_log(24, 200)
-    expected = dump(incremental(evs, random.Random(24)))
-    conn = stored(tmp_path / "home.db", evs)
-    monkeypatch.setattr(rebuild_mod.sys, "executable", str(tmp_path / "no-such-python"))
-    assert "merge" not in phases_of(conn, split=True)
-    assert dump(conn) == expected
-    monkeypatch.undo()
-    # the worker dies after its first answer: everything written so far is rolled back
-    state.apply(SqliteStore(conn), random_log(25, 30))
-    real = rebuild_mod._recv
-    calls = iter(range(100))
-
-    def dying(inp: Any) -> Any:
-        if next(calls) == 1:
-            raise rebuild_mod._WorkerFailed("gone")
-        return real(inp)
-
-    monkeypatch.setattr(rebuild_mod, "_recv", dying)
-    seen = phases_of(conn, split=True)
-    assert "resolve" in seen and "merge" not in seen[seen.index("resolve"):]
-    assert dump(conn) == expected
-    assert [r[1] for r in conn.execute("PRAGMA database_list")] == ["main"]
 
 
 def settings_of(conn: sqlite3.Connection) -> tuple[Any, ...]:
@@ -286,9 +254,8 @@ def settings_of(conn: sqlite3.Connection) -> tuple[Any, ...]:
                  for name in ("cache_size", "mmap_size"))
 
 
-@pytest.mark.parametrize("split", [False, True])
 def test_a_rebuild_leaves_the_connection_settings_as_they_were(
-    split: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The rebuild maps the log and widens the page cache for itself only: afterwards, and
     after a failure, the connection has its own cache size and map size again."""
@@ -298,9 +265,9 @@ def test_a_rebuild_leaves_the_connection_settings_as_they_were(
     conn.execute("PRAGMA cache_size = 500")
     before = settings_of(conn)
     seen: list[tuple[Any, ...]] = []
-    rebuild_stored(conn, split=split, phase=lambda name: seen.append(settings_of(conn)))
+    rebuild_stored(conn, phase=lambda name: seen.append(settings_of(conn)))
     assert settings_of(conn) == before
-    assert seen[0] != before  # during the rebuild (the worker maps the log on its side too)
+    assert seen[0] != before  # during the rebuild
     assert dump(conn) == expected
 
     def broken(*args: Any) -> None:
@@ -308,20 +275,21 @@ def test_a_rebuild_leaves_the_connection_settings_as_they_were(
 
     monkeypatch.setattr(rebuild_mod, "insert_rows", broken)
     with pytest.raises(RuntimeError):
-        rebuild_stored(conn, split=False)
+        rebuild_stored(conn)
     assert settings_of(conn) == before
     assert dump(conn) == expected
 
 
-def test_a_log_in_memory_or_in_a_transaction_is_rebuilt_on_one_core(tmp_path: Path) -> None:
+def test_a_log_in_memory_or_in_a_transaction_is_rebuilt(tmp_path: Path) -> None:
     evs = random_log(26, 80)
     expected = dump(incremental(evs, random.Random(26)))
     mem = stored(Path(":memory:"), evs)
-    assert "merge" not in phases_of(mem, split=True)
+    phases_of(mem)
     assert dump(mem) == expected
     conn = stored(tmp_path / "home.db", evs)
     conn.execute("BEGIN")
-    assert "merge" not in phases_of(conn, split=True)
+    phases_of(conn)
+    assert conn.in_transaction  # the caller's, left open
     conn.execute("COMMIT")
     assert dump(conn) == expected
 
@@ -336,7 +304,7 @@ def test_the_json_module_writes_what_orjson_writes(
     monkeypatch.setattr(views, "fast_loads", json.loads)
     assert dump(incremental(evs, random.Random(27))) == with_orjson
     conn = stored(tmp_path / "home.db", evs)
-    rebuild_stored(conn, split=False)
+    rebuild_stored(conn)
     assert dump(conn) == with_orjson
 
 
@@ -391,66 +359,6 @@ def test_canonical_text_without_orjson_too(value: Any) -> None:
     assert (text if "\\" not in text else encoding.encode(value).decode()) == canonical_text(value)
 
 
-def test_a_slow_resolve_on_two_cores_waits_for_the_copies(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """This side resolves in a thread while it copies the worker's files in; when the
-    resolving ends last, the tables are the same."""
-    evs = random_log(30, 300)
-    expected = dump(incremental(evs, random.Random(30)))
-    stored(tmp_path / "home.db", evs).close()
-    copied = threading.Event()
-
-    class Copying(sqlite3.Connection):
-        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-            out = super().execute(sql, *args)
-            if sql.startswith("INSERT INTO main.section_events SELECT"):
-                copied.set()
-            return out
-
-    class Slow(rebuild_mod._Registers):
-        def __init__(self, ordered: Any) -> None:
-            if threading.current_thread() is not threading.main_thread():
-                copied.wait(30)  # this side's resolving ends after a copy of the worker's rows
-            super().__init__(ordered)
-
-    conn = sqlite3.connect(tmp_path / "home.db", factory=Copying, isolation_level=None)
-    configure(conn)
-    monkeypatch.setattr(rebuild_mod, "_Registers", Slow)
-    assert "merge" in phases_of(conn, split=True)
-    assert copied.is_set()
-    assert dump(conn) == expected
-
-
-class FailingCopy(sqlite3.Connection):
-    """A connection whose second copy of a worker's file fails."""
-
-    copies = 0
-
-    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if sql.startswith("INSERT INTO main.section_events SELECT"):
-            FailingCopy.copies += 1
-            if FailingCopy.copies == 2:
-                raise rebuild_mod._WorkerFailed("injected")
-        return super().execute(sql, *args)
-
-
-def test_two_cores_fall_back_when_this_side_fails_while_copying(tmp_path: Path) -> None:
-    """A failure here while the worker still sends files and answers stops both threads
-    (no wait on the worker) and the rebuild runs again on one core."""
-    evs = random_log(31, 300)
-    expected = dump(incremental(evs, random.Random(31)))
-    stored(tmp_path / "home.db", evs).close()
-    conn = sqlite3.connect(tmp_path / "home.db", factory=FailingCopy, isolation_level=None)
-    configure(conn)
-    state.apply(SqliteStore(conn), random_log(32, 30))  # other content, to be replaced
-    seen = phases_of(conn, split=True)
-    assert FailingCopy.copies == 2
-    assert seen.count("fold") == 2 and seen.index("merge") < seen.index("resolve")
-    assert dump(conn) == expected
-    assert [r[1] for r in conn.execute("PRAGMA database_list")] == ["main"]
-
-
 def entries_of(rows: list[tuple[Any, ...]]) -> rebuild_mod.Ordered:
     out: rebuild_mod.Ordered = []
     for scope, section, clock, event in sorted(rows):
@@ -474,12 +382,3 @@ def test_insert_rows_writes_every_row() -> None:
         rebuild_mod.insert_rows(conn, entries_of(rows))
     got = conn.execute(f"SELECT {views.SECTION_COLS} FROM section_events").fetchall()
     assert got == sorted(rows)
-
-
-@pytest.mark.parametrize("parts", [1, 2, 3, 8, 2000])
-def test_parts_cut_the_rows_in_key_order(parts: int) -> None:
-    ordered = entries_of(some_rows(random.Random(34)))
-    runs = list(rebuild_mod._parts(ordered, parts))
-    assert 1 <= len(runs) <= parts and all(runs)
-    flat = [(pair, e) for run in runs for pair, entries in run for e in entries]
-    assert flat == [(pair, e) for pair, entries in ordered for e in entries]
