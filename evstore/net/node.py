@@ -75,7 +75,7 @@ from evstore.net.linkbook import LinkBook, peer_vv_of
 from evstore.net.transport import HANDSHAKE_TIMEOUT, SecureChannel, handshake
 from evstore.ops import logins, membership, secrets
 from evstore.ops.node import DB_NAME, Node, now_ms, parse_hostport
-from evstore.storage import notify
+from evstore.storage import chainreads, feed, nodetable, notify
 from evstore.storage.connect import open_db
 
 __all__ = ["HomeLock", "NodeConfig", "NodeHandle", "View", "load_view", "peer_vv_of", "run_node",
@@ -210,21 +210,21 @@ def load_view(node: Node) -> View:
     me = node.mid
     origin = node.origin
     mine = st.machines.get(me)
-    row = node.conn.execute("SELECT value FROM node WHERE key='cluster_create'").fetchone()
+    create_id = nodetable.get(node.conn, nodetable.CLUSTER_CREATE)
     # in a cluster once the scope has switched: a join ingests the cluster's log first and
     # anchors this machine in it only afterwards, in a second transaction
-    cluster = st.name if row is not None else None
+    cluster = st.name if create_id is not None else None
     members = {m.mid: m for m in st.members() if m.mid != me} if cluster else {}
     removed = {m.mid: m for m in st.machines.values()
                if cluster and m.removed and m.mid != me and m.key}
     prep = node.store.section_value("cluster", "prepjoin") if cluster else None
     return View(
         origin=origin, mid=me, hostname=ident.hostname, listen=ident.listen, ccs=ident.ccs,
-        cluster=cluster, create_id=row[0] if cluster and row else None,
+        cluster=cluster, create_id=create_id if cluster else None,
         detached=bool(mine and mine.detached and cluster),
         members=members, removed=removed,
         prepjoin=frozenset(str(h.get("key")) for h in (prep or {}).get("hosts", [])),
-        spoken=frozenset(r[0] for r in node.conn.execute("SELECT origin FROM anchors")),
+        spoken=chainreads.origins(node.conn),
         anchor=node.log.latest_anchor(origin) or 1,
         mid_anchor=node.log.latest_anchor(me) or 1,
         selfsync=restore.read_mark(node),
@@ -500,7 +500,7 @@ class Runtime:
                 listener.close()
 
     def _data_version(self) -> int:
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        return feed.data_version(self.conn)
 
     async def _release(self) -> None:
         """Held events whose time has come, every ``release_interval`` while any may be held
