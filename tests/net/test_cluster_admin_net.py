@@ -66,14 +66,14 @@ async def test_a_join_cut_off_for_a_passing_reason_is_tried_again(
         assert a.handle is not None and a.handle.runtime is not None
         rt = a.handle.runtime
         for _ in range(4):  # the member is busy with as many joins as it takes at once
-            rt._joins.acquire_nowait()
+            rt.admission.joins.acquire_nowait()
 
         async def free_later() -> None:  # once the member has turned the join away
             with trio.fail_after(20):
                 while "busy with other joins" not in caplog.text:
                     await trio.sleep(0.02)
             for _ in range(4):
-                rt._joins.release()
+                rt.admission.joins.release()
 
         async with trio.open_nursery() as nursery:
             b = make_box(tmp_path, "b")
