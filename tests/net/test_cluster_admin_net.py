@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from evstore.core.errors import OperationalError
-from evstore.net import client
+from evstore.net import client, joining
 from tests.net.cluster_helpers import FAST, db, on, running_cluster, start, stop
 
 
@@ -103,7 +103,7 @@ async def test_a_join_cut_off_after_its_admission_is_taken_up_again(
                 trio.run(_admitted_then_gone, client.Caller(node), opts)
 
         async def _admitted_then_gone(caller: client.Caller, opts: client.JoinOptions) -> None:
-            channel, _key = await client._join_dial(caller, opts, questions())
+            channel, _key = await joining._join_dial(caller, opts, questions())
             await wire.send(channel, {"t": "open", "want": "join", "version": caller.version})
             await wire.send(channel, {"t": "credentials", "hostname": "b", "preshared": False,
                                       "passphrase": PASS})
