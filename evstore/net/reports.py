@@ -25,6 +25,9 @@ from evstore.storage import lookups
 __all__ = ["clustercheck_reports", "commit_detail", "find_commit"]
 
 
+# ---------------------------------------------------------------------- commitdetail
+
+
 def find_commit(node: Node, ref: str | None) -> Event:
     """A commit by id (prefix), or the newest one this node holds."""
     from evstore.ops.history import find_event
