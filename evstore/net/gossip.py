@@ -89,6 +89,7 @@ from evstore.core.sync import (
     chunk_ranges,
 )
 from evstore.net.transport import LinkError
+from evstore.storage import chainreads
 from evstore.storage.log import EventLog
 
 __all__ = [
@@ -191,18 +192,12 @@ def _fork_evidence(event_log: EventLog, fork_ids: Sequence[str] | None,
     every peer when a fork is found, and to each peer again when a link comes up (one that
     was down then would otherwise never learn of it).
     """
-    sql = ("SELECT f.raw, f.sig, e.raw, e.sig, f.origin, f.seq FROM forks AS f JOIN events AS e "
-           "ON e.id = f.applied_id")
-    if fork_ids is None:
-        rows = event_log.conn.execute(sql + " ORDER BY f.origin, f.seq, f.id").fetchall()
-    else:
-        rows = [row for fid in fork_ids
-                for row in event_log.conn.execute(sql + " WHERE f.id = ?", (fid,)).fetchall()]
+    pairs = chainreads.fork_pairs(event_log.conn, fork_ids)
     floors = floors or {}
     out: list[Item] = []
-    for row in rows:
-        if row[5] >= floors.get(row[4], 1):  # never what may not leave (``cluster_vector``)
-            out += [(bytes(row[2]), bytes(row[3])), (bytes(row[0]), bytes(row[1]))]
+    for p in pairs:
+        if p.seq >= floors.get(p.origin, 1):  # never what may not leave (``cluster_vector``)
+            out += [(bytes(p.kept_raw), bytes(p.kept_sig)), (bytes(p.other_raw), bytes(p.other_sig))]
     return out
 
 

@@ -10,7 +10,8 @@ raise each alert once:
 * a peer refusing our links: a version mismatch at once, anything else (a join or a
   reconnect in progress) only when it lasts three attempts.
 
-``status`` and ``connstatus`` read the tables (``Node.peers``); ``commitdetail`` reads the last
+The statements are storage's (storage/linktable.py, storage/nodetable.py); this module
+decides what to write and when. ``status`` and ``connstatus`` read the tables (``Node.peers``); ``commitdetail`` reads the last
 version vector a peer reported when it cannot reach that peer (``peer_vv_of``).
 """
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from evstore.core.state import Machine
 from evstore.net.gossip import LinkState
 from evstore.ops.node import Node, now_ms
-from evstore.storage import alerts
+from evstore.storage import alerts, linktable, nodetable
 from evstore.storage.connect import transaction
 
 __all__ = ["LinkBook", "LinkRow", "peer_vv_of"]
@@ -52,7 +53,7 @@ class LinkBook:
     def reset(self) -> None:
         """No link is up while no node serves (at start, and at a clean stop)."""
         with transaction(self.conn):
-            self.conn.execute("UPDATE links SET state = 'down' WHERE state = 'up'")
+            linktable.all_down(self.conn)
 
     def alert(self, kind: str, detail: str) -> None:
         with transaction(self.conn):
@@ -64,18 +65,11 @@ class LinkBook:
     def _upsert(self, mid: str, state: str, since: int | None, last_seen: int | None,
                 offset: int | None) -> None:
         with transaction(self.conn):
-            self.conn.execute(
-                "INSERT INTO links (machine, state, since, last_seen, clock_offset_ms) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (machine) DO UPDATE SET state = excluded.state,"
-                " since = excluded.since, last_seen = COALESCE(excluded.last_seen, last_seen), "
-                "clock_offset_ms = COALESCE(excluded.clock_offset_ms, clock_offset_ms)",
-                (mid, state, since, last_seen, offset))
+            linktable.store_state(self.conn, mid, state, since, last_seen, offset)
 
     def store_address(self, mid: str, address: str) -> None:
         with transaction(self.conn):
-            self.conn.execute(
-                "INSERT INTO links (machine, state, address) VALUES (?, 'down', ?) "
-                "ON CONFLICT (machine) DO UPDATE SET address = excluded.address", (mid, address))
+            linktable.store_address(self.conn, mid, address)
 
     def store_link(self, m: Machine, s: LinkState) -> None:
         row = self._row(m.mid)
@@ -122,11 +116,10 @@ class LinkBook:
 
     def store_peer_vv(self, mid: str, vv: dict[str, int]) -> None:
         with transaction(self.conn):
-            self.conn.execute("INSERT OR REPLACE INTO node (key, value) VALUES (?, ?)",
-                              (f"peer_vv:{mid}", json.dumps(vv, sort_keys=True)))
+            nodetable.put(self.conn, nodetable.peer_vv_key(mid), json.dumps(vv, sort_keys=True))
 
 
 def peer_vv_of(node: Node, mid: str) -> dict[str, int] | None:
     """The version vector a peer last reported over a link (stored by the serving node)."""
-    row = node.conn.execute("SELECT value FROM node WHERE key = ?", (f"peer_vv:{mid}",)).fetchone()
-    return None if row is None else {str(k): int(v) for k, v in json.loads(row[0]).items()}
+    text = nodetable.get(node.conn, nodetable.peer_vv_key(mid))
+    return None if text is None else {str(k): int(v) for k, v in json.loads(text).items()}

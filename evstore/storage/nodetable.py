@@ -6,7 +6,8 @@ Theory of operation
 ``node`` holds what belongs to this machine and never travels in an event: its hostname,
 serial and listen address as ``init`` wrote them, its machine id once it joined, the
 ``cluster_create`` mark of a cluster it is founding, the ``needs_selfsync`` mark of a home
-restored from an older copy, the keys it retired, the version vectors its peers last showed.
+restored from an older copy, the keys it retired, the version vectors its peers last showed
+(``peer_vv:MACHINE``, as JSON: ``peer_vv_key``).
 ``staged`` holds each user's changes that ``set`` made and ``commit`` has not yet signed, with
 the committed value each was based on (for conflict detection).
 
@@ -23,11 +24,17 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 __all__ = [
-    "CLUSTER_CREATE", "StagedRow", "delete", "get", "insert_all", "insert_new", "put", "values",
+    "CLUSTER_CREATE", "StagedRow", "delete", "get", "insert_all", "insert_new", "peer_vv_key",
+    "put", "values",
     "staged_of", "stage", "unstage", "unstage_all", "user_mode", "set_user_mode",
 ]
 
 CLUSTER_CREATE = "cluster_create"  # the id of the cluster.create event this machine is in
+
+
+def peer_vv_key(machine: str) -> str:
+    """The key of the version vector a peer last reported over a link (evstore/net/linkbook.py)."""
+    return f"peer_vv:{machine}"
 
 # ---------------------------------------------------------------------- node (key/value)
 

@@ -10,7 +10,7 @@ import pytest
 import trio
 
 from evstore.core.errors import OperationalError
-from evstore.net import client
+from evstore.net import client, joining
 from tests.net.cluster_helpers import FAST, db, on, running_cluster, start, stop
 
 
@@ -66,14 +66,14 @@ async def test_a_join_cut_off_for_a_passing_reason_is_tried_again(
         assert a.handle is not None and a.handle.runtime is not None
         rt = a.handle.runtime
         for _ in range(4):  # the member is busy with as many joins as it takes at once
-            rt._joins.acquire_nowait()
+            rt.admission.joins.acquire_nowait()
 
         async def free_later() -> None:  # once the member has turned the join away
             with trio.fail_after(20):
                 while "busy with other joins" not in caplog.text:
                     await trio.sleep(0.02)
             for _ in range(4):
-                rt._joins.release()
+                rt.admission.joins.release()
 
         async with trio.open_nursery() as nursery:
             b = make_box(tmp_path, "b")
@@ -103,7 +103,7 @@ async def test_a_join_cut_off_after_its_admission_is_taken_up_again(
                 trio.run(_admitted_then_gone, client.Caller(node), opts)
 
         async def _admitted_then_gone(caller: client.Caller, opts: client.JoinOptions) -> None:
-            channel, _key = await client._join_dial(caller, opts, questions())
+            channel, _key = await joining._join_dial(caller, opts, questions())
             await wire.send(channel, {"t": "open", "want": "join", "version": caller.version})
             await wire.send(channel, {"t": "credentials", "hostname": "b", "preshared": False,
                                       "passphrase": PASS})

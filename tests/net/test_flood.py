@@ -81,7 +81,7 @@ async def test_members_get_through_a_flood_of_idle_connections(tmp_path: Path,
                 assert _rss_mib() < 400, _rss_mib()
                 handle = a.handle
                 assert handle is not None and handle.runtime is not None
-                gate = handle.runtime.gate
+                gate = handle.runtime.admission.gate
                 assert len(gate) <= REAL.max_strangers
                 assert gate.evictions > 0 or sources == MANY  # the flood really knocked
                 print(f"relinked in {took:.2f} s with {HELD} idle connections per node "

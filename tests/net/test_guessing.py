@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from evstore.core.errors import EvstoreError
-from evstore.net import service
+from evstore.net import joins
 from tests.net.cluster_helpers import PASS, alerts, join, make_box, running_cluster
 
 
@@ -24,16 +24,16 @@ async def test_join_guesses_back_off_per_address_and_hash_off_the_database(
         assert a.handle is not None and a.handle.runtime is not None
         rt = a.handle.runtime
         held: list[int] = []
-        real = service.secrets.check_passphrase
+        real = joins.secrets.check_passphrase
 
         def spy(stored: str, passphrase: str) -> bool:
-            held.append(rt.limiter.borrowed_tokens)  # the database limiter, while hashing
+            held.append(rt.work.limiter.borrowed_tokens)  # the database limiter, while hashing
             return real(stored, passphrase)
 
-        monkeypatch.setattr(service.secrets, "check_passphrase", spy)
+        monkeypatch.setattr(joins.secrets, "check_passphrase", spy)
         d = make_box(tmp_path, "d")
         messages: list[str] = []
-        for _ in range(rt.guard.per_source.free + 3):
+        for _ in range(rt.admission.guard.per_source.free + 3):
             with pytest.raises(EvstoreError) as err:
                 await join(d, a, passphrase="not it")
             messages.append(str(err.value))
@@ -47,6 +47,6 @@ async def test_join_guesses_back_off_per_address_and_hash_off_the_database(
         failed = [x for x in alerts(a.home) if "wrong passphrase" in x]
         assert len(failed) == 1, failed  # the rest were held back, counted in the next one
 
-        rt.guard.per_source.succeeded("127.0.0.1")  # the lockout is over (time passes)
+        rt.admission.guard.per_source.succeeded("127.0.0.1")  # the lockout is over (time passes)
         done: dict[str, Any] = await join(d, a, passphrase=PASS)
         assert done["cluster"] == "testcluster"

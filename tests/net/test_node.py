@@ -98,7 +98,7 @@ def _prepjoin(node: Node, host: str, serial: str, key: str) -> None:
 
 async def test_fanout_dials_fewer_members_and_still_converges(tmp_path: Path) -> None:
     async with running_cluster(tmp_path, config=replace(FAST, fanout=1)) as (a, b, c):
-        assert all(len(x.handle.runtime.dialers) <= 1 for x in (a, b, c) if x.handle
+        assert all(len(x.handle.runtime.links.dialers) <= 1 for x in (a, b, c) if x.handle
                    and x.handle.runtime)
         commit_id = await commit(c, "timezone", {"zone": "Asia/Tokyo"})
         await wait_until("c's commit everywhere",
@@ -262,7 +262,7 @@ async def test_a_removed_machine_turns_standalone_and_stops_dialing(tmp_path: Pa
         await wait_until("c learns it", lambda: on(c.home, lambda n: n.structure().name) is None)
         assert c.handle is not None and c.handle.runtime is not None
         await wait_until("c's links closed", lambda: c.handle is not None and
-                         c.handle.runtime is not None and not c.handle.runtime.dialers and
+                         c.handle.runtime is not None and not c.handle.runtime.links.dialers and
                          not c.handle.runtime.mesh.connected(), 3)
 
 
