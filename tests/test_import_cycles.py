@@ -5,9 +5,6 @@ cure is a module below both that holds what they share. The graph counts every i
 those inside functions and under ``TYPE_CHECKING``: an import moved into a function still
 ties the two modules together. ``from a import b`` is an edge to ``a`` (its ``__init__``
 runs) and, when ``a.b`` is a module, to ``a.b`` too.
-
-``KNOWN_CYCLES`` lists the cycles being removed elsewhere. A cycle not listed fails, and so
-does a listed cycle that no longer exists: strike it from the list, so it cannot come back.
 """
 
 from __future__ import annotations
@@ -20,10 +17,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (ROOT / "evstore", ROOT / "cli" / "evstore_cli",
             ROOT / "migrations" / "evstore_migrations")
-
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset({
-    frozenset({"evstore.net.node", "evstore.net.service"}),
-})
 
 Graph = Mapping[str, frozenset[str]]
 
@@ -126,15 +119,10 @@ def _describe(found: AbstractSet[frozenset[str]]) -> str:
     return "; ".join(" <-> ".join(sorted(cycle)) for cycle in sorted(found, key=sorted))
 
 
-def test_no_import_cycle_but_the_known_ones() -> None:
-    new = cycles(import_graph(PACKAGES)) - KNOWN_CYCLES
-    assert not new, (f"import cycles: {_describe(new)}; "
-                     "move what both sides need to a module below them")
-
-
-def test_every_known_cycle_still_exists() -> None:
-    gone = KNOWN_CYCLES - cycles(import_graph(PACKAGES))
-    assert not gone, f"these cycles are gone, strike them from KNOWN_CYCLES: {_describe(gone)}"
+def test_no_import_cycle() -> None:
+    found = cycles(import_graph(PACKAGES))
+    assert not found, (f"import cycles: {_describe(found)}; "
+                       "move what both sides need to a module below them")
 
 
 def _write(root: Path, files: Mapping[str, str]) -> None:

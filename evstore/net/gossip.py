@@ -1,4 +1,4 @@
-"""The trio shell of anti-entropy: it moves bytes for core/sync.py's Session.
+"""The trio shell of anti-entropy: it moves bytes for core/sync/session.py's Session.
 
 Theory of operation
 -------------------

@@ -1,6 +1,6 @@
 """Materialized views in SQLite: the ``state.Store`` protocol over tables.
 
-The rules live in evstore/core/state.py; this module only stores what they compute. It is fed
+The rules live in evstore/core/state/ (the fold in fold.py); this module only stores what they compute. It is fed
 from the event log's ``on_apply`` hook inside the log's own transaction, so a view can never be
 ahead of or behind its log, even across kill -9.
 
