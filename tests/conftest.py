@@ -27,6 +27,7 @@ SLOW_TIMEOUT = 900
 SLOW = {
     "tests/sim/test_des.py::test_small_clusters_converge_after_faults",  # 78.9 s
     "tests/net/test_liveness.py::test_a_frozen_peer_is_reported_down_and_comes_back",  # 7.8 s
+    "tests/cli/test_startup.py::test_status_and_show_print_what_the_typer_commands_print",  # 4.1 s
     "tests/test_runnable_docs.py::test_runnable_block_works_when_pasted",  # 5.6 s (index.md)
     "tests/storage/test_rebuild_fast.py::test_the_fast_path_gives_the_general_entry",  # 55.6 s
     "tests/sim/test_convergence.py::test_random_schedule_converges",  # 46.4 s

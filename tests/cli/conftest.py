@@ -39,7 +39,14 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """In-process commands hash and check passphrases with argon2id's smallest cost (the
+    interactive cost is about 0.1 s a call, and these tests make hundreds): a hash records its
+    own cost, so checking stays exact. tests/ops/test_weak_hashes.py keeps the real cost."""
+    from evstore.ops import secrets
+
+    monkeypatch.setattr(secrets, "OPSLIMIT", 1)
+    monkeypatch.setattr(secrets, "MEMLIMIT", 8192)
     return Cli(tmp_path)
 
 

@@ -110,6 +110,13 @@ class Terminal:
 
 
 @pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Homes with passphrase hashes of evstore's real cost: the menu runs in another process,
+    which would refuse the cheap hashes of tests/cli/conftest.py's ``cli`` as weak."""
+    return Cli(tmp_path)
+
+
+@pytest.fixture
 def terminals() -> Iterator[list[Terminal]]:
     opened: list[Terminal] = []
     yield opened

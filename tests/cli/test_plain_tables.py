@@ -45,7 +45,7 @@ def tables(draw: Any, text: Any = ASCII) -> tuple[str | None, list[str], list[li
     return title, columns, rows
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(tables())
 def test_ascii_tables_are_drawn_as_rich_draws_them(t: tuple[Any, Any, Any]) -> None:
     title, columns, rows = t
@@ -54,7 +54,7 @@ def test_ascii_tables_are_drawn_as_rich_draws_them(t: tuple[Any, Any, Any]) -> N
         assert mine == rich_piped(title, columns, rows)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(tables(ANY))
 def test_any_text_is_drawn_as_rich_draws_it_or_left_to_rich(t: tuple[Any, Any, Any]) -> None:
     title, columns, rows = t
