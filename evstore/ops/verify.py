@@ -274,6 +274,15 @@ def _table(conn: sqlite3.Connection, table: str) -> dict[tuple[Any, ...], tuple[
     return {tuple(r[:k]): tuple(r) for r in integrity.view_rows(conn, table)}
 
 
+def check_schema(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The ``schema`` problems: where the database's tables, columns or indexes are not what
+    this release's migrations make (read with sqlite-utils, storage/schema.py)."""
+    from evstore.storage import schema
+
+    return [{"kind": "schema", "origin": None, "key": None, "seq": None, "detail": d}
+            for d in schema.differences(schema.shape(conn), schema.expected())]
+
+
 def check_views(conn: sqlite3.Connection, scoped: list[events.Event]) -> list[dict[str, Any]]:
     """Rebuild the views of ``scoped`` in an in-memory database and compare them, row by row,
     with the stored ones. Returns the ``view`` problems (empty when they agree)."""
@@ -335,7 +344,7 @@ def verify_conn(conn: sqlite3.Connection, progress: Progress | None = None, *,
     _check_admissible(rep, conn)
     out = rep.finish()
     if views_too:
-        extra = check_views(conn, list(scoped_events(conn)))
+        extra = check_schema(conn) + check_views(conn, list(scoped_events(conn)))
         out["problems"] = out["problems"] + extra
         out["ok"] = out["ok"] and not extra
     return out
