@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
@@ -189,6 +188,8 @@ def stage(node: Node, user: str, mode: str, section: str, value: Value | None) -
 @functools.cache
 def known_zones() -> frozenset[str]:
     """The time zone names this machine's tz database knows (empty: none to check against)."""
+    import zoneinfo  # here: `show` and `get` never need it
+
     try:
         return frozenset(zoneinfo.available_timezones())
     except (OSError, ValueError):
