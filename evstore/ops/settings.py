@@ -13,16 +13,19 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from evstore.core import admit, catalog, commit_plan, encoding, events, state
-from evstore.core.commit_plan import Staged
+from evstore.core import admit, catalog, encoding, events, state
 from evstore.core.errors import InvalidInput, OperationalError
 from evstore.core.modes import CLUSTER, level_of
 from evstore.ops.node import Node, now_ms
 from evstore.storage import nodetable, notify
 from evstore.storage.connect import begin_write, transaction
 from evstore.storage.transactions import roll_back
+
+if TYPE_CHECKING:  # commit_plan's five dataclasses cost ~6 ms to define: `show` needs none
+    from evstore.core import commit_plan
+    from evstore.core.commit_plan import Staged
 
 Value = dict[str, Any]
 
@@ -94,6 +97,8 @@ def inherited(node: Node, mode: str, section: str) -> tuple[Value, str]:
 def staged_rows(node: Node, user: str) -> list[Staged]:
     out = []
     for mode, section, value, orig, base in nodetable.staged_of(node.conn, user):
+        from evstore.core.commit_plan import Staged  # only when there is a row
+
         b = _load(base)
         out.append(Staged(mode, section, _load(value), _load(orig),
                           (b[0], b[1], b[2]) if b else None))
@@ -290,6 +295,8 @@ def _conflict_dict(node: Node, c: commit_plan.Conflict) -> dict[str, Any]:
 
 
 def _now(node: Node, row: Staged) -> commit_plan.Current:
+    from evstore.core import commit_plan
+
     return commit_plan.Current(*current(node, row.mode, row.section))
 
 
@@ -298,6 +305,8 @@ def plan_commit(node: Node, user: str, *, discard: bool = False,
     """The changes a commit would make, the rows it uses and the conflicts found: the
     staged rows and their sections as they are now, read here, planned by the core
     (evstore/core/commit_plan.py)."""
+    from evstore.core import commit_plan
+
     rows = staged_rows(node, user)
     now = {(r.mode, r.section): _now(node, r) for r in rows}
     plan = commit_plan.plan(rows, now, discard=discard, force=force)
@@ -386,6 +395,8 @@ def commit_set(node: Node, user: str, mode: str, section: str, assignments: list
 
 def _commit_one(node: Node, user: str, mode: str, section: str,
                 make: Callable[[Value | None], Value | None], comment: str) -> dict[str, Any]:
+    from evstore.core import commit_plan
+
     check_allowed(node, section, mode, removal=admit.removable_unknown(section))
     with transaction(node.conn):
         cur, base = current(node, mode, section)
@@ -394,7 +405,8 @@ def _commit_one(node: Node, user: str, mode: str, section: str,
             check_allowed(node, section, mode)  # a section the catalog does not know: refused
         if value is not None:
             value = accept(section, value, before=cur)  # as every value entering
-        change = commit_plan.change_of(Staged(mode, section, value, cur, base), cur, base)
+        change = commit_plan.change_of(commit_plan.Staged(mode, section, value, cur, base), cur,
+                                       base)
         if change is None:
             return {"committed": False, "commit": None, "changes": [], "discarded": []}
         changes = [change.payload()]
@@ -474,6 +486,8 @@ def changes_list(node: Node, user: str, *, diff: bool = False) -> dict[str, Any]
         if diff:
             item["committed"] = cur
             item["staged"] = row.value
+            from evstore.core import commit_plan
+
             c = commit_plan.conflict_of(row, _now(node, row))
             item["conflict"] = c is not None
         out.append(item)
