@@ -992,8 +992,12 @@ class Serf:
     def __init__(self, root: Path, size: int) -> None:
         self.root = root
         self.size = size
-        self.bind = [free_port() for _ in range(size)]
-        self.rpc = [free_port() for _ in range(size)]
+        ports: list[int] = []
+        while len(ports) < 2 * size:  # distinct: a port handed out twice kills an agent
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        self.bind, self.rpc = ports[:size], ports[size:]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def seen_file(self, i: int) -> Path:
@@ -1011,9 +1015,11 @@ class Serf:
             with open(self.root / f"serf{i}.log", "ab") as out:
                 self.procs.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                                    stdin=subprocess.DEVNULL))
-        wait_until("serf agents to answer", lambda: all(
-            self._cli(i, "members", check=False).returncode == 0 for i in range(self.size)),
-            60, 0.2)
+        try:
+            wait_until("serf agents to answer", self._all_answer, 60, 0.2)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         for i in range(1, self.size):  # each joins through the one before it
             self._cli(i, "join", f"127.0.0.1:{self.bind[i - 1]}")
         wait_until("serf to see every member alive", lambda: all(
@@ -1022,6 +1028,15 @@ class Serf:
 
     def __exit__(self, *exc: object) -> None:
         stop_procs(self.procs, resume=True)
+
+    def _all_answer(self) -> bool:
+        """Does every agent answer? An agent that has exited fails at once, with its log."""
+        for i, proc in enumerate(self.procs):
+            if proc.poll() is not None:
+                tail = (self.root / f"serf{i}.log").read_text(errors="replace")[-400:]
+                raise RuntimeError(f"serf agent {i} exited ({proc.returncode}): {tail}")
+        return all(self._cli(i, "members", check=False).returncode == 0
+                   for i in range(self.size))
 
     def _cli(self, i: int, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         done = subprocess.run(["serf", args[0], f"-rpc-addr=127.0.0.1:{self.rpc[i]}", *args[1:]],
