@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -122,10 +121,13 @@ def test_a_watch_killed_and_restarted_from_its_cursor_misses_nothing_and_repeats
         got = [json.loads(x) for x in w.out.wait_for(lambda ls: len(ls) >= 2)]
         commit(home, "dns", 'servers=["after.restart"]')
         got += [json.loads(x) for x in w.out.wait_for(lambda ls: len(ls) >= 3)[2:]]
-        time.sleep(0.3)  # anything printed twice would be here by now
-        assert len(w.out.lines) == 3
+        # a marker: lines come in order, so anything printed twice stands before it
+        commit(home, "ntp", 'servers=["marker"]')
+        got += [json.loads(x) for x in w.out.wait_for(
+            lambda ls: any("marker" in x for x in ls), what="the marker")[3:]]
     assert [(x["section"], x["settings"]["servers"][0]) for x in got] == [
-        ("ntp", "while.down"), ("dns", "while.down"), ("dns", "after.restart")]
+        ("ntp", "while.down"), ("dns", "while.down"), ("dns", "after.restart"),
+        ("ntp", "marker")]
     assert not any(x["initial"] for x in got)
 
 
@@ -144,17 +146,21 @@ def test_exec_runs_once_per_burst_one_at_a_time_and_survives_a_failure(
         w.out.wait_for(lambda ls: any("burst.5" in x for x in ls), what="the burst")
         gate.touch()
         until(lambda: log.read_text().count("end ") >= 2, what="the second run")
-        time.sleep(0.5)  # a third run would have started by now
+        # a marker change after the burst's runs: runs never overlap, so a third run for the
+        # burst would stand between the second and the marker's
+        commit(home, "dns", 'servers=["marker"]')
+        until(lambda: "marker" in log.read_text(), what="the marker's run")
         text = log.read_text()
         assert w.proc.poll() is None  # the failures did not stop the watch
         w.stop()
         errors = w.stderr()
     lines = text.splitlines()
-    assert len(lines) == 4, lines  # two runs, the second after the first ended
+    assert len(lines) == 6, lines  # two runs for the burst, the second after the first ended
     assert lines[0].startswith("dns ") and lines[0].endswith(" start")
     assert lines[1].startswith("end ") and "burst.0" in lines[1]
     assert lines[2].endswith(" start") and lines[3].startswith("end ") and "burst.5" in lines[3]
-    assert errors.count("exited with status 7") == 2
+    assert lines[4].endswith(" start") and lines[5].startswith("end ") and "marker" in lines[5]
+    assert errors.count("exited with status 7") == 3
 
 
 def test_watch_on_a_home_that_changes_under_it_by_sqlite_alone(home: Path) -> None:
