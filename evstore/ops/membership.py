@@ -307,10 +307,10 @@ def announce_version(node: Node, user: str = "admin") -> Event | None:
     """Tell the cluster the version this machine runs, when the cluster's record of it says
     another (the seed's upgrade: disconnect, upgrade, reconnect). `listdetail` then shows the
     new version on every machine the announcement reaches, linked to this one or not. None
-    when there is nothing to announce (standalone, or the record is current)."""
+    when there is nothing to announce (standalone, removed, or the record is current)."""
     st = node.structure()
     me = st.machines.get(node.mid)
-    if st.name is None or me is None or me.version == __version__:
+    if st.name is None or me is None or me.removed or me.version == __version__:
         return None
     return node.append(user, "machine.announce", {
         "machine_id": node.mid, "machine": node.identity().announce(node.transport_pub)})
