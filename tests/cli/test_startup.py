@@ -137,18 +137,24 @@ def test_only_a_call_that_names_no_command_gets_the_help_index(
 # What reading a home must not load (each was measured at import: PyNaCl's bindings ~20 ms,
 # the thread pool, logging, the migration steps, the rebuild, the other command modules;
 # shutil is not here: typer imports it).
-NOT_FOR_READING = ("nacl", "concurrent.futures", "logging", "evstore_migrations.m",
-                   "evstore.storage.rebuild", "evstore.ops.cluster", "evstore.ops.settings",
-                   "evstore_cli.settings_cmds", "evstore_cli.cluster_cmds", "tempfile", "rich")
-
-
-def test_status_imports_only_what_reading_a_home_needs(tmp_path: Path) -> None:
+def _new_home(tmp_path: Path) -> Path:
+    """A standalone home ``h1`` made by ``evstore init`` in a fresh interpreter."""
     home = tmp_path / "h"
     secret = tmp_path / "pw"
     secret.write_text("pw\n")
     code, _, _, err = _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
                                      str(secret)], home)
     assert code == 0, err
+    return home
+
+
+NOT_FOR_READING = ("nacl", "concurrent.futures", "logging", "evstore_migrations.m",
+                   "evstore.storage.rebuild", "evstore.ops.cluster", "evstore.ops.settings",
+                   "evstore_cli.settings_cmds", "evstore_cli.cluster_cmds", "tempfile", "rich")
+
+
+def test_status_imports_only_what_reading_a_home_needs(tmp_path: Path) -> None:
+    home = _new_home(tmp_path)
     for args in (["status", "--json"], ["status"], ["show", "dns", "--json"], ["show", "dns"]):
         code, modules, out, err = _loaded_after(args, home)  # piped: no rich for the table
         assert code == 0, err
@@ -168,12 +174,7 @@ def test_the_argon2id_parameters_written_out_are_pynacls() -> None:
 
 
 def test_status_and_show_import_no_network_web_or_trio(tmp_path: Path) -> None:
-    home = tmp_path / "h"
-    secret = tmp_path / "pw"
-    secret.write_text("pw\n")
-    code, _, _, err = _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
-                                     str(secret)], home)
-    assert code == 0, err
+    home = _new_home(tmp_path)
     for args in (["status", "--json"], ["show", "dns", "--json"], ["status"], ["show", "dns"],
                  ["status", "--help"]):
         code, modules, out, err = _loaded_after(args, home)
@@ -224,10 +225,7 @@ def test_a_bare_group_still_prints_its_help() -> None:
 ])
 def test_a_command_needing_a_missing_extra_names_it(tmp_path: Path, args: list[str],
                                                     extra: str) -> None:
-    home = tmp_path / "h"
-    secret = tmp_path / "pw"
-    secret.write_text("pw\n")
-    _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file", str(secret)], home)
+    home = _new_home(tmp_path)
     module = {"gui": "hypercorn", "metrics": "prometheus_client"}[extra]
     code, _, out, err = _loaded_after(args, home, missing=(module,))
     assert code == 1, err
@@ -296,11 +294,7 @@ def test_the_fast_path_takes_only_plain_show_lines(args: list[str], expected: ob
 
 def test_status_and_show_print_what_the_typer_commands_print(tmp_path: Path) -> None:
     """JSON and text (tables drawn without rich on a pipe, plain.py), and errors."""
-    home = tmp_path / "h"
-    secret = tmp_path / "pw"
-    secret.write_text("pw\n")
-    assert _loaded_after(["init", "--hostname", "h1", "--admin-passphrase-file",
-                          str(secret)], home)[0] == 0
+    home = _new_home(tmp_path)
     nothing = str(tmp_path / "nothing")
     for args in (["status", "--json"], ["show", "dns", "--json"], ["show", "users", "--json"],
                  ["show", "dns", "--json", "--effective"], ["show", "ntp", "--json", "--mode",
